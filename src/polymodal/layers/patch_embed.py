@@ -1,0 +1,49 @@
+"""Image patch embedding and position-embedding resampling."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches by a strided convolution: [B, C, H, W] → [B, (H/p)·(W/p), D]."""
+
+    def __init__(self, patch_size: int, in_chans: int, dim: int, bias: bool = True):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.proj.in_channels:
+            raise ValueError(f"expected images [B, {self.proj.in_channels}, H, W], got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {self.patch_size}")
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def resample_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
+    """Bicubically resample a learned grid position embedding to a new patch grid.
+
+    Args:
+        pos: [num_prefix + g·g, D] (a square grid after ``num_prefix`` class/register tokens).
+        grid: the target (rows, cols).
+
+    Returns:
+        [num_prefix + rows·cols, D]
+    """
+    prefix, patches = pos[:num_prefix], pos[num_prefix:]
+    old = int(math.isqrt(patches.shape[0]))
+    if old * old != patches.shape[0]:
+        raise ValueError(f"position embedding of {patches.shape[0]} patches is not a square grid")
+    if (old, old) == tuple(grid):
+        return pos
+    dim = patches.shape[-1]
+    patches = patches.reshape(1, old, old, dim).permute(0, 3, 1, 2).float()
+    patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False, antialias=True)
+    patches = patches.permute(0, 2, 3, 1).reshape(-1, dim).to(pos.dtype)
+    return torch.cat([prefix, patches], dim=0)

@@ -1,0 +1,81 @@
+"""CLIP's causal text transformer: tokens + learned positions → pre-LN causal blocks → final
+LayerNorm → the end-of-text token → projection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..layers import PreNormBlock, Transformer
+
+
+@dataclass
+class TextTransformerConfig:
+    vocab_size: int = 49408
+    context_length: int = 77
+    width: int = 512
+    layers: int = 12
+    heads: int = 8
+    mlp_hidden: int = 2048
+    act: str = "gelu"
+    eps: float = 1e-5
+    output_dim: int | None = 512
+    # Pooling: the first position holding ``eot_token_id``, or (None) the position of the largest
+    # id, which is OpenAI's rule because EOT is the last vocabulary entry.
+    eot_token_id: int | None = None
+    dropout: float = 0.0
+
+
+class TextTransformer(nn.Module):
+    """Token ids [B, L] (L ≤ context_length) → text embeddings [B, output_dim or width]."""
+
+    def __init__(self, config: TextTransformerConfig):
+        super().__init__()
+        c = self.config = config
+        self.token_embed = nn.Embedding(c.vocab_size, c.width)
+        self.pos_embed = nn.Parameter(torch.zeros(1, c.context_length, c.width))
+        self.transformer = Transformer([
+            PreNormBlock(c.width, c.heads, c.mlp_hidden, act=c.act, eps=c.eps, drop=c.dropout)
+            for _ in range(c.layers)
+        ])
+        self.norm = nn.LayerNorm(c.width, eps=c.eps)
+        self.proj = nn.Linear(c.width, c.output_dim, bias=False) if c.output_dim else None
+        nn.init.normal_(self.token_embed.weight, std=0.02)
+        nn.init.normal_(self.pos_embed, std=0.01)
+
+    def forward_features(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         need_weights: bool = False):
+        """Ids [B, L] → tokens [B, L, width] after the final norm.
+
+        ``attention_mask`` [B, L] (1 = token, 0 = padding) is optional: with the causal mask,
+        padding after EOT can never reach EOT, so pooled outputs do not depend on it.
+        """
+        if ids.dim() != 2:
+            raise ValueError(f"expected token ids [B, L], got shape {tuple(ids.shape)}")
+        if ids.shape[1] > self.config.context_length:
+            raise ValueError(
+                f"token ids have length {ids.shape[1]} > context_length {self.config.context_length}; "
+                "tokenize with truncate=True to cut them explicitly"
+            )
+        x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
+        pad = None if attention_mask is None else attention_mask == 0
+        x, attentions = self.transformer(x, need_weights=need_weights, is_causal=True, key_padding_mask=pad)
+        x = self.norm(x)
+        return (x, attentions) if need_weights else x
+
+    def eot_positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, L] ids → [B] index of the end-of-text token in each row."""
+        if self.config.eot_token_id is None:
+            return ids.argmax(dim=-1)
+        is_eot = ids == self.config.eot_token_id
+        if not bool(is_eot.any(dim=-1).all()):
+            rows = (~is_eot.any(dim=-1)).nonzero().flatten().tolist()
+            raise ValueError(f"rows {rows} have no end-of-text token (id {self.config.eot_token_id})")
+        return is_eot.int().argmax(dim=-1)
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.forward_features(ids, attention_mask)
+        x = x[torch.arange(x.shape[0], device=x.device), self.eot_positions(ids)]
+        return self.proj(x) if self.proj is not None else x

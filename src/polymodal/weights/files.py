@@ -1,0 +1,77 @@
+"""Read a checkpoint file or folder into a flat ``{key: tensor}`` dict, never with full pickle.
+
+* ``.safetensors`` → safetensors.
+* ``.bin`` / ``.pt`` / ``.pth`` → ``torch.load(weights_only=True)``.
+* OpenAI's TorchScript ``.pt`` archives → ``torch.jit.load`` (TorchScript's own restricted
+  format, not Python pickle), keeping only the state dict.
+* A folder → the first known weights file inside it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+WEIGHT_FILES = (
+    "model.safetensors", "weights.safetensors", "open_clip_model.safetensors", "pytorch_model.bin",
+    "open_clip_pytorch_model.bin", "model.pt", "model.bin",
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or does not fit the model; the message names file and keys."""
+
+
+def find_weights_file(path: str | Path) -> Path:
+    """A weights file: ``path`` itself, or the first of :data:`WEIGHT_FILES` (then any ``*.safetensors``,
+    ``*.pt``, ``*.bin``) inside the folder ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_file():
+        return path
+    for name in WEIGHT_FILES:
+        if (path / name).is_file():
+            return path / name
+    for pattern in ("*.safetensors", "*.pt", "*.pth", "*.bin"):
+        found = sorted(path.glob(pattern))
+        if found:
+            return found[0]
+    raise CheckpointError(f"no weights file in folder {path} (looked for {', '.join(WEIGHT_FILES)})")
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint as a flat dict on the CPU.
+
+    Unwraps training checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) and the
+    ``module.`` prefix DistributedDataParallel adds.
+    """
+    file = find_weights_file(path)
+    try:
+        if file.suffix == ".safetensors":
+            sd = load_file(str(file))
+        elif _is_torchscript(file):
+            sd = dict(torch.jit.load(str(file), map_location="cpu").state_dict())
+        else:
+            sd = torch.load(str(file), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {file}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    for wrapper in ("state_dict", "model", "module"):
+        if isinstance(sd, dict) and isinstance(sd.get(wrapper), dict):
+            sd = sd[wrapper]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{file} does not hold a state dict of tensors")
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd

@@ -1,0 +1,75 @@
+"""Re-keying foreign state dicts: ordered regex renames, Q/K/V fusion, per-key reshapes."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import torch
+
+Rule = tuple[str, str]
+
+
+def rename(sd: dict[str, torch.Tensor], rules: list[Rule]) -> dict[str, torch.Tensor]:
+    """Apply the first matching ``(pattern, replacement)`` to each key (full match); keys no rule
+    matches are kept unchanged so that the strict load reports them as unexpected."""
+    compiled = [(re.compile(p), r) for p, r in rules]
+    out = {}
+    for key, value in sd.items():
+        for pattern, repl in compiled:
+            if pattern.fullmatch(key):
+                key = pattern.sub(repl, key)
+                break
+        out[key] = value
+    return out
+
+
+def fuse_qkv(sd: dict[str, torch.Tensor], pattern: str, names: tuple[str, str, str], target: str) -> dict:
+    """Concatenate separate q/k/v projections into one fused ``qkv`` (in ``names`` order).
+
+    ``pattern`` has three groups: the block prefix, one of ``names``, and the parameter name
+    (e.g. ``r"(.*)\\.self_attn\\.(q|k|v)_proj\\.(weight|bias)"``); ``target`` is a format string
+    with ``{prefix}`` and ``{param}``. A group missing one of its parts keeps its original keys,
+    so the strict load reports them.
+    """
+    regex = re.compile(pattern)
+    groups: dict[tuple[str, str], dict[str, tuple[str, torch.Tensor]]] = {}
+    out = {}
+    for key, value in sd.items():
+        m = regex.fullmatch(key)
+        if m is None:
+            out[key] = value
+        else:
+            prefix, which, param = m.groups()
+            groups.setdefault((prefix, param), {})[which] = (key, value)
+    for (prefix, param), parts in groups.items():
+        if all(n in parts for n in names):
+            out[target.format(prefix=prefix, param=param)] = torch.cat([parts[n][1] for n in names], dim=0)
+        else:
+            out.update(dict(parts.values()))
+    return out
+
+
+def transform(sd: dict[str, torch.Tensor], fns: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> dict:
+    """Apply ``fns[pattern](tensor)`` to every key that fully matches ``pattern``."""
+    compiled = [(re.compile(p), f) for p, f in fns.items()]
+    out = {}
+    for key, value in sd.items():
+        for pattern, fn in compiled:
+            if pattern.fullmatch(key):
+                value = fn(value)
+                break
+        out[key] = value
+    return out
+
+
+def drop(sd: dict[str, torch.Tensor], patterns: list[str]) -> dict:
+    """Remove keys that are buffers or metadata, not weights (e.g. HF ``position_ids``)."""
+    compiled = [re.compile(p) for p in patterns]
+    return {k: v for k, v in sd.items() if not any(p.fullmatch(k) for p in compiled)}
+
+
+def count_indexed(keys, pattern: str) -> int:
+    """How many distinct integer indices ``pattern`` (one ``(\\d+)`` group) captures across ``keys``."""
+    regex = re.compile(pattern)
+    return len({m.group(1) for k in keys if (m := regex.fullmatch(k))})
