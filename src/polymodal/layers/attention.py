@@ -106,7 +106,8 @@ class Attention(nn.Module):
             v = torch.cat([v, self.bias_v.expand(b, 1, -1)], dim=1)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
         n, m = q.shape[2], k.shape[2]
-        mask = self._build_mask(attn_mask, key_padding_mask, is_causal, n, m, q.dtype, q.device)
+        mask = self._build_mask(attn_mask, key_padding_mask, is_causal, n, m, q.dtype, q.device,
+                                explicit_causal=need_weights)
         dropout = self.attn_drop if self.training else 0.0
         if need_weights:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
@@ -121,7 +122,7 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(b, n, self.dim)
         return self.out(out), weights
 
-    def _build_mask(self, attn_mask, key_padding_mask, is_causal, n, m, dtype, device):
+    def _build_mask(self, attn_mask, key_padding_mask, is_causal, n, m, dtype, device, explicit_causal=False):
         """Combine masks into one broadcastable [B|1, 1, N, M] mask (bool or additive), or None.
 
         ``m`` counts the appended bias key; every query may attend to it, so each mask gets a
@@ -137,7 +138,7 @@ class Attention(nn.Module):
             keep = (~key_padding_mask.to(torch.bool)).view(key_padding_mask.shape[0], 1, 1, -1)
             keep = _append_keep_columns(keep, m - keep.shape[-1])
             mask = keep if mask is None else _and_masks(mask, keep)
-        if is_causal and (mask is not None or n != m):
+        if is_causal and (explicit_causal or mask is not None or n != m):
             # SDPA's own is_causal aligns top-left and cannot be combined with another mask.
             causal = torch.ones(n, m_real, dtype=torch.bool, device=device).tril(diagonal=m_real - n)
             causal = _append_keep_columns(causal.view(1, 1, n, m_real), n_bias)

@@ -44,6 +44,8 @@ def resample_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int
         return pos
     dim = patches.shape[-1]
     patches = patches.reshape(1, old, old, dim).permute(0, 3, 1, 2).float()
-    patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False, antialias=True)
+    # Antialias only when shrinking: upsampling then matches HF ViT's interpolate_pos_encoding exactly.
+    shrink = grid[0] < old or grid[1] < old
+    patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False, antialias=shrink)
     patches = patches.permute(0, 2, 3, 1).reshape(-1, dim).to(pos.dtype)
     return torch.cat([prefix, patches], dim=0)

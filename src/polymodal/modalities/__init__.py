@@ -1,0 +1,1 @@
+"""Per-modality preprocessing (file → tensor) and tokenisation."""

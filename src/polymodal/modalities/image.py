@@ -1,0 +1,105 @@
+"""Image preprocessing without torchvision: any Pillow mode → RGB → resize the shortest side
+(bicubic) → centre crop → normalise. Matches torchvision's Resize/CenterCrop/ToTensor/Normalize
+on PIL images, as open_clip and HF use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageReadError(ValueError):
+    """An image file could not be read; the message names the file."""
+
+
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Any Pillow mode → RGB.
+
+    * 16/32-bit greyscale (``I;16*``, ``I``, ``F``) is rescaled from its full range to 8 bits
+      (Pillow's own ``convert`` clips it to 255, which whitens most 16-bit images).
+    * Modes with transparency (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent index) are
+      composited over ``background`` rather than dropping alpha.
+    * Everything else (``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``) via Pillow.
+    """
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F":
+            top = max(float(arr.max(initial=0)), 1e-12) if arr.max(initial=0) > 1 else 1.0
+        grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, background + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image file as RGB; raises :class:`ImageReadError` naming the file."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ImageReadError(f"cannot read image {path}: {e}") from e
+
+
+@dataclass
+class ImageTransform:
+    """PIL image → normalised tensor [3, size, size].
+
+    ``resize_size`` defaults to ``size`` (CLIP); ImageNet evaluation uses ``int(size / 0.875)``.
+    """
+
+    size: int = 224
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    resize_size: int | None = None
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        img = to_rgb(img) if img.mode != "RGB" else img
+        img = resize_shortest(img, self.resize_size or self.size)
+        img = center_crop(img, self.size)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return (x - mean) / std
+
+    def load(self, path: str | Path) -> torch.Tensor:
+        """File → [3, size, size]."""
+        return self(load_image(path))
+
+
+def resize_shortest(img: Image.Image, size: int) -> Image.Image:
+    """Bicubic resize so the shorter side is ``size`` (torchvision ``Resize(int)`` rounding)."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    if short == size:
+        return img
+    new_long = int(size * long / short)
+    new = (size, new_long) if w <= h else (new_long, size)
+    return img.resize(new, Image.BICUBIC)
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Centre crop to ``size``×``size`` (pads with black first if the image is smaller)."""
+    w, h = img.size
+    if w < size or h < size:
+        canvas = Image.new("RGB", (max(w, size), max(h, size)))
+        canvas.paste(img, ((max(w, size) - w) // 2, (max(h, size) - h) // 2))
+        img, (w, h) = canvas, canvas.size
+    left = int(round((w - size) / 2.0))
+    top = int(round((h - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))

@@ -1,0 +1,56 @@
+"""Symmetric InfoNCE (CLIP): N positives on the diagonal, N² − N negatives, learnable temperature.
+
+Distributed form (open_clip's ``local_loss`` + ``gather_with_grad``): every rank scores its *local*
+features against the features gathered from all ranks, with labels offset by the rank, so the
+logits are [B_local, B_global] and memory grows linearly with the global batch. The gather
+keeps gradients (its backward sums each rank's gradient back to the owner), so with DDP's
+gradient averaging the update equals the single-process loss on the concatenated batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+import torch.nn.functional as F
+from torch import nn
+
+
+def gather_features(features: torch.Tensor) -> torch.Tensor:
+    """All-gather [B, E] from every rank into [world·B, E], differentiably (rank order)."""
+    return torch.cat(dist_fn.all_gather(features), dim=0)
+
+
+class ClipLoss(nn.Module):
+    """``loss = (CE(logits_per_image, labels) + CE(logits_per_text, labels)) / 2``.
+
+    ``forward(image_features [B, E], text_features [B, E], logit_scale [])`` expects
+    L2-normalised features and the (already exponentiated) scale, i.e. ``CLIP.forward``'s output.
+    With ``torch.distributed`` initialised and world size > 1 it uses the gathered form.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def logits(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor):
+        """(logits_per_image [B, B_global], logits_per_text [B, B_global], labels [B])."""
+        if image_features.shape != text_features.shape:
+            raise ValueError(f"image features {tuple(image_features.shape)} and text features "
+                             f"{tuple(text_features.shape)} must have the same shape [B, E]")
+        b = image_features.shape[0]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            all_images, all_texts = gather_features(image_features), gather_features(text_features)
+            offset = dist.get_rank() * b
+        else:
+            all_images, all_texts, offset = image_features, text_features, 0
+        per_image = logit_scale * image_features @ all_texts.T
+        per_text = logit_scale * text_features @ all_images.T
+        labels = torch.arange(b, device=image_features.device) + offset
+        return per_image, per_text, labels
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor,
+                logit_scale: torch.Tensor) -> torch.Tensor:
+        per_image, per_text, labels = self.logits(image_features, text_features, logit_scale)
+        ce = lambda logits: F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)  # noqa: E731
+        return (ce(per_image) + ce(per_text)) / 2
