@@ -238,5 +238,7 @@ def load_tokenizer(folder: str | Path, context_length: int | None = None) -> Tex
         tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         return TextTokenizer(tok, context_length or meta["context_length"], meta["kind"], meta.get("pad_to", "context"))
     if (folder / "vocab.txt").is_file():
-        return wordpiece_tokenizer(folder, context_length or 512)
+        st_config = folder / "sentence_bert_config.json"  # sentence-transformers' max_seq_length
+        default = json.loads(st_config.read_text()).get("max_seq_length", 512) if st_config.is_file() else 512
+        return wordpiece_tokenizer(folder, context_length or default)
     return clip_tokenizer(folder, context_length or 77)

@@ -52,7 +52,7 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + c.grid**2, c.width))
         self.norm_pre = nn.LayerNorm(c.width, eps=c.eps) if c.pre_norm else nn.Identity()
         self.pos_drop = nn.Dropout(c.dropout)
-        dpr = torch.linspace(0, c.drop_path, c.layers).tolist()
+        dpr = [c.drop_path * i / max(c.layers - 1, 1) for i in range(c.layers)]  # linear stochastic-depth decay
         self.transformer = Transformer([
             PreNormBlock(c.width, c.heads, c.mlp_hidden, act=c.act, eps=c.eps, drop_path=dpr[i], drop=c.dropout)
             for i in range(c.layers)

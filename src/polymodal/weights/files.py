@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 WEIGHT_FILES = (
@@ -62,10 +64,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if file.suffix == ".safetensors":
             sd = load_file(str(file))
         elif _is_torchscript(file):
-            sd = dict(torch.jit.load(str(file), map_location="cpu").state_dict())
+            with warnings.catch_warnings():  # torch marks TorchScript deprecated; OpenAI still ships it
+                warnings.simplefilter("ignore", DeprecationWarning)
+                sd = dict(torch.jit.load(str(file), map_location="cpu").state_dict())
         else:
             sd = torch.load(str(file), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError, OSError, EOFError, zipfile.BadZipFile,
+            ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {file}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(sd, dict) and isinstance(sd.get(wrapper), dict):

@@ -97,10 +97,22 @@ def apply_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], *, strict: b
     return LoadReport(layout, missing, unexpected)
 
 
+def check_family(model: nn.Module, layout: str, source: str) -> None:
+    """Refuse, by name, a checkpoint of one family (e.g. BERT) for a model of another (e.g. ViT)."""
+    from ..registry import FAMILIES
+
+    expected = FAMILY_OF_LAYOUT[layout]
+    config = getattr(model, "config", None)
+    family = FAMILIES[type(config)][0] if type(config) in FAMILIES else None
+    if expected is not None and family is not None and expected != family:
+        raise CheckpointError(f"{source} is a {layout} checkpoint ({expected}); it cannot fill a {family} model")
+
+
 def load_weights_into(model: nn.Module, path: str | Path, *, strict: bool = True) -> LoadReport:
     """Load a checkpoint in any supported layout into ``model`` (in place)."""
     raw = read_state_dict(path)
     layout = detect_layout(raw)
+    check_family(model, layout, str(path))
     return apply_state_dict(model, to_polymodal(raw, layout), strict=strict, source=str(path), layout=layout)
 
 
@@ -159,13 +171,13 @@ def load_checkpoint(path: str | Path, *, config=None, strict: bool = True) -> nn
     if isinstance(config, str):
         config = preset(config)
     elif config is None or isinstance(config, dict):
-        config = infer_config(path, raw, layout, config)
+        try:
+            config = infer_config(path, raw, layout, config)
+        except KeyError as e:
+            raise CheckpointError(f"{path} ({layout} layout) lacks {e}, needed to infer the architecture; "
+                                  "pass config=<preset or config>") from e
     model = build(config)
-    expected = FAMILY_OF_LAYOUT[layout]
-    from ..registry import family_of
-
-    if expected is not None and expected != family_of(config):
-        raise CheckpointError(f"{path} is a {layout} checkpoint ({expected}); it cannot fill a {family_of(config)} model")
+    check_family(model, layout, str(path))
     apply_state_dict(model, to_polymodal(raw, layout), strict=strict, source=str(path), layout=layout)
     return model.eval()
 

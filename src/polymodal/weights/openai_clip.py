@@ -78,7 +78,7 @@ def infer_config(sd: dict[str, torch.Tensor], model_cfg: dict | None = None,
     v_layers = count_indexed(keys, r"visual\.transformer\.resblocks\.(\d+)\.attn\.in_proj_weight")
     grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     embed_dim = sd["text_projection"].shape[1]
-    t_width = sd["ln_final.weight"].shape[0]
+    t_width = sd["token_embedding.weight"].shape[1]
     if "head_width" in vcfg:
         v_heads = v_width // vcfg["head_width"]
     else:

@@ -1,0 +1,76 @@
+"""Every preset builds; the full-size ones have the published parameter counts; tiny ones train."""
+
+import pytest
+import torch
+
+import polymodal
+from polymodal.registry import PRESETS, build, preset
+
+# Published counts: timm's ViTs (with the 1000-class head) and OpenAI's CLIP model card/notebook.
+PUBLISHED = {
+    "vit-b-16": 86_567_656,
+    "vit-b-32": 88_224_232,
+    "vit-l-16": 304_326_632,
+    "vit-h-14": 632_045_800,
+    "clip-vit-b-32": 151_277_313,
+    "clip-vit-b-16": 149_620_737,
+    "clip-vit-l-14": 427_616_513,
+    "clip-vit-l-14-336": 427_944_193,
+    "bert-base": 109_482_240,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_full_size_parameter_counts(name):
+    with torch.device("meta"):
+        model = build(preset(name))
+    assert sum(p.numel() for p in model.parameters()) == PUBLISHED[name]
+
+
+TINY = [n for n in PRESETS if "tiny" in n]
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_presets_forward_backward(name):
+    torch.manual_seed(0)
+    model = polymodal.create(name).train()
+    cfg = model.config
+    if name.startswith("vit"):
+        out = model(torch.randn(2, 3, cfg.image_size, cfg.image_size))
+        assert out.shape == (2, cfg.num_classes)
+    elif name.startswith("bert"):
+        out = model(torch.randint(0, cfg.vocab_size, (2, 7)), torch.ones(2, 7, dtype=torch.long))
+        assert out.shape == (2, cfg.width)
+    else:
+        images = torch.randn(2, 3, cfg.vision.image_size, cfg.vision.image_size)
+        vocab = cfg.text.vocab_size
+        out = model(images, torch.randint(0, vocab, (2, 8)), torch.ones(2, 8, dtype=torch.long))
+        assert out["image_features"].shape == out["text_features"].shape == (2, cfg.embed_dim)
+        out = out["image_features"] @ out["text_features"].T * out["logit_scale"]
+    out.square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    # BERT's tanh pooler is unused with mean pooling; everything else must receive a gradient.
+    assert all(n.startswith(("pooler", "text.pooler")) for n in no_grad), no_grad
+
+
+def test_vit_resamples_positions_for_other_resolutions():
+    model = polymodal.create("vit-tiny").eval()
+    with torch.no_grad():
+        assert model.forward_features(torch.randn(1, 3, 48, 64)).shape == (1, 1 + 6 * 8, 64)
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        model(torch.randn(1, 3, 30, 32))
+    with pytest.raises(ValueError, match=r"expected images \[B, 3, H, W\]"):
+        model(torch.randn(3, 32, 32))
+
+
+def test_logit_scale_is_clamped_at_100():
+    model = polymodal.create("clip-tiny")
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    assert model.scale().item() == 100.0
+
+
+def test_text_longer_than_context_is_an_error():
+    model = polymodal.create("clip-tiny")
+    with pytest.raises(ValueError, match="length 17 > context_length 16"):
+        model.encode_text(torch.ones(1, 17, dtype=torch.long))
