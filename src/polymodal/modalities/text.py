@@ -225,7 +225,11 @@ def train_tokenizer(texts: Iterable[str], kind: str = "clip", vocab_size: int = 
         wp = BertWordPieceTokenizer(lowercase=True)
         wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-        return TextTokenizer(wp._tokenizer, context_length, "wordpiece", pad_to="longest")
+        tok = wp._tokenizer
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+        return TextTokenizer(tok, context_length, "wordpiece", pad_to="longest")
     raise ValueError(f"unknown tokenizer kind {kind!r}: 'clip' or 'wordpiece'")
 
 

@@ -11,14 +11,33 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import nn
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums every rank's gradient of the gathered tensor and keeps
+    this rank's slice (an all-reduce, which gloo and NCCL both support)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.batch = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.batch: (ctx.rank + 1) * ctx.batch]
+
+
 def gather_features(features: torch.Tensor) -> torch.Tensor:
-    """All-gather [B, E] from every rank into [world·B, E], differentiably (rank order)."""
-    return torch.cat(dist_fn.all_gather(features), dim=0)
+    """All-gather [B, E] from every rank into [world·B, E] in rank order, keeping gradients.
+
+    Every rank must pass the same B (use ``drop_last`` in the sampler)."""
+    return _GatherWithGrad.apply(features)
 
 
 class ClipLoss(nn.Module):
