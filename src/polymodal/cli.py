@@ -1,0 +1,190 @@
+"""The ``polymodal`` command line: models, info, embed, zero-shot, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal transformers that load official checkpoints.")
+console = Console()
+err = Console(stderr=True)
+
+TEXT_SUFFIXES = {".txt"}
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def models() -> None:
+    """List the presets with their parameter counts."""
+    import torch
+
+    from .registry import PRESETS, build, family_of
+
+    table = Table(title="polymodal presets")
+    for col in ("preset", "family", "parameters", "input"):
+        table.add_column(col, justify="right" if col == "parameters" else "left")
+    for name, make in PRESETS.items():
+        config = make()
+        with torch.device("meta"):  # count without allocating
+            n = sum(p.numel() for p in build(config).parameters())
+        vision = getattr(config, "vision", config)
+        size = f"{vision.image_size}px" if hasattr(vision, "image_size") else "text"
+        table.add_row(name, family_of(config), f"{n / 1e6:,.1f}M", size)
+    console.print(table)
+
+
+@app.command()
+def info(checkpoint: Path) -> None:
+    """Show a checkpoint's detected layout, architecture and parameter count."""
+    from .weights import CheckpointError, describe
+
+    try:
+        d = describe(checkpoint)
+    except (CheckpointError, FileNotFoundError) as e:
+        _fail(str(e))
+    console.print(f"[bold]{d['file']}[/bold]\nlayout: {d['layout']}\nfamily: {d['family']}\n"
+                  f"tensors: {d['tensors']}\nparameters: {d['parameters']:,}")
+    console.print_json(json.dumps(d["config"]))
+
+
+def _load_encoder(checkpoint: Path):
+    from .tasks import Encoder
+    from .weights import CheckpointError
+
+    try:
+        return Encoder.from_checkpoint(checkpoint)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def embed(
+    files: Annotated[list[Path], typer.Argument(help="images, or .txt files (one text per non-empty line)")],
+    checkpoint: Annotated[Path, typer.Option(help="a CLIP-style checkpoint folder with its tokenizer")],
+    out: Annotated[Path, typer.Option(help="folder for embeddings.npy and index.jsonl")],
+    batch_size: int = 32,
+    truncate: Annotated[bool, typer.Option(help="cut texts longer than the context instead of failing them")] = False,
+) -> None:
+    """Embed files into embeddings.npy [N, E] plus index.jsonl saying what each row is.
+
+    Unreadable files are reported by name and skipped; the exit code is 1 if any failed."""
+    import numpy as np
+
+    from .modalities.image import ImageReadError, load_image
+    from .modalities.text import TruncationError
+
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} exists and is not a folder")
+    encoder = _load_encoder(checkpoint)
+    rows, vectors, failed = [], [], []
+    images, texts = [], []
+    for f in files:
+        try:
+            if f.suffix.lower() in TEXT_SUFFIXES:
+                lines = [(i, t.strip()) for i, t in enumerate(f.read_text(encoding="utf-8").splitlines()) if t.strip()]
+                texts += [({"file": str(f), "line": i + 1, "modality": "text", "text": t}, t) for i, t in lines]
+            else:
+                images.append(({"file": str(f), "modality": "image"}, load_image(f)))
+        except (ImageReadError, OSError, UnicodeDecodeError) as e:
+            failed.append(f"{f}: {e}")
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        vectors.append(encoder.encode_images([img for _, img in chunk]).numpy())
+        rows += [meta for meta, _ in chunk]
+    for meta, text in texts:  # one at a time so that one over-long text fails alone
+        try:
+            vectors.append(encoder.encode_texts([text], truncate=truncate).numpy())
+            rows.append(meta)
+        except (TruncationError, ValueError) as e:
+            failed.append(f"{meta['file']}:{meta['line']}: {e}")
+    out.mkdir(parents=True, exist_ok=True)
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, encoder.embed_dim), np.float32)
+    np.save(out / "embeddings.npy", matrix.astype(np.float32))
+    with open(out / "index.jsonl", "w") as f:
+        for i, meta in enumerate(rows):
+            f.write(json.dumps({"row": i, **meta}) + "\n")
+    console.print(f"wrote {len(rows)} embeddings of dim {matrix.shape[1]} to {out}")
+    for line in failed:
+        err.print(f"[red]failed:[/red] {line}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("zero-shot")
+def zero_shot(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    checkpoint: Annotated[Path, typer.Option(help="a CLIP-style checkpoint folder with its tokenizer")],
+    labels: Annotated[Optional[str], typer.Option(help="comma-separated class names")] = None,
+    labels_file: Annotated[Optional[Path], typer.Option(help="one class name per line")] = None,
+    template: Annotated[Optional[list[str]], typer.Option(help="prompt template(s) with {} (repeatable)")] = None,
+    top_k: int = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
+) -> None:
+    """Rank class names for each image. Unreadable images are reported and the rest still ranked."""
+    from .modalities.image import ImageReadError, load_image
+    from .tasks import ZeroShotClassifier
+    from .tasks.zero_shot import DEFAULT_TEMPLATES
+
+    names = [x.strip() for x in labels.split(",")] if labels else []
+    if labels_file:
+        if not labels_file.is_file():
+            _fail(f"labels file not found: {labels_file}")
+        names += [x.strip() for x in labels_file.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        _fail("give class names with --labels or --labels-file")
+    encoder = _load_encoder(checkpoint)
+    try:
+        classifier = ZeroShotClassifier(encoder, names, tuple(template) if template else DEFAULT_TEMPLATES)
+    except ValueError as e:
+        _fail(str(e))
+    failed = []
+    table = Table(title="zero-shot")
+    table.add_column("image", overflow="fold")
+    for k in range(min(top_k, len(names))):
+        table.add_column(f"#{k + 1}")
+    for path in images:
+        try:
+            img = load_image(path)
+        except ImageReadError as e:
+            failed.append(str(e))
+            continue
+        ranked = classifier.rank([img], top_k)[0]
+        if as_json:
+            print(json.dumps({"image": str(path), "labels": [{"label": c, "p": round(p, 4)} for c, p in ranked]}))
+        else:
+            table.add_row(str(path), *[f"{c} ({p:.0%})" for c, p in ranked])
+    if not as_json:
+        console.print(table)
+    for line in failed:
+        err.print(f"[red]failed:[/red] {line}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where the model, images and labels go")] = Path("out/demo"),
+    steps: int = 1200,
+    seed: int = 0,
+) -> None:
+    """The main job: CLIP with the packaged MiniLM text tower, trained briefly, then zero-shot."""
+    from .demo import run_demo
+
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} exists and is not a folder")
+    results = run_demo(out, steps=steps, seed=seed, console=console)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    app()

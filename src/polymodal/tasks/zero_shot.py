@@ -1,0 +1,39 @@
+"""Zero-shot classification (CLIP): embed a prompt per class (averaged over a template ensemble)
+and pick the class whose text embedding is nearest to the image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .encoder import Encoder
+
+DEFAULT_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
+
+
+class ZeroShotClassifier:
+    """``classes`` → a [C, E] weight matrix; ``predict(images)`` → probabilities [N, C]."""
+
+    def __init__(self, encoder: Encoder, classes: list[str], templates: tuple[str, ...] = DEFAULT_TEMPLATES):
+        if not classes:
+            raise ValueError("zero-shot classification needs at least one class name")
+        bad = [t for t in templates if "{}" not in t]
+        if bad:
+            raise ValueError(f"templates must contain '{{}}' for the class name: {bad}")
+        self.encoder, self.classes = encoder, list(classes)
+        prompts = [t.format(c) for c in classes for t in templates]
+        emb = encoder.encode_texts(prompts).view(len(classes), len(templates), -1)
+        self.weights = F.normalize(emb.mean(dim=1), dim=-1)  # prompt ensemble, re-normalised
+
+    @torch.no_grad()
+    def predict(self, images: list) -> torch.Tensor:
+        """Images (PIL or paths) → class probabilities [N, C]."""
+        logits = self.encoder.model.scale() * self.encoder.encode_images(images) @ self.weights.T
+        return logits.softmax(dim=-1)
+
+    def rank(self, images: list, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Per image, the ``top_k`` (class, probability) pairs, best first."""
+        probs = self.predict(images)
+        top = probs.topk(min(top_k, len(self.classes)), dim=-1)
+        return [[(self.classes[i], p) for p, i in zip(row_p.tolist(), row_i.tolist())]
+                for row_p, row_i in zip(top.values, top.indices)]

@@ -1,0 +1,106 @@
+"""The command line, run as a user runs it (a real subprocess of the installed console script)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import polymodal
+from polymodal.modalities.text import load_tokenizer
+
+CLI = [str(Path(sys.executable).with_name("polymodal"))]
+
+
+def run(*args, check_rc=None):
+    proc = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=300,
+                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    if check_rc is not None:
+        assert proc.returncode == check_rc, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, minilm_dir):
+    """A saved clip-minilm-tiny with the MiniLM tokenizer beside it (untrained image tower)."""
+    folder = tmp_path_factory.mktemp("ckpt") / "model"
+    torch.manual_seed(0)
+    model = polymodal.create("clip-minilm-tiny")
+    polymodal.save(model, folder)
+    load_tokenizer(minilm_dir).save(folder)
+    return folder
+
+
+@pytest.fixture
+def images(tmp_path):
+    paths = []
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        p = tmp_path / f"img{i}.png"
+        Image.new("RGB", (80, 64), colour).save(p)
+        paths.append(p)
+    bad = tmp_path / "corrupt.png"
+    bad.write_bytes(b"not an image")
+    return paths, bad
+
+
+def test_models_lists_presets_with_parameter_counts():
+    out = run("models", check_rc=0).stdout
+    assert "clip-vit-b-32" in out and "151.3M" in out and "vit-b-16" in out and "86.6M" in out
+
+
+def test_info_reports_layout_and_parameters(fixtures, checkpoint):
+    out = run("info", fixtures / "clip_hf", check_rc=0).stdout
+    assert "layout: hf-clip" in out and "family: clip" in out
+    out = run("info", checkpoint, check_rc=0).stdout
+    assert "layout: polymodal" in out
+    assert f"parameters: {sum(p.numel() for p in polymodal.load(checkpoint).parameters()):,}" in out
+    bad = run("info", checkpoint / "missing.safetensors", check_rc=2)
+    assert "not found" in bad.stderr
+
+
+def test_embed_reports_bad_files_and_keeps_the_rest(checkpoint, images, tmp_path):
+    good, bad = images
+    texts = tmp_path / "captions.txt"
+    texts.write_text("a red square\n\na blue square\n")
+    proc = run("embed", *good, bad, texts, "--checkpoint", checkpoint, "--out", tmp_path / "emb", check_rc=1)
+    assert "corrupt.png" in proc.stderr
+    matrix = np.load(tmp_path / "emb" / "embeddings.npy")
+    rows = [json.loads(line) for line in (tmp_path / "emb" / "index.jsonl").read_text().splitlines()]
+    assert matrix.shape == (4, 64) and len(rows) == 4
+    assert [r["modality"] for r in rows] == ["image", "image", "text", "text"]
+    assert rows[3]["line"] == 3 and rows[3]["text"] == "a blue square"
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-5)
+    # The rows equal the library's own embeddings of the same inputs.
+    from polymodal.tasks import Encoder
+
+    enc = Encoder.from_checkpoint(checkpoint)
+    np.testing.assert_allclose(matrix[2], enc.encode_texts(["a red square"])[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(matrix[0], enc.encode_images([good[0]])[0].numpy(), atol=1e-5)
+
+
+def test_zero_shot_ranks_labels_and_reports_bad_images(checkpoint, images):
+    good, bad = images
+    proc = run("zero-shot", *good, bad, "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
+               check_rc=1)
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["image"] for x in lines] == [str(p) for p in good]
+    for x in lines:
+        probs = [lab["p"] for lab in x["labels"]]
+        assert sorted({lab["label"] for lab in x["labels"]}) == ["blue", "green", "red"]
+        assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-3
+    assert "corrupt.png" in proc.stderr
+    assert "--labels" in run("zero-shot", *good, "--checkpoint", checkpoint, check_rc=2).stderr
+
+
+def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, images, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy(checkpoint / name, bare / name)
+    proc = run("zero-shot", *images[0], "--checkpoint", bare, "--labels", "a,b", check_rc=2)
+    assert "no tokenizer" in proc.stderr
