@@ -79,16 +79,35 @@ class Transformer(nn.Module):
     Mask arguments (``attn_mask``, ``key_padding_mask``, ``is_causal``) go to every block.
     """
 
-    def __init__(self, blocks: list[nn.Module]):
+    def __init__(self, blocks: list[nn.Module], inference_chunk_tokens: int | None = 1024):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.grad_checkpointing = False
+        # Without autograd, run large batches through the stack in slices of about this many
+        # tokens: each slice's activations stay small enough for the allocator to reuse and the
+        # caches to hold, which is up to 1.5x faster on CPU (benchmarks/encode.py); outputs are
+        # the same because rows never interact. None disables it.
+        self.inference_chunk_tokens = inference_chunk_tokens
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute block activations in backward instead of storing them (less memory, ~30 % more time)."""
         self.grad_checkpointing = enable
 
     def forward(self, x: torch.Tensor, need_weights: bool = False, **mask_kwargs):
+        rows = self._chunk_rows(x, need_weights)
+        if rows < x.shape[0]:
+            b = x.shape[0]
+            parts = [self._forward(x[i:i + rows], False, **_slice_masks(mask_kwargs, i, rows, b))[0]
+                     for i in range(0, b, rows)]
+            return torch.cat(parts), None
+        return self._forward(x, need_weights, **mask_kwargs)
+
+    def _chunk_rows(self, x: torch.Tensor, need_weights: bool) -> int:
+        if self.inference_chunk_tokens is None or need_weights or torch.is_grad_enabled():
+            return x.shape[0]
+        return max(1, self.inference_chunk_tokens // x.shape[1])
+
+    def _forward(self, x: torch.Tensor, need_weights: bool, **mask_kwargs):
         attentions = [] if need_weights else None
         for block in self.blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not need_weights:
@@ -98,3 +117,13 @@ class Transformer(nn.Module):
                 if need_weights:
                     attentions.append(weights)
         return x, attentions
+
+
+def _slice_masks(mask_kwargs: dict, start: int, rows: int, batch: int) -> dict:
+    """Slice the per-sample masks (leading dim == batch) for rows [start, start + rows)."""
+    out = {}
+    for k, v in mask_kwargs.items():
+        if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == batch and batch > 1:
+            v = v[start:start + rows]
+        out[k] = v
+    return out

@@ -12,6 +12,11 @@ class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
 
+    @staticmethod
+    def inplace(x: torch.Tensor) -> torch.Tensor:
+        """Overwrite ``x`` (no autograd): one temporary instead of three."""
+        return x.mul_(torch.sigmoid(x * 1.702))
+
 
 ACTIVATIONS = {
     "gelu": lambda: nn.GELU(),
@@ -40,7 +45,12 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        h = self.fc1(x)
+        if isinstance(self.act, QuickGELU) and not torch.is_grad_enabled():
+            h = QuickGELU.inplace(h)  # h is our fresh fc1 output; large CPU allocations are slow
+        else:
+            h = self.act(h)
+        return self.drop(self.fc2(self.drop(h)))
 
 
 class DropPath(nn.Module):
