@@ -41,3 +41,23 @@ def test_drop_path_identity_in_eval_and_unbiased_in_train():
 def test_quick_gelu_formula():
     x = torch.linspace(-4, 4, 9)
     torch.testing.assert_close(QuickGELU()(x), x * torch.sigmoid(1.702 * x))
+
+
+def test_inference_micro_batching_gives_the_same_outputs_and_masks():
+    torch.manual_seed(0)
+    model = Transformer([PreNormBlock(16, 2, 32) for _ in range(2)], inference_chunk_tokens=14).eval()
+    x = torch.randn(7, 7, 16)  # 2 rows per slice; batch == length, so a shared [N, N] mask looks per-sample
+    pad = torch.zeros(7, 7, dtype=torch.bool)
+    pad[3, 3:] = True
+    pad[6, 1:] = True
+    shared = torch.ones(7, 7, dtype=torch.bool).tril()
+    per_sample = torch.rand(7, 1, 7, 7) > 0.3
+    per_sample[..., 0] = True
+    with torch.no_grad():
+        for kw in ({}, {"key_padding_mask": pad}, {"attn_mask": shared, "key_padding_mask": pad},
+                   {"attn_mask": per_sample}, {"is_causal": True, "key_padding_mask": pad}):
+            chunked, _ = model(x, **kw)
+            model.inference_chunk_tokens = None
+            whole, _ = model(x, **kw)
+            model.inference_chunk_tokens = 14
+            torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)

@@ -1,11 +1,11 @@
 """Building blocks shared by every model family: attention, blocks, embeddings, pooling."""
 
 from .attention import Attention
-from .blocks import PostNormBlock, PreNormBlock, Transformer
+from .blocks import PostNormBlock, PreNormBlock, Transformer, set_grad_checkpointing
 from .mlp import DropPath, Mlp, QuickGELU, make_activation
 from .patch_embed import PatchEmbed, resample_pos_embed
 
 __all__ = [
     "Attention", "DropPath", "Mlp", "PatchEmbed", "PostNormBlock", "PreNormBlock", "QuickGELU",
-    "Transformer", "make_activation", "resample_pos_embed",
+    "Transformer", "make_activation", "resample_pos_embed", "set_grad_checkpointing",
 ]

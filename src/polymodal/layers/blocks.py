@@ -79,7 +79,7 @@ class Transformer(nn.Module):
     Mask arguments (``attn_mask``, ``key_padding_mask``, ``is_causal``) go to every block.
     """
 
-    def __init__(self, blocks: list[nn.Module], inference_chunk_tokens: int | None = 1024):
+    def __init__(self, blocks: list[nn.Module], inference_chunk_tokens: int | None = 2048):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.grad_checkpointing = False
@@ -120,10 +120,20 @@ class Transformer(nn.Module):
 
 
 def _slice_masks(mask_kwargs: dict, start: int, rows: int, batch: int) -> dict:
-    """Slice the per-sample masks (leading dim == batch) for rows [start, start + rows)."""
-    out = {}
-    for k, v in mask_kwargs.items():
-        if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == batch and batch > 1:
-            v = v[start:start + rows]
-        out[k] = v
+    """Rows [start, start + rows) of the per-sample masks: ``key_padding_mask`` [B, M] and a 4-D
+    ``attn_mask`` [B, H|1, N, M]; shared masks ([N, M], [1, 1, N, M]) pass unchanged."""
+    out = dict(mask_kwargs)
+    pad = out.get("key_padding_mask")
+    if pad is not None:
+        out["key_padding_mask"] = pad[start:start + rows]
+    mask = out.get("attn_mask")
+    if mask is not None and mask.dim() == 4 and mask.shape[0] == batch:
+        out["attn_mask"] = mask[start:start + rows]
     return out
+
+
+def set_grad_checkpointing(model: nn.Module, enable: bool = True) -> None:
+    """Switch gradient checkpointing on (or off) for every block stack inside ``model``."""
+    for m in model.modules():
+        if isinstance(m, Transformer):
+            m.set_grad_checkpointing(enable)
