@@ -98,7 +98,7 @@ def test_clip_vocab_json_merges_equals_gz_and_transformers(bpe_files):
     from_gz = clip_tokenizer(bpe_files / "bpe_simple_vocab_16e6.txt.gz", context_length=32)
     assert from_json(TEXTS).ids.tolist() == from_gz(TEXTS).ids.tolist()
     hf = transformers.CLIPTokenizer.from_pretrained(str(bpe_files / "hf"))
-    for row, text in enumerate(TEXTS):
+    for text in TEXTS:
         want = hf(text)["input_ids"]
         assert from_json(text).ids[0, : len(want)].tolist() == want
 

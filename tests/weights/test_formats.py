@@ -57,7 +57,7 @@ def test_save_and_load_roundtrip(tmp_path, name):
     polymodal.save(model, tmp_path / "ckpt")
     again = polymodal.load(tmp_path / "ckpt")
     assert again.config == model.config
-    for (k, a), (k2, b) in zip(model.state_dict().items(), again.state_dict().items()):
+    for (k, a), (k2, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
     info = describe(tmp_path / "ckpt")
     assert info["layout"] == "polymodal" and info["family"] == name.split("-")[0]

@@ -10,6 +10,12 @@ from .attention import Attention
 from .mlp import DropPath, Mlp
 
 
+def _residual(x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """``x + branch``; without autograd, accumulated into ``branch`` (always a fresh tensor here)
+    to save an activation-sized allocation per residual."""
+    return x + branch if torch.is_grad_enabled() else branch.add_(x)
+
+
 class PreNormBlock(nn.Module):
     """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (ViT, CLIP, ImageBind). [B, N, D] → [B, N, D]."""
 
@@ -37,8 +43,8 @@ class PreNormBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, need_weights: bool = False, **mask_kwargs):
         y, weights = self.attn(self.norm1(x), need_weights=need_weights, **mask_kwargs)
-        x = x + self.drop_path(self.drop(y))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        x = _residual(x, self.drop_path(self.drop(y)))
+        x = _residual(x, self.drop_path(self.mlp(self.norm2(x))))
         return x, weights
 
 
@@ -66,8 +72,8 @@ class PostNormBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, need_weights: bool = False, **mask_kwargs):
         y, weights = self.attn(x, need_weights=need_weights, **mask_kwargs)
-        x = self.norm1(x + self.drop(y))
-        x = self.norm2(x + self.mlp(x))
+        x = self.norm1(_residual(x, self.drop(y)))
+        x = self.norm2(_residual(x, self.mlp(x)))
         return x, weights
 
 

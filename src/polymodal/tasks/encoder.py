@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modalities.image import CLIP_MEAN, CLIP_STD, ImageTransform, load_image
+from ..modalities.image import CLIP_MEAN, CLIP_STD, ImageTransform
 from ..modalities.text import TextTokenizer, load_tokenizer
 from ..models.clip import CLIP
 

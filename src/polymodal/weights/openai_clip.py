@@ -16,7 +16,6 @@ from ..models.text_transformer import TextTransformerConfig
 from ..models.vit import ViTConfig
 from .keymap import count_indexed, drop, rename, transform
 
-_BLOCK = r"(visual\.)?transformer\.resblocks\.(\d+)\."
 RULES = [
     (r"visual\.conv1\.weight", r"visual.patch_embed.proj.weight"),
     (r"visual\.class_embedding", r"visual.cls_token"),
@@ -40,7 +39,7 @@ BLOCK_RULES = [
     (r"(.*)\.mlp\.c_proj\.(weight|bias)", r"\1.mlp.fc2.\2"),
 ]
 # Metadata tensors in OpenAI's TorchScript archives and open_clip's non-weight buffers.
-DROP = [r"input_resolution", r"context_length", r"vocab_size", r"attn_mask", r"(visual\.)?attn_mask"]
+DROP = [r"input_resolution", r"context_length", r"vocab_size", r"(visual\.)?attn_mask"]
 
 
 def is_openai_clip(keys) -> bool:
