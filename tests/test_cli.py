@@ -104,3 +104,14 @@ def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, images, tmp_p
         shutil.copy(checkpoint / name, bare / name)
     proc = run("zero-shot", *images[0], "--checkpoint", bare, "--labels", "a,b", check_rc=2)
     assert "no tokenizer" in proc.stderr
+
+
+def test_bf16_zero_shot_agrees_with_fp32(checkpoint, images):
+    fp32 = run("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
+               check_rc=0)
+    bf16 = run("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
+               "--bf16", check_rc=0)
+    for a, b in zip(fp32.stdout.splitlines(), bf16.stdout.splitlines(), strict=True):
+        pa = {x["label"]: x["p"] for x in json.loads(a)["labels"]}
+        pb = {x["label"]: x["p"] for x in json.loads(b)["labels"]}
+        assert max(abs(pa[k] - pb[k]) for k in pa) < 0.05

@@ -5,6 +5,8 @@ including colour/shape combinations held out of training."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -115,9 +117,11 @@ def run_demo(out: Path, steps: int = 1200, seed: int = 0, console: Console | Non
             img.save(images_dir / f"{name.split()[0]}_{k}_{s.colour}_{s.shape}.png")
     console.print(table)
     console.print(f"chance: {1 / len(labels):.1%}; training took {train_s:.0f}s for {steps} steps")
+    exe = "polymodal" if shutil.which("polymodal") else str(Path(sys.executable).with_name("polymodal"))
     console.print("\nTry it yourself:")
-    console.print(f"  polymodal zero-shot {images_dir}/*.png --checkpoint {ckpt} --labels-file {out / 'labels.txt'}")
-    console.print(f"  polymodal embed {images_dir}/*.png --checkpoint {ckpt} --out {out / 'embeddings'}")
-    console.print(f"  polymodal info {ckpt}")
+    for cmd in (f"zero-shot {images_dir}/*.png --checkpoint {ckpt} --labels-file {out / 'labels.txt'}",
+                f"embed {images_dir}/*.png --checkpoint {ckpt} --out {out / 'embeddings'}",
+                f"info {ckpt}"):
+        console.print(f"  {exe} {cmd}", soft_wrap=True, highlight=False)
     return results
 

@@ -66,3 +66,19 @@ def test_openai_layout_without_config_uses_openai_rules(fixtures):
     model = polymodal.load(fixtures / "clip_openai" / "weights.safetensors", config={})
     assert model.config.vision.heads == 1 and model.config.vision.act == "quick_gelu"
     assert model.config.vision.image_size == 32 and model.config.text.context_length == 16
+
+
+def test_bf16_inference_keeps_the_features(fixtures):
+    """The bf16 path (weights and activations in bfloat16) stays close to fp32 on the fixture."""
+    import copy
+
+    folder = fixtures / "clip_openai"
+    model = polymodal.load(folder / "weights.safetensors", config=json.loads((folder / "config.json").read_text()))
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    inputs = load_file(folder / "inputs.safetensors")
+    with torch.no_grad():
+        cos_img = torch.cosine_similarity(half.encode_image(inputs["images"].bfloat16()).float(),
+                                          model.encode_image(inputs["images"]), dim=-1)
+        cos_txt = torch.cosine_similarity(half.encode_text(inputs["text"]).float(), model.encode_text(inputs["text"]),
+                                          dim=-1)
+    assert cos_img.min() > 0.999 and cos_txt.min() > 0.999, (cos_img, cos_txt)

@@ -28,7 +28,7 @@ class ZeroShotClassifier:
     @torch.no_grad()
     def predict(self, images: list) -> torch.Tensor:
         """Images (PIL or paths) → class probabilities [N, C]."""
-        logits = self.encoder.model.scale() * self.encoder.encode_images(images) @ self.weights.T
+        logits = self.encoder.model.scale().float() * self.encoder.encode_images(images) @ self.weights.T
         return logits.softmax(dim=-1)
 
     def rank(self, images: list, top_k: int = 5) -> list[list[tuple[str, float]]]:
