@@ -1,0 +1,80 @@
+"""Map-style datasets over the world: sample ``i`` is computed on demand from (seed, split, i), so
+any worker or rank can make any sample and DistributedSampler splits work without duplicates."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .captions import captions
+from .labels import ANSWER_INDEX, referring_expressions, vqa
+from .render import MIN_SIZE, render
+from .scene import SPLITS, sample_scene
+
+MODALITIES = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp")
+
+
+def check_options(split: str, n: int, modalities: Iterable[str], image_size: int) -> tuple[str, ...]:
+    """Validate generator options before any work starts; returns the modalities as a tuple."""
+    modalities = tuple(modalities)
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; available: {', '.join(MODALITIES)}")
+    if not modalities:
+        raise ValueError("choose at least one modality")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits are {SPLITS}")
+    if n <= 0:
+        raise ValueError(f"the number of samples must be positive, got {n}")
+    if image_size < MIN_SIZE:
+        raise ValueError(f"image size {image_size} is too small for the objects; use at least {MIN_SIZE}")
+    return modalities
+
+
+class WorldDataset(Dataset):
+    """``n`` samples of ``split``; each item is a dict with the requested modalities.
+
+    * image: uint8 [3, S, S]; depth, thermal: float32 [1, S, S]
+    * caption: str (paraphrase ``i % 3``); captions: all paraphrases
+    * regions: boxes float32 [N, 4] (x0, y0, x1, y1 pixels) + labels (colour, shape) strings
+    * vqa: list of question dicts, answer ids in ``labels.ANSWERS``; refexp: list of {phrase, box}
+    * scene: the :class:`Scene` itself (labels, place, objects)
+    """
+
+    def __init__(self, split: str = "train", n: int = 1000, seed: int = 0, image_size: int = 64,
+                 modalities: Iterable[str] = ("image", "caption")):
+        self.modalities = check_options(split, n, modalities, image_size)
+        self.split, self.n, self.seed, self.image_size = split, n, seed, image_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.n:
+            raise IndexError(f"index {index} out of range for {self.n} samples")
+        scene = sample_scene(self.seed, self.split, index)
+        item: dict = {"index": index, "scene": scene, "place": scene.place}
+        wants = set(self.modalities)
+        if wants & {"image", "depth", "thermal", "regions", "refexp"}:
+            r = render(scene, self.image_size)
+            if "image" in wants:
+                item["image"] = torch.from_numpy(np.ascontiguousarray(r.image.transpose(2, 0, 1)))
+            if "depth" in wants:
+                item["depth"] = torch.from_numpy(r.depth)[None]
+            if "thermal" in wants:
+                item["thermal"] = torch.from_numpy(r.thermal)[None]
+            if "regions" in wants:
+                item["boxes"] = torch.from_numpy(r.boxes)
+                item["labels"] = [(o.colour, o.shape) for o in scene.objects]
+            if "refexp" in wants:
+                item["refexp"] = [{"phrase": e["phrase"], "box": r.boxes[e["object"]].tolist()}
+                                  for e in referring_expressions(scene)]
+        if "caption" in wants:
+            texts = [c["text"] for c in captions(scene)]
+            item["captions"], item["caption"] = texts, texts[index % len(texts)]
+        if "vqa" in wants:
+            item["vqa"] = [{**q, "answer_id": ANSWER_INDEX[q["answer"]]} for q in vqa(scene)]
+        return item
