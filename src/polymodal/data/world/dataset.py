@@ -3,18 +3,21 @@ any worker or rank can make any sample and DistributedSampler splits work withou
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .audio import render_audio
 from .captions import captions
 from .labels import ANSWER_INDEX, referring_expressions, vqa
 from .render import MIN_SIZE, render
 from .scene import SPLITS, sample_scene
+from .video import render_video
 
-MODALITIES = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp")
+MODALITIES = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu")
 
 
 def check_options(split: str, n: int, modalities: Iterable[str], image_size: int) -> tuple[str, ...]:
@@ -41,13 +44,20 @@ class WorldDataset(Dataset):
     * caption: str (paraphrase ``i % 3``); captions: all paraphrases
     * regions: boxes float32 [N, 4] (x0, y0, x1, y1 pixels) + labels (colour, shape) strings
     * vqa: list of question dicts, answer ids in ``labels.ANSWERS``; refexp: list of {phrase, box}
+    * audio: float32 [seconds · 16000]; video: uint8 [T, 3, S, S] + narration (list of dicts);
+      imu: float32 [6, T / 8 · 100] (the camera of the video)
     * scene: the :class:`Scene` itself (labels, place, objects)
     """
 
     def __init__(self, split: str = "train", n: int = 1000, seed: int = 0, image_size: int = 64,
-                 modalities: Iterable[str] = ("image", "caption")):
+                 modalities: Iterable[str] = ("image", "caption"), frames: int = 8, audio_seconds: float = 1.0):
         self.modalities = check_options(split, n, modalities, image_size)
+        if not 2 <= frames <= 64:
+            raise ValueError(f"frames must be between 2 and 64, got {frames}")
+        if audio_seconds <= 0:
+            raise ValueError(f"audio_seconds must be positive, got {audio_seconds}")
         self.split, self.n, self.seed, self.image_size = split, n, seed, image_size
+        self.frames, self.audio_seconds = frames, audio_seconds
 
     def __len__(self) -> int:
         return self.n
@@ -75,6 +85,15 @@ class WorldDataset(Dataset):
         if "caption" in wants:
             texts = [c["text"] for c in captions(scene)]
             item["captions"], item["caption"] = texts, texts[index % len(texts)]
+        if "audio" in wants:
+            item["audio"] = torch.from_numpy(render_audio(scene, self.audio_seconds))
+        if wants & {"video", "imu"}:
+            clip = render_video(scene, self.frames, self.image_size)
+            if "video" in wants:
+                item["video"] = torch.from_numpy(np.ascontiguousarray(clip.frames.transpose(0, 3, 1, 2)))
+                item["narration"] = [dataclasses.asdict(g) for g in clip.narration]
+            if "imu" in wants:
+                item["imu"] = torch.from_numpy(clip.imu)
         if "vqa" in wants:
             item["vqa"] = [{**q, "answer_id": ANSWER_INDEX[q["answer"]]} for q in vqa(scene)]
         return item

@@ -56,14 +56,20 @@ def object_mask(obj: WorldObject, size: int) -> np.ndarray:
     return np.asarray(canvas, dtype=bool)
 
 
-def render(scene: Scene, size: int = 64) -> Rendering:
-    """Render ``scene`` at ``size``×``size``; deterministic in (seed, split, index, size)."""
+def render(scene: Scene, size: int = 64, pan: float = 0.0, image_only: bool = False) -> Rendering:
+    """Render ``scene`` at ``size``×``size``; deterministic in (seed, split, index, size).
+
+    ``pan`` shifts the background's faint vertical stripes by that fraction of the width, so that
+    a camera pan is visible in video frames (objects carry their own positions). ``image_only``
+    skips the depth, thermal and box outputs (left empty), as video frames need only pixels."""
     if size < MIN_SIZE:
         raise ValueError(f"image size {size} is too small for the objects; use at least {MIN_SIZE}")
     rng = sample_rng(scene.seed, scene.split, scene.index, f"render{size}")
     top, bottom, ambient = PLACES[scene.place]
     t = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
-    image = (np.array(top, np.float32) * (1 - t) + np.array(bottom, np.float32) * t) * np.ones((1, size, 1), np.float32)
+    cols = (np.arange(size, dtype=np.float32) / size + pan)[None, :, None]
+    stripes = 1.0 + 0.07 * np.sin(2 * np.pi * 3 * cols)
+    image = (np.array(top, np.float32) * (1 - t) + np.array(bottom, np.float32) * t) * stripes
     depth = np.repeat((BACKGROUND_DEPTH[1] - (BACKGROUND_DEPTH[1] - BACKGROUND_DEPTH[0]) * t[:, :, 0]), size, axis=1)
     thermal = np.full((size, size), ambient, np.float32) - 3.0 * t[:, :, 0]  # the ground is a little cooler
     ids = np.full((size, size), -1, np.int8)
@@ -75,8 +81,12 @@ def render(scene: Scene, size: int = 64) -> Rendering:
         image[m] = np.array(COLOURS[obj.colour], np.float32) * shade
         depth[m] = obj.depth
         thermal[m] = TEMPERATURES[obj.temperature]
-    image += rng.normal(0.0, 5.0, image.shape).astype(np.float32)
-    thermal += rng.normal(0.0, 0.5, thermal.shape).astype(np.float32)
+    image += rng.standard_normal(image.shape, dtype=np.float32) * 5.0
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if image_only:
+        empty = np.zeros((0,), np.float32)
+        return Rendering(image, empty, empty, ids, np.zeros((0, 4), np.float32), empty)
+    thermal += rng.standard_normal(thermal.shape, dtype=np.float32) * 0.5
     boxes = np.zeros((len(scene.objects), 4), np.float32)
     visible = np.zeros(len(scene.objects), np.float32)
     for i, m in enumerate(masks):
@@ -85,8 +95,7 @@ def render(scene: Scene, size: int = 64) -> Rendering:
         if seen.any():
             rows, cols = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
             boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    return Rendering(np.clip(image, 0, 255).astype(np.uint8), depth.astype(np.float32), thermal.astype(np.float32),
-                     ids, boxes, visible)
+    return Rendering(image, depth.astype(np.float32), thermal.astype(np.float32), ids, boxes, visible)
 
 
 def noisy_boxes(boxes: np.ndarray, size: int, rng: np.random.Generator, jitter: float = 0.05,
