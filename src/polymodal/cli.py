@@ -193,5 +193,61 @@ def demo(
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
 
+world_app = typer.Typer(no_args_is_help=True, help="The synthetic multimodal world: export shards, preview.")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("export")
+def world_export(
+    out: Annotated[Path, typer.Option(help="output folder for the .tar shards and the COCO captions JSON")],
+    split: str = "train",
+    n: Annotated[int, typer.Option(help="number of samples")] = 1000,
+    seed: int = 0,
+    modalities: Annotated[str, typer.Option(help="comma-separated")] = "image,caption",
+    image_size: int = 64,
+    shard_size: int = 1000,
+    frames: int = 8,
+) -> None:
+    """Write world samples as WebDataset shards (.png .json .wav .npy .mp4) + captions_SPLIT.json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .data.world.dataset import check_options
+    from .data.world.export import export
+
+    names = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    try:  # every option is checked before any sample is made
+        check_options(split, n, names, image_size)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} exists and is a file")
+        if shard_size <= 0 or not 2 <= frames <= 64:
+            raise ValueError("--shard-size must be positive and --frames between 2 and 64")
+    except ValueError as e:
+        _fail(str(e))
+    with Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as bar:
+        task = bar.add_task("export", total=n)
+        paths = export(out, split, n, seed, names, image_size, shard_size, frames,
+                       progress=lambda k: bar.advance(task, k))
+    console.print(f"wrote {len(paths)} shard(s) of {split} to {out}")
+
+
+@world_app.command("preview")
+def world_preview(
+    out: Annotated[Path, typer.Option(help="PNG file to write")] = Path("world-preview.png"),
+    split: str = "val",
+    samples: int = 4,
+    seed: int = 0,
+) -> None:
+    """Draw a contact sheet: every modality of a few samples side by side."""
+    from .data.world.preview import contact_sheet
+    from .data.world.scene import SPLITS
+
+    if split not in SPLITS or samples <= 0:
+        _fail(f"--split must be one of {SPLITS} and --samples positive")
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a .png file name")
+    console.print(f"wrote {contact_sheet(out, split, tuple(range(samples)), seed)}")
+
+
 if __name__ == "__main__":
     app()
