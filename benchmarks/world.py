@@ -23,7 +23,9 @@ SETS = {
     "image+caption+depth+thermal": ("image", "caption", "depth", "thermal"),
     "image+caption+regions+vqa+refexp": ("image", "caption", "regions", "vqa", "refexp"),
     "+audio+video(8 frames)+imu": ("image", "caption", "depth", "thermal", "audio", "video", "imu"),
-    "all implemented": ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu"),
+    "document pages": ("document",),
+    "all implemented": ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu",
+                        "document"),
 }
 
 

@@ -12,12 +12,13 @@ from torch.utils.data import Dataset
 
 from .audio import render_audio
 from .captions import captions
+from .documents import funsd, render_document
 from .labels import ANSWER_INDEX, referring_expressions, vqa
 from .render import MIN_SIZE, render
 from .scene import SPLITS, sample_scene
 from .video import render_video
 
-MODALITIES = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu")
+MODALITIES = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu", "document")
 
 
 def check_options(split: str, n: int, modalities: Iterable[str], image_size: int) -> tuple[str, ...]:
@@ -46,6 +47,8 @@ class WorldDataset(Dataset):
     * vqa: list of question dicts, answer ids in ``labels.ANSWERS``; refexp: list of {phrase, box}
     * audio: float32 [seconds · 16000]; video: uint8 [T, 3, S, S] + narration (list of dicts);
       imu: float32 [6, T / 8 · 100] (the camera of the video)
+    * document: page uint8 [3, 400, 320] + ``document_labels`` (FUNSD layout: entities with word
+      boxes, labels and key→value links; the class; QA pairs) — independent of the scene
     * scene: the :class:`Scene` itself (labels, place, objects)
     """
 
@@ -94,6 +97,10 @@ class WorldDataset(Dataset):
                 item["narration"] = [dataclasses.asdict(g) for g in clip.narration]
             if "imu" in wants:
                 item["imu"] = torch.from_numpy(clip.imu)
+        if "document" in wants:
+            doc = render_document(self.seed, self.split, index)
+            item["document"] = torch.from_numpy(np.ascontiguousarray(doc.image.transpose(2, 0, 1)))
+            item["document_labels"] = {**funsd(doc), "qa": doc.qa, "line_ids": doc.line_ids.tolist()}
         if "vqa" in wants:
             item["vqa"] = [{**q, "answer_id": ANSWER_INDEX[q["answer"]]} for q in vqa(scene)]
         return item

@@ -23,6 +23,7 @@ from PIL import Image
 from .audio import SAMPLE_RATE, render_audio
 from .captions import captions
 from .dataset import check_options
+from .documents import funsd, render_document
 from .labels import referring_expressions, vqa
 from .render import render
 from .scene import sample_scene
@@ -98,6 +99,10 @@ def sample_record(split: str, index: int, seed: int, modalities: tuple[str, ...]
             meta["narration"] = [dataclasses.asdict(g) for g in clip.narration]
         if "imu" in modalities:
             record["imu.npy"] = _npy(clip.imu)
+    if "document" in modalities:
+        doc = render_document(seed, split, index)
+        record["document.png"] = _png(doc.image)
+        meta["document"] = {**funsd(doc), "qa": doc.qa, "line_ids": doc.line_ids.tolist()}
     record["json"] = json.dumps(meta).encode()
     return record
 
@@ -152,6 +157,8 @@ def decode(record: dict) -> dict:
     out = {"key": record["__key__"], "meta": json.loads(record["json"])}
     if "png" in record:
         out["image"] = np.asarray(Image.open(io.BytesIO(record["png"])).convert("RGB"))
+    if "document.png" in record:
+        out["document"] = np.asarray(Image.open(io.BytesIO(record["document.png"])).convert("RGB"))
     for name in ("depth", "thermal", "imu"):
         if f"{name}.npy" in record:
             out[name] = np.load(io.BytesIO(record[f"{name}.npy"]), allow_pickle=False)
