@@ -84,3 +84,26 @@ def test_output_folder_that_is_a_file_fails_first(tmp_path):
     with pytest.raises(ValueError, match="unknown modalities"):
         export(tmp_path / "new", "train", 3, modalities=("image", "smell"))
     assert not (tmp_path / "new").exists()
+
+
+def test_cli_export_and_preview(tmp_path):
+    from PIL import Image
+
+    exe = [sys.executable, "-m", "polymodal.cli"]
+    ok = subprocess.run(exe + ["world", "export", "--out", str(tmp_path / "shards"), "--split", "test", "--n", "7",
+                               "--modalities", "image,caption,document", "--shard-size", "4"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    samples = list(read_shards(tmp_path / "shards"))
+    assert len(samples) == 7 and samples[0]["document"].shape == (400, 320, 3)
+    assert samples[0]["meta"]["document"]["form"]
+    bad = subprocess.run(exe + ["world", "export", "--out", str(tmp_path / "x"), "--n", "-3"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "positive" in bad.stderr and not (tmp_path / "x").exists()
+    sheet = tmp_path / "sheet.png"
+    ok = subprocess.run(exe + ["world", "preview", "--out", str(sheet), "--samples", "2"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    with Image.open(sheet) as img:
+        assert img.width > 1500 and img.height > 400
+        assert np.asarray(img.convert("L")).std() > 20  # a picture, not a blank page

@@ -1,6 +1,7 @@
 """The synthetic multimodal world (spec: shared/specs/world.md): deterministic scenes rendered in
-several modalities with task labels. Implemented so far: image, captions, regions, depth,
-thermal, VQA, referring expressions."""
+every modality (image, captions, regions, depth, thermal, audio, video + narration, IMU,
+documents) with task labels (retrieval, VQA, VCR, referring expressions, consistency, video QA and
+step localisation, document key–value / QA / class), WebDataset export and a contact sheet."""
 
 from .captions import captions
 from .dataset import MODALITIES, WorldDataset, check_options

@@ -14,8 +14,8 @@ from .audio import render_audio
 from .captions import captions
 from .documents import funsd, render_document
 from .labels import ANSWER_INDEX, referring_expressions, vqa
-from .render import MIN_SIZE, render
-from .scene import SPLITS, sample_scene
+from .render import MIN_SIZE, noisy_boxes, render
+from .scene import SPLITS, sample_rng, sample_scene
 from .video import render_video
 
 MODALITIES = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu", "document")
@@ -43,7 +43,9 @@ class WorldDataset(Dataset):
 
     * image: uint8 [3, S, S]; depth, thermal: float32 [1, S, S]
     * caption: str (paraphrase ``i % 3``); captions: all paraphrases
-    * regions: boxes float32 [N, 4] (x0, y0, x1, y1 pixels) + labels (colour, shape) strings
+    * regions: boxes float32 [N, 4] (x0, y0, x1, y1 pixels) + labels (colour, shape) strings; with
+      ``detector_noise``, also detections [M, 4] (jittered, some missed, maybe one false) and
+      detection_source [M] (true object index, -1 for a false positive)
     * vqa: list of question dicts, answer ids in ``labels.ANSWERS``; refexp: list of {phrase, box}
     * audio: float32 [seconds · 16000]; video: uint8 [T, 3, S, S] + narration (list of dicts);
       imu: float32 [6, T / 8 · 100] (the camera of the video)
@@ -53,14 +55,15 @@ class WorldDataset(Dataset):
     """
 
     def __init__(self, split: str = "train", n: int = 1000, seed: int = 0, image_size: int = 64,
-                 modalities: Iterable[str] = ("image", "caption"), frames: int = 8, audio_seconds: float = 1.0):
+                 modalities: Iterable[str] = ("image", "caption"), frames: int = 8, audio_seconds: float = 1.0,
+                 detector_noise: bool = False):
         self.modalities = check_options(split, n, modalities, image_size)
         if not 2 <= frames <= 64:
             raise ValueError(f"frames must be between 2 and 64, got {frames}")
         if audio_seconds <= 0:
             raise ValueError(f"audio_seconds must be positive, got {audio_seconds}")
         self.split, self.n, self.seed, self.image_size = split, n, seed, image_size
-        self.frames, self.audio_seconds = frames, audio_seconds
+        self.frames, self.audio_seconds, self.detector_noise = frames, audio_seconds, detector_noise
 
     def __len__(self) -> int:
         return self.n
@@ -82,6 +85,11 @@ class WorldDataset(Dataset):
             if "regions" in wants:
                 item["boxes"] = torch.from_numpy(r.boxes)
                 item["labels"] = [(o.colour, o.shape) for o in scene.objects]
+                if self.detector_noise:  # what a detector would hand VisualBERT/ViLBERT
+                    rng = sample_rng(self.seed, self.split, index, "detector")
+                    boxes, source = noisy_boxes(r.boxes, self.image_size, rng)
+                    item["detections"] = torch.from_numpy(boxes)
+                    item["detection_source"] = torch.from_numpy(source)
             if "refexp" in wants:
                 item["refexp"] = [{"phrase": e["phrase"], "box": r.boxes[e["object"]].tolist()}
                                   for e in referring_expressions(scene)]

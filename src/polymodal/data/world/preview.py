@@ -9,11 +9,14 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, render_audio
 from .captions import captions
+from .documents import render_document
 from .render import render
 from .scene import sample_scene
 from .video import render_video
 
-COLUMNS = ("image + boxes", "depth (m)", "thermal (°C)", "audio spectrogram", "IMU", "video frames 0, 3, 7")
+COLUMNS = ("image + boxes", "depth (m)", "thermal (°C)", "audio spectrogram", "IMU", "video frames 0, 3, 7",
+           "document + entities")
+ENTITY_COLOURS = {"header": "tab:red", "question": "tab:blue", "answer": "tab:green", "other": "tab:gray"}
 
 
 def _spectrogram(audio: np.ndarray) -> np.ndarray:
@@ -57,6 +60,12 @@ def contact_sheet(out: str | Path, split: str = "val", indices: tuple[int, ...] 
         ax[4].legend(fontsize=6)
         ax[4].set_xlabel("s", fontsize=7)
         ax[5].imshow(np.concatenate([clip.frames[0], clip.frames[3], clip.frames[7]], axis=1))
+        doc = render_document(seed, split, index)
+        ax[6].imshow(doc.image)
+        for e in doc.entities:
+            x0, y0, x1, y1 = e.box
+            ax[6].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=ENTITY_COLOURS[e.label], lw=0.8))
+        ax[6].set_xlabel(f"{doc.doc_class}: {doc.qa[0]['question']} → {doc.qa[0]['answer']}", fontsize=7)
         narration = "; ".join(f"[{g.start:.2f}–{g.end:.2f}s]{'' if g.visible else ' (not visible)'} {g.text}"
                               for g in clip.narration) or "(no narration)"
         ax[0].set_ylabel(f"{split} #{index}\n{scene.place}", fontsize=8)
@@ -65,7 +74,7 @@ def contact_sheet(out: str | Path, split: str = "val", indices: tuple[int, ...] 
         for col, a in enumerate(ax):
             if row == 0:
                 a.set_title(COLUMNS[col] if col != 5 else f"{COLUMNS[col]}\n{narration}", fontsize=7)
-            if col not in (4,):
+            if col != 4:
                 a.set_xticks([])
                 a.set_yticks([])
     fig.tight_layout()

@@ -111,3 +111,18 @@ def _imu(pan_speed: float, duration: float, rng: np.random.Generator) -> np.ndar
     imu = np.stack([lateral, np.zeros_like(t), np.full_like(t, GRAVITY), np.zeros_like(t), np.zeros_like(t), yaw_rate])
     noise = rng.normal(0, 1, imu.shape) * np.array([0.05, 0.05, 0.05, 0.01, 0.01, 0.01])[:, None]
     return (imu + noise).astype(np.float32)
+
+
+DIRECTIONS = ("left", "right", "up", "down")
+
+
+def video_questions(clip: VideoClip) -> list[dict]:
+    """Multiple-choice video QA from the clip's visible motion events:
+    {"question", "choices" (the four directions), "answer" (index), "frames" (where it happens)}."""
+    out = []
+    for seg in clip.narration:
+        words = seg.text.split()
+        if seg.visible and len(words) == 5 and words[3] == "moves":
+            out.append({"question": f"which way does the {words[1]} {words[2]} move?", "choices": list(DIRECTIONS),
+                        "answer": DIRECTIONS.index(words[4]), "frames": seg.frames})
+    return out
