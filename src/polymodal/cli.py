@@ -193,6 +193,31 @@ def demo(
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context, config: Path) -> None:
+    """Train from a YAML config; extra arguments are key=value overrides (e.g. train.steps=200).
+    Resumes when train.out already holds a checkpoint."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .train.config import ConfigError, load_config
+    from .train.trainer import TrainingError, run
+
+    try:
+        cfg = load_config(config, list(ctx.args))
+    except ConfigError as e:
+        _fail(str(e))
+    with Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
+                  TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} samples/s"),
+                  TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("train", total=cfg.train.steps, loss=float("nan"), rate=0.0)
+        try:
+            result = run(cfg, progress=lambda r: bar.update(task, completed=r["step"], loss=r["loss"],
+                                                            rate=r["samples_per_s"]))
+        except (ConfigError, TrainingError) as e:
+            _fail(str(e))
+    console.print_json(json.dumps(result))
+
+
 world_app = typer.Typer(no_args_is_help=True, help="The synthetic multimodal world: export shards, preview.")
 app.add_typer(world_app, name="world")
 

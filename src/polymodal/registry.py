@@ -64,6 +64,14 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "bert-base": lambda: BertConfig(),
     "minilm-l6": _minilm,
     "bert-tiny": lambda: BertConfig(vocab_size=1000, width=64, layers=2, heads=2, mlp_hidden=256, max_positions=64),
+    # The world recipe (configs/clip-world-tiny.yaml): 64 px, 8 px patches, small towers.
+    "clip-world-tiny": lambda: CLIPConfig(
+        embed_dim=128,
+        vision=ViTConfig(image_size=64, patch_size=8, width=192, layers=4, heads=3, mlp_hidden=768, eps=1e-5,
+                         pre_norm=True, patch_bias=False, output_dim=128),
+        text=TextTransformerConfig(vocab_size=1024, context_length=64, width=192, layers=4, heads=3,
+                                   mlp_hidden=768, output_dim=128),
+    ),
     # CLIP with the packaged all-MiniLM-L6-v2 text tower and a tiny ViT, for the demo and tests.
     "clip-minilm-tiny": lambda: CLIPConfig(
         embed_dim=64,

@@ -86,7 +86,8 @@ class TextTokenizer:
             # Keep the closing special token: towers pool there.
             encoded[i] = encoded[i][: self.context_length - 1] + [encoded[i][-1]]
         if too_long:
-            warnings.warn(f"truncated {len(too_long)} text(s) to {self.context_length} tokens: rows {too_long}",
+            rows = ", ".join(map(str, too_long[:20])) + (f", … ({len(too_long) - 20} more)" if len(too_long) > 20 else "")
+            warnings.warn(f"truncated {len(too_long)} text(s) to {self.context_length} tokens: rows [{rows}]",
                           stacklevel=2)
         width = self.context_length if self.pad_to == "context" else max(len(e) for e in encoded)
         ids = torch.full((len(texts), width), self.pad_id, dtype=torch.long)

@@ -1,0 +1,1 @@
+"""Training engine: configs, trainer, data, optimisation."""

@@ -1,0 +1,19 @@
+"""``torchrun --nproc_per_node N -m polymodal.train CONFIG.yaml [key=value …]``."""
+
+import json
+import sys
+
+from .config import load_config
+from .trainer import run
+
+
+def main(argv: list[str]) -> None:
+    path = argv[0] if argv and not "=" in argv[0] else None
+    overrides = [a for a in argv if "=" in a]
+    result = run(load_config(path, overrides))
+    if result.get("text_to_image_R@1") is not None:
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,158 @@
+"""Run configuration: plain YAML mapped onto dataclasses, validated (unknown keys, wrong types)
+before anything runs; ``key.sub=value`` overrides from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file and the key."""
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "clip-world-tiny"
+    text_weights: str | None = None  # "minilm" = the packaged all-MiniLM-L6-v2, or a checkpoint folder
+    freeze_text: bool = False
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class DataConfig:
+    kind: str = "world"  # only "world" so far
+    train_n: int = 20000
+    val_n: int = 1000
+    image_size: int = 64
+    seed: int = 0
+    tokenizer: str | None = None  # a saved tokenizer folder; None: train a BPE on the training captions
+    tokenizer_vocab: int = 1024  # vocabulary of that BPE
+    context_length: int = 64
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup_steps: int = 100
+    clip_grad: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 128
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 200
+    eval_every: int = 0  # 0: evaluate at the end only
+    out: str = "runs/clip-world-tiny"
+    threads: int = 0  # torch threads; 0 keeps torch's default
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {"data.kind": ("world",), "train.precision": ("fp32", "bf16")}
+
+
+def _check_type(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is not type(None):
+                return _check_type(value, option, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    values = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, key)
+        else:
+            values[name] = _check_type(value, hint, key)
+            allowed = CHOICES.get(key.split(": ")[-1])
+            if allowed and values[name] not in allowed:
+                raise ConfigError(f"{key}: {values[name]!r} is not one of {allowed}")
+    return cls(**values)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["train.steps=200", "model.freeze_text=true"]`` → nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for k, v in extra.items():
+        base[k] = _merge(dict(base.get(k) or {}), v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return base
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read YAML ``path`` (or defaults), apply overrides, validate; errors name the file and key."""
+    raw: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    raw = _merge(raw, parse_overrides(overrides or []))
+    try:
+        return _build(RunConfig, raw, "")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None

