@@ -81,3 +81,18 @@ def test_bad_width_and_fused_cross_attention_raise():
         Attention(10, 3)
     with pytest.raises(ValueError, match="fused_qkv"):
         Attention(8, 2)(torch.randn(1, 2, 8), torch.randn(1, 3, 8))
+
+
+def test_bf16_autocast_training_keeps_dtype_and_values():
+    """Under CPU bf16 autocast with autograd the attention core runs in fp32 (a speed choice);
+    the output stays bf16 and close to the fp32 result, and gradients flow."""
+    torch.manual_seed(0)
+    attn = Attention(32, 4)
+    x = torch.randn(2, 9, 32, requires_grad=True)
+    ref, _ = attn(x, is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = attn(x, is_causal=True)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=0, atol=0.05)
+    out.float().sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(attn.qkv.weight.grad).all()

@@ -118,7 +118,18 @@ class Attention(nn.Module):
         else:
             weights = None
             causal_only = is_causal and mask is None  # square, unmasked: SDPA's causal kernel
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal_only)
+            out_dtype = q.dtype
+            if out_dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
+                # torch 2.13's CPU flash-attention backward is ~9x slower in bf16 than in fp32
+                # (benchmarks/train_step.py): train the attention core in fp32, the GEMMs in bf16.
+                q, k, v = q.float(), k.float(), v.float()
+                mask = mask.float() if mask is not None and mask.dtype != torch.bool else mask
+                with torch.autocast("cpu", enabled=False):
+                    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
+                                                         is_causal=causal_only).to(out_dtype)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
+                                                     is_causal=causal_only)
         out = out.transpose(1, 2).reshape(b, n, self.dim)
         return self.out(out), weights
 

@@ -60,8 +60,13 @@ class TextTransformer(nn.Module):
                 "tokenize with truncate=True to cut them explicitly"
             )
         x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
-        pad = None if attention_mask is None else attention_mask == 0
-        x, attentions = self.transformer(x, need_weights=need_weights, is_causal=True, key_padding_mask=pad)
+        if attention_mask is None:
+            masks = {"is_causal": True}
+        else:  # causal ∧ not-padding, built once for all layers: bool [B, 1, L, L]
+            n = ids.shape[1]
+            causal = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril()
+            masks = {"attn_mask": causal & attention_mask.bool()[:, None, None, :]}
+        x, attentions = self.transformer(x, need_weights=need_weights, **masks)
         x = self.norm(x)
         return (x, attentions) if need_weights else x
 

@@ -71,4 +71,6 @@ def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank
     b = batch_size // world
     idx = idx[rank * b:(rank + 1) * b]
     p = (epoch + idx) % data.ids.shape[1]
-    return normalize(data.images[idx]), data.ids[idx, p], data.mask[idx, p]
+    ids, mask = data.ids[idx, p], data.mask[idx, p]
+    length = int(mask.sum(dim=1).max())  # drop all-padding columns: the text tower costs O(L)
+    return normalize(data.images[idx]), ids[:, :length], mask[:, :length]
