@@ -218,6 +218,32 @@ def train(ctx: typer.Context, config: Path) -> None:
     console.print_json(json.dumps(result))
 
 
+@app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evaluate_cmd(
+    ctx: typer.Context,
+    config: Path,
+    checkpoint: Annotated[Path, typer.Option(help="a saved model folder with its tokenizer (RUN/model)")],
+) -> None:
+    """Evaluate a trained CLIP on the config's validation gallery: retrieval R@1/5/10, mean rank,
+    zero-shot accuracy; prints JSON and writes eval.json + eval.md beside the checkpoint."""
+    from .modalities.text import load_tokenizer
+    from .train.config import ConfigError, load_config
+    from .train.trainer import evaluate
+    from .weights import CheckpointError, load_checkpoint
+
+    try:
+        cfg = load_config(config, list(ctx.args))
+        model = load_checkpoint(checkpoint)
+        tokenizer = load_tokenizer(checkpoint)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        _fail(str(e))
+    result = evaluate(model, tokenizer, cfg)
+    (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in result.items())
+    (checkpoint / "eval.md").write_text(f"| metric | value |\n|---|---|\n{rows}\n")
+    console.print_json(json.dumps(result))
+
+
 world_app = typer.Typer(no_args_is_help=True, help="The synthetic multimodal world: export shards, preview.")
 app.add_typer(world_app, name="world")
 

@@ -131,3 +131,10 @@ def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
     assert json.loads((tmp_path / "run" / "config.yaml").read_text())["train"]["steps"] == 3
     bad = subprocess.run(exe + ["train.stepz=3"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "stepz" in bad.stderr
+    again = subprocess.run([sys.executable, "-m", "polymodal.cli", "eval", "configs/clip-world-tiny.yaml",
+                            "--checkpoint", str(tmp_path / "run" / "model"), *TINY, "data.val_n=32"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    # The saved model and tokenizer reproduce the run's own evaluation exactly.
+    assert json.loads((tmp_path / "run" / "model" / "eval.json").read_text()) == result
+    assert "| text_to_image_R@1 |" in (tmp_path / "run" / "model" / "eval.md").read_text()
