@@ -244,6 +244,17 @@ def evaluate_cmd(
     console.print_json(json.dumps(result))
 
 
+@app.command()
+def plot(run_dir: Path, out: Annotated[Optional[Path], typer.Option(help="PNG path (default RUN_DIR/curves.png)")] = None) -> None:
+    """Draw a run's curves (loss, learning rate, temperature, validation metrics) as a PNG."""
+    from .train.plot import plot_run
+
+    try:
+        console.print(f"wrote {plot_run(run_dir, out)}")
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+
+
 world_app = typer.Typer(no_args_is_help=True, help="The synthetic multimodal world: export shards, preview.")
 app.add_typer(world_app, name="world")
 

@@ -138,3 +138,13 @@ def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
     # The saved model and tokenizer reproduce the run's own evaluation exactly.
     assert json.loads((tmp_path / "run" / "model" / "eval.json").read_text()) == result
     assert "| text_to_image_R@1 |" in (tmp_path / "run" / "model" / "eval.md").read_text()
+    from PIL import Image
+
+    with Image.open(tmp_path / "run" / "curves.png") as img:  # drawn automatically at the end
+        assert img.width > 800
+    drawn = subprocess.run([sys.executable, "-m", "polymodal.cli", "plot", str(tmp_path / "run"), "--out",
+                            str(tmp_path / "c.png")], capture_output=True, text=True, timeout=120)
+    assert drawn.returncode == 0 and (tmp_path / "c.png").stat().st_size > 10_000
+    missing = subprocess.run([sys.executable, "-m", "polymodal.cli", "plot", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "metrics.jsonl" in missing.stderr

@@ -268,6 +268,9 @@ def run(cfg: RunConfig, progress=None) -> dict:
 
         save(trainer.model, trainer.out / "model")
         trainer.tokenizer.save(trainer.out / "model")
+        from .plot import plot_run
+
+        plot_run(trainer.out)
     if dist.is_initialized():
         dist.barrier()
     return {"final_loss": log[-1]["loss"] if log else math.nan, **result}
