@@ -64,13 +64,18 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> tuple[torch.
     return order[k * batch_size:(k + 1) * batch_size], epoch
 
 
-def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-    """This rank's slice of global batch ``step``: (pixels [b, 3, S, S], ids [b, L], mask [b, L]).
-    The caption paraphrase rotates with the epoch."""
+def batch_rows(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    """This rank's rows of global batch ``step`` and the caption paraphrase of each (it rotates with
+    the epoch): (idx [b], paraphrase [b])."""
     idx, epoch = batch_indices(step, batch_size, len(data), seed)
     b = batch_size // world
     idx = idx[rank * b:(rank + 1) * b]
-    p = (epoch + idx) % data.ids.shape[1]
+    return idx, (epoch + idx) % data.ids.shape[1]
+
+
+def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    """This rank's slice of global batch ``step``: (pixels [b, 3, S, S], ids [b, L], mask [b, L])."""
+    idx, p = batch_rows(data, step, batch_size, seed, rank, world)
     ids, mask = data.ids[idx, p], data.mask[idx, p]
     length = int(mask.sum(dim=1).max())  # drop all-padding columns: the text tower costs O(L)
     return normalize(data.images[idx]), ids[:, :length], mask[:, :length]

@@ -30,7 +30,7 @@ from ..objectives import ClipLoss
 from ..registry import build, config_to_dict, preset
 from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
-from .data import CaptionedImages, get_batch, normalize, tokenize_all, world_captions
+from .data import CaptionedImages, batch_rows, get_batch, normalize, tokenize_all, world_captions
 from .optim import param_groups, warmup_cosine
 
 CHECKPOINT = "latest.pt"
@@ -144,10 +144,30 @@ class Trainer:
                                            betas=(o.beta1, o.beta2), eps=o.eps)
         self.scheduler = warmup_cosine(self.optimizer, o.warmup_steps, cfg.train.steps)
         self.loss_fn = ClipLoss()
+        self.text_cache = self._frozen_text_features()
         self.step = 0
         self._resume()
         if self.rank == 0:
             (self.out / "config.yaml").write_text(json.dumps(cfg.to_dict(), indent=1))  # JSON is valid YAML
+
+    @torch.no_grad()
+    def _frozen_text_features(self) -> torch.Tensor | None:
+        """With a frozen text tower (only its projection trains) and one process, the tower's pooled
+        output for every (sample, paraphrase) is computed once: [N, P, width]. Each step then runs
+        only the image tower and the projection. (Under DDP the full forward keeps gradient sync.)"""
+        text = self.model.text
+        trainable = [n for n, p in text.named_parameters() if p.requires_grad]
+        if self.world > 1 or not self.cfg.model.freeze_text or trainable != ["proj.weight"]:
+            return None
+        text.eval()
+        n, p, length = self.data.ids.shape
+        ids, mask = self.data.ids.view(n * p, length), self.data.mask.view(n * p, length)
+        pooled = []
+        for i in range(0, n * p, 512):
+            keep = int(mask[i:i + 512].sum(dim=1).max())  # drop all-padding columns of this chunk
+            chunk_ids, chunk_mask = ids[i:i + 512, :keep], mask[i:i + 512, :keep]
+            pooled.append(text.pool(text.forward_features(chunk_ids, chunk_mask), chunk_mask))
+        return torch.cat(pooled).view(n, p, -1)
 
     # ----------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
@@ -185,9 +205,15 @@ class Trainer:
         self.ddp.train()
         start, seen = time.perf_counter(), 0
         while self.step < cfg.steps:
-            pixels, ids, mask = get_batch(self.data, self.step, cfg.batch_size, cfg.seed, self.rank, self.world)
             with autocast:
-                out = self.ddp(pixels, ids, mask)
+                if self.text_cache is not None:
+                    idx, p = batch_rows(self.data, self.step, cfg.batch_size, cfg.seed)
+                    image = self.model.encode_image(normalize(self.data.images[idx]), normalize=True)
+                    text = F.normalize(self.model.text.proj(self.text_cache[idx, p]), dim=-1)
+                    out = {"image_features": image, "text_features": text, "logit_scale": self.model.scale()}
+                else:
+                    pixels, ids, mask = get_batch(self.data, self.step, cfg.batch_size, cfg.seed, self.rank, self.world)
+                    out = self.ddp(pixels, ids, mask)
                 loss = self.loss_fn(out["image_features"].float(), out["text_features"].float(), out["logit_scale"])
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss is {loss.item()} at step {self.step + 1}; the last good checkpoint "
