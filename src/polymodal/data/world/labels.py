@@ -1,12 +1,14 @@
-"""Task labels computed from a scene: VQA questions with a fixed answer vocabulary and
-referring expressions that pick exactly one object."""
+"""Task labels computed from a scene: VQA questions with a fixed answer vocabulary, referring
+expressions that pick exactly one object, VCR items and consistency ("fake post") pairs."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 from .captions import NUMBERS, RELATION_WORDS, plural, relations, unique_name
-from .scene import COLOURS, SHAPES, Scene, sample_rng
+from .scene import COLOURS, HELD_OUT, SHAPES, Scene, sample_rng
 
 ANSWERS = ("yes", "no", *COLOURS, *SHAPES, *(str(k) for k in range(5)))
 ANSWER_INDEX = {a: i for i, a in enumerate(ANSWERS)}
@@ -131,8 +133,6 @@ def consistency(scene: Scene) -> dict:
     on the label, so text alone is at chance; the edited scenes are drawn like any other.
 
     Returns {"statement", "kind", "label" (1 agrees / 0 contradicts), "scene" (the one to show)}."""
-    import dataclasses
-
     rng = sample_rng(scene.seed, scene.split, scene.index, "consistency")
     objs = list(scene.objects)
     options = []
@@ -170,7 +170,6 @@ def consistency(scene: Scene) -> dict:
     return {"statement": statement, "kind": kind, "label": label, "scene": shown}
 
 
-def _held_out(split: str):
-    from .scene import HELD_OUT
-
+def _held_out(split: str) -> frozenset:
+    """Combinations an edit must not create: the held-out pairs, in the train split only."""
     return HELD_OUT if split == "train" else frozenset()
