@@ -10,15 +10,17 @@ from torch import nn
 
 from .models.bert import BertConfig, BertTextTower
 from .models.clip import CLIP, CLIPConfig
+from .models.imagebind import ImageBind, ImageBindConfig, TowerConfig
 from .models.text_transformer import TextTransformerConfig
 from .models.vit import ViTConfig, VisionTransformer
 
-Config = ViTConfig | CLIPConfig | BertConfig
+Config = ViTConfig | CLIPConfig | BertConfig | ImageBindConfig
 
 FAMILIES: dict[type, tuple[str, Callable[[Config], nn.Module]]] = {
     ViTConfig: ("vit", VisionTransformer),
     CLIPConfig: ("clip", CLIP.from_config),
     BertConfig: ("bert", BertTextTower),
+    ImageBindConfig: ("imagebind", ImageBind.from_config),
 }
 CONFIG_BY_FAMILY = {family: cls for cls, (family, _) in FAMILIES.items()}
 
@@ -47,6 +49,29 @@ def _clip_tiny() -> CLIPConfig:
 
 def _minilm(**kw) -> BertConfig:
     return BertConfig(width=384, layers=6, heads=12, mlp_hidden=1536, pooling="mean", **kw)
+
+
+def _imagebind_tiny() -> ImageBindConfig:
+    """The sizes of ../shared/fixtures/imagebind (official geometry, tiny towers, vocabulary 128)."""
+    return ImageBindConfig(
+        embed_dim=16, vision=TowerConfig(24, 2, 2),
+        text=TextTransformerConfig(vocab_size=128, context_length=77, width=32, layers=2, heads=2, mlp_hidden=128,
+                                   eps=1e-6, output_dim=16),
+        audio=TowerConfig(16, 2, 2, 0.1), depth=TowerConfig(16, 1, 2), thermal=TowerConfig(16, 1, 2),
+        imu=TowerConfig(16, 2, 2, 0.7))
+
+
+def _imagebind_world() -> ImageBindConfig:
+    """ImageBind on the world at 64 px: the clip-world-minilm towers (image, frozen MiniLM text)
+    plus small audio (1 s), depth, thermal and IMU (8-frame clip, 100 samples) encoders."""
+    clip = PRESETS["clip-world-minilm"]()
+    v = clip.vision
+    return ImageBindConfig(
+        embed_dim=clip.embed_dim, vision=TowerConfig(v.width, v.layers, v.heads), text=clip.text, text_type="bert",
+        audio=TowerConfig(128, 3, 4), depth=TowerConfig(128, 3, 4), thermal=TowerConfig(128, 3, 4),
+        imu=TowerConfig(128, 3, 4, drop_path=0.1),
+        image_size=v.image_size, vision_patch=v.patch_size, audio_frames=98, map_size=v.image_size, depth_patch=8,
+        thermal_patch=8, imu_length=100, imu_patch=10, imu_head_dropout=0.0, eps=v.eps)
 
 
 PRESETS: dict[str, Callable[[], Config]] = {
@@ -89,6 +114,9 @@ PRESETS: dict[str, Callable[[], Config]] = {
         text_type="bert",
         logit_scale_init=math.log(1 / 0.07),
     ),
+    "imagebind-huge": ImageBindConfig,
+    "imagebind-tiny": _imagebind_tiny,
+    "imagebind-world": _imagebind_world,
 }
 
 

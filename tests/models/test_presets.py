@@ -38,6 +38,12 @@ def test_tiny_presets_forward_backward(name):
     if name.startswith("vit"):
         out = model(torch.randn(2, 3, cfg.image_size, cfg.image_size))
         assert out.shape == (2, cfg.num_classes)
+    elif name.startswith("imagebind"):
+        out = model({"vision": torch.randn(2, 3, 224, 224), "text": torch.randint(0, 128, (2, 77)),
+                     "audio": torch.randn(2, 1, 128, 204), "depth": torch.randn(2, 1, 224, 224),
+                     "thermal": torch.randn(2, 1, 224, 224), "imu": torch.randn(2, 6, 2000)})
+        assert all(v.shape == (2, cfg.embed_dim) for v in out.values())
+        out = sum(out["vision"] @ v.T for m, v in out.items() if m != "vision")
     elif name.startswith("bert"):
         out = model(torch.randint(0, cfg.vocab_size, (2, 7)), torch.ones(2, 7, dtype=torch.long))
         assert out.shape == (2, cfg.width)

@@ -26,6 +26,39 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
+class VideoPatchEmbed(nn.Module):
+    """ImageBind's vision stem: tubelets of ``frames × p × p`` by a strided 3-D convolution.
+
+    Takes clips [B, C, T, H, W] with T == ``frames`` or single images [B, C, H, W], which are
+    repeated ``frames`` times along time first (ImageBind's ``PadIm2Video(pad_type="repeat")``).
+    Returns [B, (H/p)·(W/p), D].
+    """
+
+    def __init__(self, patch_size: int, frames: int, in_chans: int, dim: int, bias: bool = False):
+        super().__init__()
+        self.patch_size, self.frames = patch_size, frames
+        self.proj = nn.Conv3d(in_chans, dim, kernel_size=(frames, patch_size, patch_size),
+                              stride=(frames, patch_size, patch_size), bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.proj.in_channels
+        if x.dim() == 4 and x.shape[1] == c:
+            x = x.unsqueeze(2).expand(-1, -1, self.frames, -1, -1)
+        if x.dim() != 5 or x.shape[1] != c or x.shape[2] != self.frames:
+            raise ValueError(f"expected images [B, {c}, H, W] or clips [B, {c}, {self.frames}, H, W], "
+                             f"got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"frame size {h}x{w} is not a multiple of the patch size {self.patch_size}")
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+    @torch.no_grad()
+    def inflate_from(self, conv2d_weight: torch.Tensor) -> None:
+        """Initialise from a 2-D patch weight [D, C, p, p] so that a repeated image gives exactly the
+        2-D embedding (the weight is split evenly over time, as ImageBind inflated CLIP's)."""
+        self.proj.weight.copy_(conv2d_weight.unsqueeze(2).expand_as(self.proj.weight) / self.frames)
+
+
 def resample_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
     """Bicubically resample a learned grid position embedding to a new patch grid.
 

@@ -20,18 +20,19 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from . import hf_bert, hf_clip, hf_vit, openai_clip
+from . import hf_bert, hf_clip, hf_vit, imagebind, openai_clip
 from .files import CheckpointError, find_weights_file, read_state_dict
 
 FORMAT = "polymodal"
 
 # Layouts of other model families, recognised only to say what a checkpoint is.
 FOREIGN_LAYOUTS = {
-    "modality_preprocessors.": "ImageBind", "modality_trunks.": "ImageBind", "layoutlmv2.": "LayoutLMv2",
+    "layoutlmv2.": "LayoutLMv2",
     "layoutlmv3.": "LayoutLMv3", "visual_bert.": "VisualBERT", "v_embeddings.": "ViLBERT",
     "mmmodel.": "VideoCLIP (fairseq)", "visual.trunk.": "open_clip timm-tower CLIP",
 }
-FAMILY_OF_LAYOUT = {"polymodal": None, "openai-clip": "clip", "hf-clip": "clip", "hf-vit": "vit", "hf-bert": "bert"}
+FAMILY_OF_LAYOUT = {"polymodal": None, "openai-clip": "clip", "hf-clip": "clip", "hf-vit": "vit", "hf-bert": "bert",
+                    "imagebind": "imagebind"}
 
 
 @dataclass
@@ -43,7 +44,7 @@ class LoadReport:
 
 def detect_layout(keys) -> str:
     """Name of a state dict's key layout: ``polymodal``, ``openai-clip``, ``hf-clip``, ``hf-vit``,
-    ``hf-bert``; raises :class:`CheckpointError` naming the family for other known layouts."""
+    ``hf-bert``, ``imagebind``; raises :class:`CheckpointError` naming the family for other known layouts."""
     keys = list(keys)
     if hf_clip.is_hf_clip(keys):
         return "hf-clip"
@@ -51,20 +52,24 @@ def detect_layout(keys) -> str:
         return "hf-vit"
     if hf_bert.is_hf_bert(keys):
         return "hf-bert"
+    if imagebind.is_imagebind(keys):
+        return "imagebind"
     for prefix, family in FOREIGN_LAYOUTS.items():
         if any(k.startswith(prefix) for k in keys):
             raise CheckpointError(f"detected a {family} checkpoint (keys start with {prefix!r}); "
-                                  "this loader reads CLIP, ViT and BERT layouts")
+                                  "this loader reads CLIP, ViT, BERT and ImageBind layouts")
     if openai_clip.is_openai_clip(keys):
         return "openai-clip"
-    if any(k.endswith("transformer.blocks.0.attn.qkv.weight") for k in keys):
+    if any(k.endswith("transformer.blocks.0.attn.qkv.weight") or k.endswith("transformer.blocks.0.attn.q.weight")
+           for k in keys):
         return "polymodal"
     raise CheckpointError(f"unrecognised checkpoint layout; first keys: {keys[:5]}")
 
 
 def to_polymodal(sd: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
     converters = {"openai-clip": openai_clip.to_polymodal, "hf-clip": hf_clip.to_polymodal,
-                  "hf-vit": hf_vit.to_polymodal, "hf-bert": hf_bert.to_polymodal}
+                  "hf-vit": hf_vit.to_polymodal, "hf-bert": hf_bert.to_polymodal,
+                  "imagebind": imagebind.to_polymodal}
     return converters[layout](sd) if layout in converters else sd
 
 
@@ -152,6 +157,8 @@ def infer_config(path: str | Path, sd: dict[str, torch.Tensor] | None = None, la
         return hf_clip.config_from_hf(cfg)
     if layout == "hf-vit":
         return hf_vit.config_from_hf(cfg, sd)
+    if layout == "imagebind":
+        return imagebind.infer_config(sd, cfg)
     if layout == "hf-bert":
         folder = path if path.is_dir() else path.parent
         return hf_bert.config_from_hf(cfg, sd, hf_bert.sentence_pooling(folder))

@@ -1,0 +1,197 @@
+"""ImageBind (Girdhar et al.): one encoder per modality, all bound into the image's embedding space.
+
+Per modality: preprocessor (stem) → trunk → head (norm, CLS/EOT token, projection) →
+postprocessor (L2 normalise, then a logit scale: learnable for text, fixed for the others). The
+scale doubles as each modality's contrastive temperature against unit-norm image embeddings.
+
+Inputs of a modality may carry an extra clip axis S right after the batch axis (video
+[B, S, 3, T, H, W], audio [B, S, 1, mel, frames], …): the clips run as B·S samples through the
+whole pipeline, postprocessor included, and their outputs are averaged (not re-normalised).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import VideoPatchEmbed
+from ..modalities.audio import AudioStem
+from ..modalities.imu import IMUStem
+from ..modalities.maps import MapStem
+from .bert import BertConfig, BertTextTower
+from .modality_transformer import ModalityTransformer
+from .text_transformer import TextTransformer, TextTransformerConfig
+
+MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
+# Dimensions of one unbatched sample of each modality; one more means a leading clip axis.
+SAMPLE_DIMS = {"vision": (3, 4), "text": (1,), "audio": (3,), "depth": (3,), "thermal": (3,), "imu": (2,)}
+
+
+@dataclass
+class TowerConfig:
+    width: int
+    layers: int
+    heads: int
+    drop_path: float = 0.0
+
+
+@dataclass
+class ImageBindConfig:
+    """Sizes default to ``imagebind_huge``. A modality whose tower is None is left out."""
+
+    embed_dim: int = 1024
+    vision: TowerConfig | None = field(default_factory=lambda: TowerConfig(1280, 32, 16))
+    text: TextTransformerConfig | BertConfig | None = field(default_factory=lambda: TextTransformerConfig(
+        vocab_size=49408, context_length=77, width=1024, layers=24, heads=16, mlp_hidden=4096, eps=1e-6,
+        output_dim=1024))
+    text_type: str = "causal"  # "causal" (ImageBind's own, pooled at the largest id) or "bert"
+    audio: TowerConfig | None = field(default_factory=lambda: TowerConfig(768, 12, 12, drop_path=0.1))
+    depth: TowerConfig | None = field(default_factory=lambda: TowerConfig(384, 12, 8))
+    thermal: TowerConfig | None = field(default_factory=lambda: TowerConfig(768, 12, 12))
+    imu: TowerConfig | None = field(default_factory=lambda: TowerConfig(512, 6, 8, drop_path=0.7))
+    # Geometry of each stem.
+    image_size: int = 224
+    vision_patch: int = 14
+    video_frames: int = 2  # frames per tubelet; an image is repeated this many times
+    audio_mel_bins: int = 128
+    audio_frames: int = 204
+    audio_patch: int = 16
+    audio_stride: int = 10
+    map_size: int = 224  # depth and thermal
+    depth_patch: int = 16
+    thermal_patch: int = 16
+    imu_length: int = 2000
+    imu_patch: int = 8
+    imu_head_dropout: float = 0.5
+    eps: float = 1e-6  # trunk and head LayerNorms (the stems' LayerNorms use 1e-5)
+    # Postprocessing: fixed logit scales per modality; text's is learnable, starting at 1/0.07.
+    scales: dict[str, float] = field(default_factory=lambda: {"audio": 20.0, "depth": 5.0, "thermal": 10.0,
+                                                              "imu": 5.0})
+    text_scale_init: float = math.log(1 / 0.07)
+    text_scale_max: float = 100.0
+
+    def __post_init__(self):
+        for name in ("vision", "audio", "depth", "thermal", "imu"):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, TowerConfig(**getattr(self, name)))
+        if self.text_type not in ("causal", "bert"):
+            raise ValueError(f"ImageBindConfig.text_type must be 'causal' or 'bert', got {self.text_type!r}")
+        if isinstance(self.text, dict):
+            self.text = (BertConfig if self.text_type == "bert" else TextTransformerConfig)(**self.text)
+        if self.text is not None and self.text.output_dim != self.embed_dim:
+            raise ValueError(f"text output_dim {self.text.output_dim} must equal embed_dim {self.embed_dim}")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES if getattr(self, m) is not None)
+
+
+class Postprocessor(nn.Module):
+    """L2-normalise, then multiply by exp(log_logit_scale) (clamped at ``max_scale`` when learnable).
+
+    The scale is a Parameter when learnable (text), else a buffer saved with the weights."""
+
+    def __init__(self, scale: float | None, learnable: bool = False, max_scale: float = 100.0):
+        super().__init__()
+        self.max_scale = max_scale
+        if scale is None:
+            self.log_logit_scale = None
+        elif learnable:
+            self.log_logit_scale = nn.Parameter(torch.tensor(float(scale)))
+        else:
+            self.register_buffer("log_logit_scale", torch.tensor(math.log(scale)))
+        self.learnable = learnable
+
+    def scale(self) -> torch.Tensor | None:
+        if self.log_logit_scale is None:
+            return None
+        s = self.log_logit_scale.exp()
+        return s.clamp(max=self.max_scale) if self.learnable else s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(x, dim=-1)
+        s = self.scale()
+        return x if s is None else x * s
+
+
+def build_encoder(config: ImageBindConfig, modality: str) -> nn.Module:
+    """The (stem → trunk → head) encoder of one modality, before postprocessing."""
+    c, e = config, config.embed_dim
+    if modality == "text":
+        return BertTextTower(c.text) if c.text_type == "bert" else TextTransformer(c.text)
+    t: TowerConfig = getattr(c, modality)
+    common = dict(width=t.width, layers=t.layers, heads=t.heads, output_dim=e, drop_path=t.drop_path, eps=c.eps)
+    if modality == "vision":
+        grid = c.image_size // c.vision_patch
+        stem = VideoPatchEmbed(c.vision_patch, c.video_frames, 3, t.width, bias=False)
+        return ModalityTransformer(stem, grid * grid, pre_norm=True, **common)
+    if modality == "audio":
+        n = AudioStem.num_tokens(c.audio_mel_bins, c.audio_frames, c.audio_patch, c.audio_stride)
+        return ModalityTransformer(AudioStem(t.width, c.audio_patch, c.audio_stride), n, add_bias_kv=True, **common)
+    if modality in ("depth", "thermal"):
+        patch = c.depth_patch if modality == "depth" else c.thermal_patch
+        return ModalityTransformer(MapStem(t.width, patch), (c.map_size // patch) ** 2, add_bias_kv=True, **common)
+    if modality == "imu":
+        if c.imu_length % c.imu_patch:
+            raise ValueError(f"imu_length {c.imu_length} is not a multiple of imu_patch {c.imu_patch}")
+        return ModalityTransformer(IMUStem(t.width, c.imu_patch), c.imu_length // c.imu_patch, add_bias_kv=True,
+                                   head_dropout=c.imu_head_dropout, **common)
+    raise ValueError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
+
+
+class ImageBind(nn.Module):
+    """``encoders[m]`` (input → [B, E]) and ``postprocessors[m]`` for each modality m.
+
+    ``model({"vision": images, "audio": clips})`` → ``{"vision": [B, E], "audio": [B, E]}``.
+    """
+
+    def __init__(self, encoders: dict[str, nn.Module], postprocessors: dict[str, Postprocessor],
+                 config: ImageBindConfig | None = None):
+        super().__init__()
+        if set(encoders) != set(postprocessors):
+            raise ValueError(f"encoders {sorted(encoders)} and postprocessors {sorted(postprocessors)} differ")
+        self.config = config
+        self.encoders = nn.ModuleDict(encoders)
+        self.postprocessors = nn.ModuleDict(postprocessors)
+
+    @classmethod
+    def from_config(cls, config: ImageBindConfig) -> "ImageBind":
+        encoders = {m: build_encoder(config, m) for m in config.modalities}
+        post = {m: Postprocessor(config.text_scale_init, learnable=True, max_scale=config.text_scale_max)
+                if m == "text" else Postprocessor(config.scales.get(m)) for m in config.modalities}
+        return cls(encoders, post, config)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.encoders)
+
+    def _check(self, modality: str) -> None:
+        if modality not in self.encoders:
+            raise KeyError(f"this model has no {modality!r} encoder; it has: {', '.join(self.encoders)}")
+
+    def encode(self, modality: str, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               postprocess: bool = True) -> torch.Tensor:
+        """One modality's input → [B, E] (``postprocess=False``: the head output, before L2 norm/scale).
+
+        Inputs with a clip axis ([B, S, ...], see the module docstring) are averaged over S.
+        """
+        self._check(modality)
+        clips = x.dim() == max(SAMPLE_DIMS[modality]) + 2
+        b, s = x.shape[:2]
+        if clips:
+            x = x.reshape(b * s, *x.shape[2:])
+            if attention_mask is not None:
+                attention_mask = attention_mask.reshape(b * s, -1)
+        encoder = self.encoders[modality]
+        out = encoder(x, attention_mask) if modality == "text" else encoder(x)
+        if postprocess:
+            out = self.postprocessors[modality](out)
+        return out.reshape(b, s, -1).mean(1) if clips else out
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{modality: input}`` → ``{modality: [B, E]}``, normalised and scaled per modality."""
+        return {m: self.encode(m, x) for m, x in inputs.items()}
