@@ -218,6 +218,25 @@ def train(ctx: typer.Context, config: Path) -> None:
     console.print_json(json.dumps(result))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bind(ctx: typer.Context, config: Path) -> None:
+    """ImageBind's two-stage recipe: stage 1 CLIP (image + text), stage 2 binds audio, depth, thermal
+    and IMU encoders to the frozen image space; reports emergent zero-shot against a supervised
+    upper bound, retrieval and embedding arithmetic. Extra arguments are key=value overrides."""
+    from .train.config import BindConfig, ConfigError, load_config
+    from .train.imagebind_recipe import run_recipe
+    from .train.trainer import TrainingError
+
+    try:
+        cfg = load_config(config, list(ctx.args), cls=BindConfig)
+        results = run_recipe(cfg, report=lambda line: console.print(line, highlight=False))
+    except (ConfigError, TrainingError) as e:
+        _fail(str(e))
+    typer.echo((Path(cfg.out) / "results.md").read_text())  # plain: a Markdown table must not wrap
+    console.print(f"bound model: {Path(cfg.out) / 'model'}  results: {Path(cfg.out) / 'results.json'}")
+    del results
+
+
 @app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate_cmd(
     ctx: typer.Context,

@@ -90,6 +90,22 @@ class ImageBindConfig:
         return tuple(m for m in MODALITIES if getattr(self, m) is not None)
 
 
+def with_clip_towers(config: ImageBindConfig, clip_config) -> ImageBindConfig:
+    """``config`` with its vision and text towers (and embedding size, image geometry, LayerNorm
+    eps) replaced by those of a CLIP (``CLIPConfig``) whose towers will be bound to. Depth and
+    thermal maps are taken to be registered to the camera, so ``map_size`` becomes its image size."""
+    import dataclasses
+
+    v = clip_config.vision
+    if v.pool != "cls" or not v.pre_norm or v.patch_bias or v.output_dim != clip_config.embed_dim:
+        raise ValueError("only CLIP image towers with ln_pre, CLS pooling, a bias-free patch embedding and a "
+                         "projection map onto ImageBind's vision encoder")
+    return dataclasses.replace(
+        config, embed_dim=clip_config.embed_dim, vision=TowerConfig(v.width, v.layers, v.heads),
+        text=clip_config.text, text_type="bert" if clip_config.text_type == "bert" else "causal",
+        image_size=v.image_size, vision_patch=v.patch_size, map_size=v.image_size, eps=v.eps)
+
+
 class Postprocessor(nn.Module):
     """L2-normalise, then multiply by exp(log_logit_scale) (clamped at ``max_scale`` when learnable).
 

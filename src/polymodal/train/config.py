@@ -73,11 +73,47 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {"data.kind": ("world", "csv"), "train.precision": ("fp32", "bf16")}
+@dataclass
+class StageOneConfig:
+    config: str = "configs/clip-world-minilm.yaml"  # the CLIP recipe that makes the image/text towers
+    overrides: list[str] = field(default_factory=list)  # key=value overrides for it
+    model: str | None = None  # a trained CLIP folder (RUN/model, tokenizer inside): skips stage 1
+
+
+@dataclass
+class BindConfig:
+    """ImageBind's two-stage recipe (configs/imagebind-world.yaml)."""
+
+    stage1: StageOneConfig = field(default_factory=StageOneConfig)
+    preset: str = "imagebind-world"
+    modalities: list[str] = field(default_factory=lambda: ["audio", "depth", "thermal", "imu"])
+    train_n: int = 4000
+    test_n: int = 500
+    seed: int = 0
+    steps: int = 300
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 30
+    precision: str = "bf16"
+    supervised: bool = True  # also train the (sensor, text) upper bound for each modality
+    workers: int = 2  # processes rendering the world
+    out: str = "runs/imagebind-world"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {"data.kind": ("world", "csv"), "train.precision": ("fp32", "bf16"), "precision": ("fp32", "bf16")}
 
 
 def _check_type(value, hint, where: str):
     origin = typing.get_origin(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -140,8 +176,9 @@ def _merge(base: dict, extra: dict) -> dict:
     return base
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read YAML ``path`` (or defaults), apply overrides, validate; errors name the file and key."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, cls: type = RunConfig):
+    """Read YAML ``path`` (or defaults) into ``cls`` (:class:`RunConfig` or :class:`BindConfig`),
+    apply overrides, validate; errors name the file and key."""
     raw: dict = {}
     source = "defaults"
     if path is not None:
@@ -155,6 +192,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
     raw = _merge(raw, parse_overrides(overrides or []))
     try:
-        return _build(RunConfig, raw, "")
+        return _build(cls, raw, "")
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None

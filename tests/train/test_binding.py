@@ -1,0 +1,140 @@
+"""ImageBind's binding stage: CLIP towers carried over exactly, sensors trained against frozen
+targets, world sensor inputs, evaluation helpers and the whole two-stage recipe at toy size."""
+
+import json
+
+import pytest
+import torch
+
+import polymodal
+from polymodal.data.world import WorldDataset
+from polymodal.eval import binding as ev
+from polymodal.models.imagebind import TowerConfig
+from polymodal.registry import preset
+from polymodal.train.binding import imagebind_from_clip, info_nce, train_encoder
+from polymodal.train.binding_data import video_clips_of, world_sensor_input
+from polymodal.train.config import BindConfig, ConfigError, load_config
+
+
+def _sensors():
+    cfg = preset("imagebind-world")
+    for m in ("audio", "depth", "thermal", "imu"):
+        setattr(cfg, m, TowerConfig(32, 1, 2))
+    return cfg
+
+
+def test_clip_towers_are_carried_over_exactly():
+    torch.manual_seed(0)
+    clip = polymodal.create("clip-tiny").eval()
+    model = imagebind_from_clip(clip, _sensors()).eval()
+    images, ids = torch.randn(2, 3, 32, 32), torch.randint(1, 999, (2, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode("vision", images, postprocess=False), clip.encode_image(images),
+                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model.encode("text", ids, postprocess=False), clip.encode_text(ids))
+        # A 2-frame clip of one repeated image is that image; the 8-frame path averages 4 clips.
+        clip_of = images[:1, :, None].repeat(1, 1, 2, 1, 1)
+        torch.testing.assert_close(model.encode("vision", clip_of), model.encode("vision", images[:1]),
+                                   rtol=1e-5, atol=1e-5)
+    assert model.config.map_size == 32
+    assert model.postprocessors["text"].scale().item() == pytest.approx(clip.scale().item())
+
+
+def test_info_nce_is_low_for_matched_rows_only():
+    a = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    assert info_nce(a, a, 20.0) < 0.05
+    assert info_nce(a, a.roll(1, 0), 20.0) > 5.0
+
+
+def test_train_encoder_learns_a_linear_binding_and_is_deterministic():
+    torch.manual_seed(0)
+    x = torch.randn(256, 12)
+    targets = torch.nn.functional.normalize(x @ torch.randn(12, 8), dim=-1)
+
+    def fit():
+        torch.manual_seed(1)
+        enc = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.GELU(), torch.nn.Linear(32, 8))
+        return enc, train_encoder(enc, 10.0, x, targets, steps=60, batch_size=64, lr=3e-3, warmup=5, precision="fp32")
+
+    enc, losses = fit()
+    _, again = fit()
+    assert losses == again
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    with torch.no_grad():
+        r = ev.retrieval(enc(x), targets)
+    assert r["R@1"] > 0.5
+
+
+def test_world_sensor_inputs_fit_the_world_preset():
+    item = WorldDataset("train", 1, image_size=64, modalities=("audio", "depth", "thermal", "imu", "video"),
+                        frames=8)[0]
+    cfg = preset("imagebind-world")
+    model = polymodal.create("imagebind-world").eval()
+    shapes = {m: world_sensor_input(m, item, cfg.audio_frames).shape for m in ("audio", "depth", "thermal", "imu")}
+    assert shapes == {"audio": (1, 128, 98), "depth": (1, 64, 64), "thermal": (1, 64, 64), "imu": (6, 100)}
+    clips = video_clips_of(item["video"])
+    assert clips.shape == (4, 3, 2, 64, 64)
+    with torch.no_grad():
+        out = model({m: world_sensor_input(m, item, cfg.audio_frames)[None] for m in shapes} | {"vision": clips[None]})
+    assert {m: tuple(v.shape) for m, v in out.items()} == {m: (1, 128) for m in [*shapes, "vision"]}
+    with pytest.raises(ValueError, match="unknown sensor modality 'smell'"):
+        world_sensor_input("smell", item, 98)
+
+
+def test_zero_shot_truth_chance_and_arithmetic():
+    scenes = [WorldDataset("test", 40).__getitem__(i)["scene"] for i in range(40)]
+    correct = ev.truth("place", scenes)
+    assert correct.sum(1).eq(1).all()
+    onehot = correct.float()
+    z = ev.zero_shot(onehot, torch.eye(5), correct)
+    assert z["top1"] == 1.0 and z["chance"] == correct.float().mean(0).max().item()
+    # Embeddings that are exactly (object kinds, place) one-hots: the sum query finds A's object in B's place
+    # whenever such a scene exists, so it beats either query alone.
+    kinds = sorted({(o.colour, o.shape) for s in scenes for o in s.objects})
+    obj = torch.tensor([[float(any((o.colour, o.shape) == k for o in s.objects)) for k in kinds] for s in scenes])
+    image = torch.cat([obj, onehot], dim=1)
+    sensor = torch.cat([torch.zeros_like(obj), onehot], dim=1)
+    rates = ev.arithmetic(image, sensor, scenes, pairs=100)
+    assert rates["sum"] > rates["image"] and rates["sum"] > rates["sensor"]
+    assert len(ev.prompts("count")) == 4 and len(ev.prompts("shape")) == 6
+
+
+def test_bind_config_is_validated(tmp_path):
+    cfg = load_config("configs/imagebind-world.yaml", ["steps=7"], cls=BindConfig)
+    assert cfg.steps == 7 and cfg.modalities == ["audio", "depth", "thermal", "imu"]
+    with pytest.raises(ConfigError, match=r"modalities\[0\]: expected str"):
+        load_config(None, ["modalities=[1]"], cls=BindConfig)
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(None, ["stage1.nope=1"], cls=BindConfig)
+
+
+def test_recipe_end_to_end_at_toy_size(tmp_path):
+    from polymodal.train.imagebind_recipe import run_recipe
+
+    stage1 = ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=64", "data.val_n=32",
+              "data.tokenizer_vocab=400", "train.batch_size=32", "train.steps=2", "train.threads=1",
+              "optim.warmup_steps=1", f"train.out={tmp_path / 'clip'}"]
+    cfg = load_config(None, [f"stage1.overrides={json.dumps(stage1)}", "stage1.config=configs/clip-world-tiny.yaml",
+                             "train_n=48", "test_n=24", "steps=3", "batch_size=16", "warmup_steps=1", "workers=0",
+                             "modalities=[audio, imu]", f"out={tmp_path / 'bind'}"], cls=BindConfig)
+    lines = []
+    results = run_recipe(cfg, report=lines.append)
+    assert any("stage 1: training" in line for line in lines)
+    assert set(results["modalities"]) == {"audio", "imu"}
+    audio = results["modalities"]["audio"]
+    assert set(audio["zero_shot"]) == {"place", "shape"} and "arithmetic" in audio
+    assert 0 <= audio["zero_shot"]["place"]["emergent"] <= 1 and "supervised" in audio["zero_shot"]["place"]
+    table = (tmp_path / "bind" / "results.md").read_text()
+    assert "| audio | image | place **(target)** |" in table
+    bound = polymodal.load(tmp_path / "bind" / "model")
+    assert bound.modalities == ("vision", "text", "audio", "imu")
+    # The vision tower stayed frozen: it still embeds images as the stage-1 CLIP does.
+    clip = polymodal.load(tmp_path / "clip" / "model")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(bound.encode("vision", x, postprocess=False), clip.encode_image(x),
+                                   rtol=1e-5, atol=1e-5)
+    again = run_recipe(cfg, report=lines.append)  # stage 1 is reused, not retrained
+    assert any("stage 1: reusing" in line for line in lines)
+    assert again["modalities"]["audio"]["zero_shot"] == audio["zero_shot"]
+
