@@ -138,3 +138,11 @@ def test_huge_preset_has_the_official_sizes():
     blocks = {m: len(model.encoders[m].transformer.blocks) for m in MODALITIES}
     assert blocks == {"vision": 32, "text": 24, "audio": 12, "depth": 12, "thermal": 12, "imu": 6}
     assert c.embed_dim == 1024 and model.encoders["text"].token_embed.weight.shape == (49408, 1024)
+
+
+def test_info_describes_an_imagebind_checkpoint(fixtures):
+    from polymodal.weights import describe
+
+    d = describe(fixtures / "imagebind" / "weights.safetensors")
+    assert (d["layout"], d["family"], d["tensors"]) == ("imagebind", "imagebind", 183)
+    assert d["config"]["audio"] == {"width": 16, "layers": 2, "heads": 2, "drop_path": 0.1}
