@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..layers import PreNormBlock, Transformer
+from ..layers.init import init_weights
 
 
 class ModalityTransformer(nn.Module):
@@ -47,14 +48,7 @@ class ModalityTransformer(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif hasattr(m, "bias_k") and m.bias_k is not None:
-                nn.init.normal_(m.bias_k, std=0.02)
-                nn.init.normal_(m.bias_v, std=0.02)
+        init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Input → tokens [B, 1 + num_tokens, width] after the final norm."""

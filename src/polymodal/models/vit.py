@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..layers import PatchEmbed, PreNormBlock, Transformer, resample_pos_embed
+from ..layers.init import init_weights
 
 
 @dataclass
@@ -66,11 +67,7 @@ class VisionTransformer(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward_features(self, images: torch.Tensor, need_weights: bool = False):
         """Images [B, C, H, W] → tokens [B, 1 + N, width] after the final norm.
