@@ -115,6 +115,9 @@ class Trainer:
         self.rank, self.world = _dist()
         if cfg.train.batch_size % self.world:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world} processes")
+        if cfg.train.accum_freq < 1 or (cfg.train.batch_size // self.world) % cfg.train.accum_freq:
+            raise ConfigError(f"train.accum_freq {cfg.train.accum_freq} must be ≥ 1 and divide the per-process batch "
+                              f"{cfg.train.batch_size // self.world}")
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.out = Path(cfg.train.out)
@@ -205,21 +208,7 @@ class Trainer:
         self.ddp.train()
         start, seen = time.perf_counter(), 0
         while self.step < cfg.steps:
-            with autocast:
-                if self.text_cache is not None:
-                    idx, p = batch_rows(self.data, self.step, cfg.batch_size, cfg.seed)
-                    image = self.model.encode_image(normalize(self.data.images[idx]), normalize=True)
-                    text = F.normalize(self.model.text.proj(self.text_cache[idx, p]), dim=-1)
-                    out = {"image_features": image, "text_features": text, "logit_scale": self.model.scale()}
-                else:
-                    pixels, ids, mask = get_batch(self.data, self.step, cfg.batch_size, cfg.seed, self.rank, self.world)
-                    out = self.ddp(pixels, ids, mask)
-                loss = self.loss_fn(out["image_features"].float(), out["text_features"].float(), out["logit_scale"])
-            if not torch.isfinite(loss):
-                raise TrainingError(f"loss is {loss.item()} at step {self.step + 1}; the last good checkpoint "
-                                    f"(step {self._saved_step()}) is kept in {self.out / 'checkpoints'}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = self._loss_and_grads(autocast)
             if self.cfg.optim.clip_grad > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
             self.optimizer.step()
@@ -245,6 +234,65 @@ class Trainer:
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.rank == 0:
                 self._log_eval()
         return log
+
+    def _batch(self) -> tuple[torch.Tensor, ...]:
+        """This rank's rows of the current step: (pixels, cached pooled text) or (pixels, ids, mask)."""
+        cfg = self.cfg.train
+        if self.text_cache is not None:
+            idx, p = batch_rows(self.data, self.step, cfg.batch_size, cfg.seed)
+            return normalize(self.data.images[idx]), self.text_cache[idx, p]
+        return get_batch(self.data, self.step, cfg.batch_size, cfg.seed, self.rank, self.world)
+
+    def _features(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (image [b, E], text [b, E]) features of a (micro-)batch, in fp32."""
+        if self.text_cache is not None:
+            pixels, pooled = batch
+            image = self.model.encode_image(pixels, normalize=True)
+            text = F.normalize(self.model.text.proj(pooled), dim=-1)
+        else:
+            out = self.ddp(*batch)
+            image, text = out["image_features"], out["text_features"]
+        return image.float(), text.float()
+
+    def _check(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss is {loss.item()} at step {self.step + 1}; the last good checkpoint "
+                                f"(step {self._saved_step()}) is kept in {self.out / 'checkpoints'}")
+
+    def _loss_and_grads(self, autocast) -> torch.Tensor:
+        """Loss of this step's contrastive batch, with its gradients in ``.grad``.
+
+        With ``train.accum_freq`` k > 1 the batch runs as k micro-batches (open_clip's accum-freq):
+        a no-grad pass caches every micro-batch's features, then each micro-batch is recomputed
+        with gradients and its features placed among the cached ones, so the loss always contrasts
+        the whole batch. The temperature takes its gradient in the first pass only, which makes the
+        accumulated gradient equal the one-pass gradient.
+        """
+        batch = self._batch()
+        k = self.cfg.train.accum_freq
+        self.optimizer.zero_grad(set_to_none=True)
+        if k == 1:
+            with autocast:
+                image, text = self._features(batch)
+                loss = self.loss_fn(image, text, self.model.scale())
+            self._check(loss)
+            loss.backward()
+            return loss
+        chunks = list(zip(*(t.chunk(k) for t in batch)))
+        with torch.no_grad(), autocast:
+            cached = [self._features(c) for c in chunks]
+        images, texts = [c[0] for c in cached], [c[1] for c in cached]
+        for j, chunk in enumerate(chunks):
+            sync = self.ddp.no_sync() if self.world > 1 and j < k - 1 else contextlib.nullcontext()
+            with sync:
+                with autocast:
+                    image, text = self._features(chunk)
+                scale = self.model.scale() if j == 0 else self.model.scale().detach()
+                loss = self.loss_fn(torch.cat([*images[:j], image, *images[j + 1:]]),
+                                    torch.cat([*texts[:j], text, *texts[j + 1:]]), scale)
+                self._check(loss)
+                loss.backward()
+        return loss.detach()
 
     def _saved_step(self):
         path = self.out / "checkpoints" / CHECKPOINT
