@@ -141,6 +141,8 @@ class Trainer:
         self.data = CaptionedImages(images, *tokenize_all(texts, self.tokenizer), texts)
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg, self.tokenizer)
+        if cfg.train.compile:
+            self.model.compile()  # nn.Module.compile: in place, so state_dict keys stay ours
         self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr,
