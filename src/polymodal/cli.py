@@ -237,6 +237,72 @@ def bind(ctx: typer.Context, config: Path) -> None:
     del results
 
 
+@app.command()
+def index(
+    folder: Path,
+    model: Annotated[Path, typer.Option(help="an ImageBind model folder with its tokenizer (e.g. runs/imagebind-world/model)")],
+    out: Annotated[Path, typer.Option(help="the index folder (created; re-running updates it)")],
+    batch: int = 32,
+    approximate: Annotated[bool, typer.Option(help="HNSW instead of exact inner product (large collections)")] = False,
+) -> None:
+    """Index every file below FOLDER by content (images, audio, video, text, depth/thermal/IMU .npy):
+    new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported."""
+    from rich.progress import Progress
+
+    from .search.embedder import FileEmbedder
+    from .search.ingest import index_folder
+    from .search.store import IndexError_, Store
+
+    try:
+        embedder = FileEmbedder(model)
+        store = Store(out, embedder.dim, embedder.model_id, str(model.resolve()), "hnsw" if approximate else "flat")
+        with Progress(console=console) as bar:
+            task = bar.add_task("embedding", total=None)
+            report = index_folder(folder, embedder, store, batch,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except (IndexError_, ValueError, NotADirectoryError) as e:
+        _fail(str(e))
+    for path, error in report.failed:
+        err.print(f"[yellow]skipped[/yellow] {error if path in error else f'{path}: {error}'}")
+    console.print_json(json.dumps({**report.as_dict(), **store.counts()}))
+
+
+@app.command()
+def search(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX")],
+    text: Annotated[Optional[str], typer.Argument(help="query text")] = None,
+    image: Annotated[Optional[Path], typer.Option(help="query with an image")] = None,
+    audio: Annotated[Optional[Path], typer.Option(help="query with a sound")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="query with any supported file")] = None,
+    plus: Annotated[Optional[list[str]], typer.Option(help="add a file or text to the query")] = None,
+    minus: Annotated[Optional[list[str]], typer.Option(help="subtract a text (or file) from the query")] = None,
+    modality: Annotated[Optional[str], typer.Option(help="only these result modalities, e.g. image,audio")] = None,
+    k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
+    model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
+) -> None:
+    """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
+    from .search.detect import UnsupportedFile
+    from .search.embedder import FileEmbedder
+    from .search.query import query_vector
+    from .search.store import IndexError_, Store
+
+    try:
+        store = Store(index_dir)
+        embedder = FileEmbedder(model or store.meta()["model_path"])
+        if embedder.model_id != store.meta()["model_id"]:
+            _fail(f"{index_dir} was built with model {store.meta()['model_id']}, not {embedder.model_id}")
+        files = [f for f in (image, audio, file) if f is not None]
+        vector = query_vector(embedder, text, files, plus or [], minus or [])
+        wanted = set(modality.split(",")) if modality else None
+        results = store.search(vector, k, wanted)
+    except (IndexError_, UnsupportedFile, ValueError, OSError) as e:
+        _fail(str(e))
+    table = Table("rank", "score", "modality", "path")
+    for rank, (item, score) in enumerate(results, 1):
+        table.add_row(str(rank), f"{score:.3f}", item.modality, item.path)
+    console.print(table)
+
+
 @app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate_cmd(
     ctx: typer.Context,

@@ -201,13 +201,14 @@ def save(model: nn.Module, folder: str | Path) -> Path:
         raise NotADirectoryError(f"{folder} exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": FORMAT}))
+    atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": FORMAT}))
     meta = {"format": FORMAT, "version": 1, **config_to_dict(config)}
-    _atomic(folder / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1)))
+    atomic_write(folder / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1)))
     return folder
 
 
-def _atomic(target: Path, write) -> None:
+def atomic_write(target: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temp file beside ``target``, then rename it over ``target``."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(fd)
     try:

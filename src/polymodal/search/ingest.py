@@ -1,0 +1,112 @@
+"""Index a folder: new and changed files are embedded in batches, deleted ones dropped, unreadable
+ones recorded with their error — each batch committed on its own, so a killed run resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .detect import UnsupportedFile, detect
+from .embedder import FileEmbedder
+from .store import Store
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed,
+                "failed": len(self.failed)}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def walk(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Every regular file below ``folder`` (sorted; hidden files and ``skip`` left out)."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (skip is None or Path(root, d) != skip))
+        out += [Path(root, f) for f in sorted(files) if not f.startswith(".")]
+    return [p for p in out if p.is_file() and not p.is_symlink()]
+
+
+def index_folder(folder: str | Path, embedder: FileEmbedder, store: Store, batch: int = 32,
+                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
+    """Bring ``store`` up to date with ``folder``; ``progress(done, total)`` after each batch."""
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    files = walk(folder, skip=store.folder.resolve())
+    known = store.known()
+    report = IngestReport()
+    present = {str(p) for p in files}
+    removed = [p for p in known if p not in present and Path(p).is_relative_to(folder)]
+    if removed:
+        store.write([], deleted=removed)
+        report.removed = len(removed)
+    todo: list[tuple[Path, os.stat_result, str]] = []
+    for path in files:
+        st = path.stat()
+        old = known.get(str(path))
+        if old is not None and old[0] == st.st_size and old[1] == st.st_mtime:
+            report.unchanged += 1
+            continue
+        digest = sha256_of(path)
+        if old is not None and old[2] == digest:  # touched, not changed
+            store.touch(str(path), st.st_mtime)
+            report.unchanged += 1
+            continue
+        todo.append((path, st, digest))
+        if old is not None:
+            report.updated += 1
+        else:
+            report.added += 1
+    for start in range(0, len(todo), batch):
+        _ingest_batch(todo[start:start + batch], embedder, store, report)
+        if progress is not None:
+            progress(min(start + batch, len(todo)), len(todo))
+    store.save_faiss()
+    return report
+
+
+def _ingest_batch(chunk, embedder: FileEmbedder, store: Store, report: IngestReport) -> None:
+    rows, groups = [], {}
+    for path, st, digest in chunk:
+        row = {"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": digest,
+               "model_id": embedder.model_id}
+        try:
+            row["modality"] = detect(path)
+            groups.setdefault(row["modality"], []).append((row, embedder.load(path, row["modality"])))
+        except (UnsupportedFile, ValueError, OSError, RuntimeError) as e:
+            row["error"] = str(e)
+            report.failed.append((str(path), str(e)))
+        rows.append(row)
+    for modality, items in groups.items():
+        try:
+            vectors = list(embedder.embed(modality, [x for _, x in items]))
+        except (ValueError, RuntimeError):  # one odd input: embed one by one to find and record it
+            vectors = []
+            for row, x in items:
+                try:
+                    vectors.append(embedder.embed(modality, [x])[0])
+                except (ValueError, RuntimeError) as e:
+                    row["error"] = f"{row['path']}: {e}"
+                    report.failed.append((row["path"], str(e)))
+                    vectors.append(None)
+        for (row, _), v in zip(items, vectors):
+            row["vector"] = None if v is None else v.numpy()
+    store.write(rows)
