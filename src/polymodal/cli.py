@@ -303,6 +303,30 @@ def search(
     console.print(table)
 
 
+@app.command()
+def serve(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: Annotated[Optional[str], typer.Option(help="require this bearer token on every request")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
+    max_upload_mb: float = 25.0,
+    timeout: Annotated[float, typer.Option(help="seconds a request may take")] = 30.0,
+) -> None:
+    """Serve the search API and web UI for INDEX (FastAPI + uvicorn, 127.0.0.1 by default)."""
+    import uvicorn
+
+    from .search.store import IndexError_
+    from .server.app import create_app
+
+    try:
+        app = create_app(index_dir, model, token, max_upload_mb, timeout)
+    except (IndexError_, ValueError) as e:
+        _fail(str(e))
+    console.print(f"serving {index_dir} at http://{host}:{port}/", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate_cmd(
     ctx: typer.Context,

@@ -54,12 +54,12 @@ class Store:
     """Open (or create) the index folder ``folder`` for vectors of width ``dim`` made by ``model_id``."""
 
     def __init__(self, folder: str | Path, dim: int | None = None, model_id: str | None = None,
-                 model_path: str | None = None, kind: str = "flat"):
+                 model_path: str | None = None, kind: str = "flat", check_same_thread: bool = True):
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise IndexError_(f"{self.folder} exists and is not an index folder")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.folder / "meta.sqlite")
+        self.db = sqlite3.connect(self.folder / "meta.sqlite", check_same_thread=check_same_thread)
         self.db.executescript(SCHEMA)
         meta = self.meta()
         if dim is None:

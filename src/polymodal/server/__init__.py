@@ -1,0 +1,1 @@
+"""HTTP API and the single-page web UI over a search index."""

@@ -1,0 +1,113 @@
+"""The HTTP API started for real (uvicorn on 127.0.0.1) and queried over HTTP."""
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from polymodal.search.embedder import FileEmbedder
+from polymodal.search.ingest import index_folder
+from polymodal.search.store import Store
+
+TOKEN = "s3cret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, model_dir, world_files):
+    root = tmp_path_factory.mktemp("srv")
+    folder = world_files(root / "files", 4)
+    embedder = FileEmbedder(model_dir)
+    index_folder(folder, embedder, Store(root / "idx", embedder.dim, embedder.model_id, str(model_dir)))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(root / "idx"), "--port", str(port),
+                             "--token", TOKEN, "--max-upload-mb", "0.05"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if client.get("/api/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    yield client, folder, base
+    client.close()
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_health_stats_and_token(server):
+    client, _, base = server
+    assert client.get("/api/health").json() == {"status": "ok"}
+    stats = client.get("/api/stats").json()
+    assert stats["indexed"] == {m: 4 for m in ("image", "audio", "depth", "thermal", "imu", "text")}
+    r = httpx.get(base + "/api/stats")
+    assert r.status_code == 401 and "bearer token" in r.json()["detail"]
+    assert httpx.get(base + "/api/stats", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_search_text_file_and_arithmetic(server):
+    client, folder, _ = server
+    r = client.get("/api/search", params={"q": "a red circle on a beach", "k": 5, "modality": "image,audio"})
+    hits = r.json()["results"]
+    assert r.status_code == 200 and len(hits) == 5 and {h["modality"] for h in hits} <= {"image", "audio"}
+    with open(folder / "scene001.png", "rb") as f:
+        r = client.post("/api/search/file", files={"file": ("query.png", f, "image/png")}, params={"k": 3})
+    body = r.json()
+    assert body["query_modality"] == "image" and body["results"][0]["name"] == "scene001.png"
+    assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    first = body["results"][0]["id"]
+    r = client.post("/api/search/arithmetic", json={"plus": [first], "k": 1, "modality": "image"})
+    assert r.json()["results"][0]["id"] == first
+    item = client.get(f"/api/items/{first}").json()
+    assert item["name"] == "scene001.png" and item["modality"] == "image"
+    media = client.get(f"/api/items/{first}/media")
+    assert media.headers["content-type"] == "image/png" and media.content == (folder / "scene001.png").read_bytes()
+
+
+def test_sensor_media_are_rendered_as_png(server):
+    client, _, _ = server
+    hits = client.get("/api/search", params={"q": "x", "k": 50, "modality": "depth"}).json()["results"]
+    media = client.get(hits[0]["media"])
+    assert media.status_code == 200 and media.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_user_mistakes_are_4xx_json(server):
+    client, folder, _ = server
+    cases = [
+        client.post("/api/search/file", files={"file": ("empty.png", b"", "image/png")}),
+        client.post("/api/search/file", files={"file": ("x.bin", bytes(range(256)), "application/octet-stream")}),
+        client.post("/api/search/file", files={"file": ("big.png", b"\x89PNG" + bytes(60_000), "image/png")}),
+        client.post("/api/search/arithmetic", content=b"{not json", headers={"Content-Type": "application/json"}),
+        client.post("/api/search/arithmetic", json={"plus": [999999]}),
+        client.get("/api/search", params={"q": "x", "modality": "smell"}),
+        client.get("/api/search", params={"q": ""}),
+        client.get("/api/items/999999"),
+        client.get("/api/items/999999/media"),
+        client.get("/api/items/../../etc/passwd/media"),
+    ]
+    codes = [r.status_code for r in cases]
+    assert codes == [400, 415, 413, 422, 404, 400, 422, 404, 404, 404]
+    assert all("detail" in r.json() for r in cases)
+    assert "empty" in cases[0].json()["detail"] and "x.bin" in cases[1].json()["detail"]
+
+
+def test_openapi_is_served_without_a_cdn(server):
+    client, _, _ = server
+    spec = client.get("/openapi.json").json()
+    assert "/api/search/file" in spec["paths"]
+    page = httpx.get(client.base_url.join("/")).text  # the page needs no token; its API calls do
+    assert "<script" in page and "http://" not in page and "https://" not in page
