@@ -1,3 +1,9 @@
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -9,6 +15,9 @@ from polymodal.data.world import WorldDataset
 from polymodal.models.imagebind import TowerConfig
 from polymodal.modalities.text import train_tokenizer
 from polymodal.registry import preset
+from polymodal.search.embedder import FileEmbedder
+from polymodal.search.ingest import index_folder
+from polymodal.search.store import Store
 from polymodal.train.binding import imagebind_from_clip
 
 
@@ -47,3 +56,40 @@ def write_world_files(folder, n, start=0):
         np.save(folder / f"{stem}_imu.npy", it["imu"].numpy())
         (folder / f"{stem}.txt").write_text(it["caption"])
     return folder
+
+
+TOKEN = "s3cret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, model_dir, world_files):
+    """`polymodal serve` on a free 127.0.0.1 port over 4 indexed world scenes: (client, files, base URL)."""
+    root = tmp_path_factory.mktemp("srv")
+    folder = world_files(root / "files", 4)
+    embedder = FileEmbedder(model_dir)
+    index_folder(folder, embedder, Store(root / "idx", embedder.dim, embedder.model_id, str(model_dir)))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(root / "idx"), "--port", str(port),
+                             "--token", TOKEN, "--max-upload-mb", "0.05"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if client.get("/api/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    yield client, folder, base
+    client.close()
+    proc.terminate()
+    proc.wait(10)

@@ -1,53 +1,7 @@
 """The HTTP API started for real (uvicorn on 127.0.0.1) and queried over HTTP."""
 
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
-import numpy as np
 import pytest
-
-from polymodal.search.embedder import FileEmbedder
-from polymodal.search.ingest import index_folder
-from polymodal.search.store import Store
-
-TOKEN = "s3cret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, model_dir, world_files):
-    root = tmp_path_factory.mktemp("srv")
-    folder = world_files(root / "files", 4)
-    embedder = FileEmbedder(model_dir)
-    index_folder(folder, embedder, Store(root / "idx", embedder.dim, embedder.model_id, str(model_dir)))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(root / "idx"), "--port", str(port),
-                             "--token", TOKEN, "--max-upload-mb", "0.05"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if client.get("/api/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-    yield client, folder, base
-    client.close()
-    proc.terminate()
-    proc.wait(10)
-
 
 def test_health_stats_and_token(server):
     client, _, base = server
