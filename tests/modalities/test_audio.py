@@ -61,7 +61,8 @@ def test_audio_clips_pad_crop_and_spread():
         kaldi_fbank(torch.zeros(100))
 
 
-@pytest.mark.parametrize("ext,subtype", [(".wav", "PCM_16"), (".flac", "PCM_16"), (".ogg", "VORBIS")])
+@pytest.mark.parametrize("ext,subtype", [(".wav", "PCM_16"), (".flac", "PCM_16"), (".ogg", "VORBIS"),
+                                         (".mp3", "MPEG_LAYER_III")])
 def test_load_audio_formats(tmp_path, ext, subtype):
     wave = _signal(1.0).numpy()
     stereo = np.stack([wave, wave], axis=1) * 0.5
@@ -69,7 +70,7 @@ def test_load_audio_formats(tmp_path, ext, subtype):
     sf.write(path, stereo, 16000, subtype=subtype)
     got = load_audio(path)
     assert got.shape == (16000,) and got.dtype == torch.float32
-    if ext != ".ogg":  # lossless: the mono mix equals the signal to 16-bit precision
+    if ext not in (".ogg", ".mp3"):  # lossless: the mono mix equals the signal to 16-bit precision
         assert np.abs(got.numpy() - 0.5 * wave).max() < 1e-3
 
 
@@ -86,7 +87,7 @@ def test_bad_audio_files_name_the_file(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
     with pytest.raises(AudioReadError, match="bad.wav: not a readable audio file"):
         load_audio(tmp_path / "bad.wav")
-    with pytest.raises(AudioReadError, match=r"x.mp4: expected an audio file \(.wav, .flac, .ogg\)"):
+    with pytest.raises(AudioReadError, match=r"x.mp4: expected an audio file \(.wav, .flac, .ogg, .mp3\)"):
         load_audio(tmp_path / "x.mp4")
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), 16000)
     with pytest.raises(AudioReadError, match="empty.wav: the audio file has no samples"):

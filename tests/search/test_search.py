@@ -131,3 +131,35 @@ def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path, model_dir, embe
     for path, v in clean.items():
         np.testing.assert_allclose(killed[path], v, atol=1e-5, err_msg=path)
     assert Store(tmp_path / "killed").faiss().ntotal == 72
+
+
+def test_approximate_index_finds_the_same_items(tmp_path, embedder, world_files):
+    folder = world_files(tmp_path / "f", 4)
+    exact, _ = _index(folder, embedder, tmp_path / "exact")
+    approx = Store(tmp_path / "hnsw", embedder.dim, embedder.model_id, str(embedder.model_dir), kind="hnsw")
+    index_folder(folder, embedder, approx)
+    assert Store(tmp_path / "hnsw").meta()["kind"] == "hnsw"
+    q = query_vector(embedder, "a green cross in a forest")
+    assert [i.path for i, _ in approx.search(q, 5)] == [i.path for i, _ in exact.search(q, 5)]
+    with pytest.raises(IndexError_, match="unknown index kind 'ivf'"):
+        Store(tmp_path / "x", embedder.dim, embedder.model_id, "m", kind="ivf")
+
+
+def test_video_and_mp3_files_are_indexed(tmp_path, embedder):
+    import av
+    import soundfile as sf
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    with av.open(str(folder / "clip.mp4"), "w") as out:
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 48, "yuv420p"
+        for i in range(8):
+            frame = np.full((48, 48, 3), 30 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    sf.write(folder / "tone.mp3", 0.3 * np.sin(np.arange(16000) / 5.0), 16000, format="MP3")
+    store, report = _index(folder, embedder, tmp_path / "idx")
+    assert report.failed == [] and store.counts()["indexed"] == {"video": 1, "audio": 1}
+    hit = store.search(query_vector(embedder, files=[folder / "clip.mp4"]), k=1)
+    assert hit[0][0].modality == "video" and hit[0][1] == pytest.approx(1.0, abs=1e-4)

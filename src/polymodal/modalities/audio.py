@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 SAMPLE_RATE = 16_000
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 # ImageBind's dataset statistics for the normalised filterbank: (fbank - MEAN) / STD.
 FBANK_MEAN, FBANK_STD = -4.268, 9.138
 
