@@ -9,14 +9,13 @@ call, as a server answers them) of FAISS exact inner product (``IndexFlatIP``, w
 index`` builds by default) and HNSW (``--approximate``: M=32, efConstruction 80, efSearch 32/64/128), with
 HNSW's recall@10 against exact. The reference point is the exact index itself (ratio = speed-up).
 
-``ingest``: world test scenes written as ordinary files (png, wav, depth/thermal/IMU .npy, txt),
+``ingest``: world test scenes written as ordinary files (png, wav, mp4, txt, depth/thermal/IMU .npy),
 indexed one modality at a time with the bound world model; files/s per modality.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,17 +85,15 @@ def query_bench(args) -> None:
 
 
 def ingest_bench(args) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "search"))
-    from conftest import write_world_files
-
+    from polymodal.data.world.files import write_files
     from polymodal.search.embedder import FileEmbedder
     from polymodal.search.ingest import index_folder
     from polymodal.search.store import Store
 
     embedder = FileEmbedder(args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        everything = write_world_files(Path(tmp) / "all", args.n)
-        suffixes = {"image": ".png", "audio": ".wav", "text": ".txt", "depth": "_depth.npy",
+        everything = write_files(Path(tmp) / "all", "test", args.n, image_size=embedder.config.image_size)
+        suffixes = {"image": ".png", "audio": ".wav", "video": ".mp4", "text": ".txt", "depth": "_depth.npy",
                     "thermal": "_thermal.npy", "imu": "_imu.npy"}
         print(f"{args.n} world test scenes per modality, batch 32, 2 threads, model {args.model}")
         print("| modality | files | seconds | files/s |\n|---|---|---|---|")

@@ -402,6 +402,29 @@ def world_export(
     console.print(f"wrote {len(paths)} shard(s) of {split} to {out}")
 
 
+@world_app.command("files")
+def world_files(
+    out: Annotated[Path, typer.Option(help="folder for the files (created)")],
+    split: str = "test",
+    n: Annotated[int, typer.Option(help="number of scenes")] = 100,
+    seed: int = 0,
+    image_size: int = 64,
+    modalities: Annotated[str, typer.Option(help="comma-separated")] = "image,audio,video,caption,depth,thermal,imu",
+    labels: Annotated[Optional[Path], typer.Option(help="also write each scene's labels to this JSONL file")] = None,
+) -> None:
+    """Write world scenes as ordinary files (.png .wav .mp4 .txt *_depth.npy *_thermal.npy *_imu.npy)
+    — a folder to try `polymodal index` on."""
+    from .data.world.files import write_files
+
+    names = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    try:
+        with console.status(f"writing {n} scenes"):
+            write_files(out, split, n, seed, image_size, names, labels=labels)
+    except ValueError as e:
+        _fail(str(e))
+    console.print(f"wrote {n} {split} scenes to {out}")
+
+
 @world_app.command("preview")
 def world_preview(
     out: Annotated[Path, typer.Option(help="PNG file to write")] = Path("world-preview.png"),

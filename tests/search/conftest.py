@@ -14,6 +14,7 @@ import polymodal
 from polymodal.data.world import WorldDataset
 from polymodal.models.imagebind import TowerConfig
 from polymodal.modalities.text import train_tokenizer
+from polymodal.data.world.files import write_files
 from polymodal.registry import preset
 from polymodal.search.embedder import FileEmbedder
 from polymodal.search.ingest import index_folder
@@ -42,20 +43,9 @@ def world_files():
 
 
 def write_world_files(folder, n, start=0):
-    """Scenes start..start+n of the test split as ordinary files: .png, .wav, *_depth.npy,
-    *_thermal.npy, *_imu.npy, .txt caption."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ds = WorldDataset("test", start + n, image_size=32,
-                      modalities=("image", "caption", "audio", "depth", "thermal", "imu"), frames=8)
-    for i in range(start, start + n):
-        it, stem = ds[i], f"scene{i:03d}"
-        Image.fromarray(it["image"].permute(1, 2, 0).numpy()).save(folder / f"{stem}.png")
-        sf.write(folder / f"{stem}.wav", it["audio"].numpy(), 16000)
-        np.save(folder / f"{stem}_depth.npy", it["depth"][0].numpy())
-        np.save(folder / f"{stem}_thermal.npy", it["thermal"][0].numpy())
-        np.save(folder / f"{stem}_imu.npy", it["imu"].numpy())
-        (folder / f"{stem}.txt").write_text(it["caption"])
-    return folder
+    """Scenes start..start+n of the test split as ordinary files (no video, to stay fast)."""
+    return write_files(folder, "test", n, image_size=32, start=start,
+                       modalities=("image", "audio", "caption", "depth", "thermal", "imu"))
 
 
 TOKEN = "s3cret"

@@ -8,7 +8,7 @@ from polymodal.server.loadtest import run_load
 
 def test_eight_clients_for_thirty_seconds_without_errors(server):
     client, folder, base = server
-    report = run_load(base, clients=8, seconds=30, token="s3cret", upload=folder / "scene000.png")
+    report = run_load(base, clients=8, seconds=30, token="s3cret", upload=folder / "scene00000.png")
     assert report.errors == []
     assert len(report.latencies_ms) > 8  # every client got answers, not one request each
 

@@ -31,9 +31,9 @@ def _index(folder, embedder, out, batch=8):
 def test_detect_by_content(tmp_path, world_files):
     files = world_files(tmp_path / "f", 1)
     kinds = {p.name: detect(p) for p in files.iterdir()}
-    assert kinds == {"scene000.png": "image", "scene000.wav": "audio", "scene000_depth.npy": "depth",
-                     "scene000_thermal.npy": "thermal", "scene000_imu.npy": "imu", "scene000.txt": "text"}
-    (tmp_path / "photo.txt").write_bytes((files / "scene000.png").read_bytes())  # a PNG with a wrong name
+    assert kinds == {"scene00000.png": "image", "scene00000.wav": "audio", "scene00000_depth.npy": "depth",
+                     "scene00000_thermal.npy": "thermal", "scene00000_imu.npy": "imu", "scene00000.txt": "text"}
+    (tmp_path / "photo.txt").write_bytes((files / "scene00000.png").read_bytes())  # a PNG with a wrong name
     assert detect(tmp_path / "photo.txt") == "image"
     np.save(tmp_path / "map.npy", np.zeros((4, 4)))
     with pytest.raises(UnsupportedFile, match="map.npy: a 2-D map must be named"):
@@ -55,9 +55,9 @@ def test_index_search_and_failures(tmp_path, embedder, world_files):
                               "failed": 1}
     assert store.failures()[0][0].endswith("broken.png")
     # An image query finds that very image first, with cosine ≈ 1.
-    q = query_vector(embedder, files=[folder / "scene002.png"])
+    q = query_vector(embedder, files=[folder / "scene00002.png"])
     hits = store.search(q, k=5)
-    assert hits[0][0].path.endswith("scene002.png") and hits[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0][0].path.endswith("scene00002.png") and hits[0][1] == pytest.approx(1.0, abs=1e-4)
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
     only_audio = store.search(q, k=3, modalities={"audio"})
     assert len(only_audio) == 3 and all(i.modality == "audio" for i, _ in only_audio)
@@ -65,8 +65,8 @@ def test_index_search_and_failures(tmp_path, embedder, world_files):
     again = Store(tmp_path / "idx")
     assert again.faiss().ntotal == 24
     # Arithmetic: the query is the normalised sum of the normalised parts.
-    a, b = query_vector(embedder, "a red circle"), query_vector(embedder, files=[folder / "scene001.wav"])
-    both = query_vector(embedder, "a red circle", plus=[str(folder / "scene001.wav")])
+    a, b = query_vector(embedder, "a red circle"), query_vector(embedder, files=[folder / "scene00001.wav"])
+    both = query_vector(embedder, "a red circle", plus=[str(folder / "scene00001.wav")])
     np.testing.assert_allclose(both, (a + b) / np.linalg.norm(a + b), atol=1e-5)
     with pytest.raises(ValueError, match="needs text, a file"):
         query_vector(embedder)
@@ -77,16 +77,16 @@ def test_incremental_updates(tmp_path, embedder, world_files):
     _index(folder, embedder, tmp_path / "idx")
     store, report = _index(folder, embedder, tmp_path / "idx")
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, 18, 0)
-    os.utime(folder / "scene000.txt", (1, 1))  # touched, same bytes: not re-embedded
-    (folder / "scene001.txt").write_text("a small blue square in a kitchen")
-    (folder / "scene002.wav").unlink()
+    os.utime(folder / "scene00000.txt", (1, 1))  # touched, same bytes: not re-embedded
+    (folder / "scene00001.txt").write_text("a small blue square in a kitchen")
+    (folder / "scene00002.wav").unlink()
     store, report = _index(folder, embedder, tmp_path / "idx")
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 1, 16, 1)
     assert store.faiss().ntotal == 17
     paths = {i.path for i, _ in store.search(query_vector(embedder, "anything"), k=100)}
-    assert str(folder / "scene002.wav") not in paths and len(paths) == 17
+    assert str(folder / "scene00002.wav") not in paths and len(paths) == 17
     hit = store.search(query_vector(embedder, "a small blue square in a kitchen"), k=1, modalities={"text"})
-    assert hit[0][0].path.endswith("scene001.txt") and hit[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert hit[0][0].path.endswith("scene00001.txt") and hit[0][1] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_another_model_is_refused(tmp_path, embedder):
@@ -139,7 +139,7 @@ def test_approximate_index_finds_the_same_items(tmp_path, embedder, world_files)
     approx = Store(tmp_path / "hnsw", embedder.dim, embedder.model_id, str(embedder.model_dir), kind="hnsw")
     index_folder(folder, embedder, approx)
     assert Store(tmp_path / "hnsw").meta()["kind"] == "hnsw"
-    for name in ("scene001.png", "scene003.wav", "scene002_depth.npy"):  # an item finds itself first
+    for name in ("scene00001.png", "scene00003.wav", "scene00002_depth.npy"):  # an item finds itself first
         q = query_vector(embedder, files=[folder / name])
         (top, score), = approx.search(q, 1)
         assert top.path.endswith(name) and score == pytest.approx(1.0, abs=1e-4)

@@ -18,18 +18,18 @@ def test_search_text_file_and_arithmetic(server):
     r = client.get("/api/search", params={"q": "a red circle on a beach", "k": 5, "modality": "image,audio"})
     hits = r.json()["results"]
     assert r.status_code == 200 and len(hits) == 5 and {h["modality"] for h in hits} <= {"image", "audio"}
-    with open(folder / "scene001.png", "rb") as f:
+    with open(folder / "scene00001.png", "rb") as f:
         r = client.post("/api/search/file", files={"file": ("query.png", f, "image/png")}, params={"k": 3})
     body = r.json()
-    assert body["query_modality"] == "image" and body["results"][0]["name"] == "scene001.png"
+    assert body["query_modality"] == "image" and body["results"][0]["name"] == "scene00001.png"
     assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
     first = body["results"][0]["id"]
     r = client.post("/api/search/arithmetic", json={"plus": [first], "k": 1, "modality": "image"})
     assert r.json()["results"][0]["id"] == first
     item = client.get(f"/api/items/{first}").json()
-    assert item["name"] == "scene001.png" and item["modality"] == "image"
+    assert item["name"] == "scene00001.png" and item["modality"] == "image"
     media = client.get(f"/api/items/{first}/media")
-    assert media.headers["content-type"] == "image/png" and media.content == (folder / "scene001.png").read_bytes()
+    assert media.headers["content-type"] == "image/png" and media.content == (folder / "scene00001.png").read_bytes()
 
 
 def test_sensor_media_are_rendered_as_png(server):

@@ -44,7 +44,7 @@ def test_dropping_an_audio_file_shows_images(page, server):
     for box in page.locator("#filters input").all():  # images only
         if box.get_attribute("value") != "image":
             box.uncheck()
-    data = base64.b64encode((folder / "scene002.wav").read_bytes()).decode()
+    data = base64.b64encode((folder / "scene00002.wav").read_bytes()).decode()
     transfer = page.evaluate_handle("""([name, b64]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const dt = new DataTransfer();
