@@ -62,6 +62,13 @@ def server(tmp_path_factory, model_dir, world_files):
     """`polymodal serve` on a free 127.0.0.1 port over 4 indexed world scenes: (client, files, base URL)."""
     root = tmp_path_factory.mktemp("srv")
     folder = world_files(root / "files", 4)
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument.new()
+    for _ in range(2):
+        doc.new_page(200, 300)
+    doc.save(str(folder / "manual.pdf"))
+    doc.close()
     embedder = FileEmbedder(model_dir)
     index_folder(folder, embedder, Store(root / "idx", embedder.dim, embedder.model_id, str(model_dir)))
     port = _free_port()

@@ -168,3 +168,34 @@ def test_video_and_mp3_files_are_indexed(tmp_path, embedder):
     assert report.failed == [] and store.counts()["indexed"] == {"video": 1, "audio": 1}
     hit = store.search(query_vector(embedder, files=[folder / "clip.mp4"]), k=1)
     assert hit[0][0].modality == "video" and hit[0][1] == pytest.approx(1.0, abs=1e-4)
+
+
+def _pdf(path, pages):
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument.new()
+    for i in range(pages):
+        doc.new_page(200 + 40 * i, 300)
+    doc.save(str(path))
+    doc.close()
+
+
+def test_pdf_pages_are_items_and_follow_their_file(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _pdf(folder / "report.pdf", 3)
+    store, report = _index(folder, embedder, tmp_path / "idx")
+    paths = sorted(store.known())
+    assert paths == [f"{folder / 'report.pdf'}#page={i}" for i in (1, 2, 3)] and report.added == 1
+    assert store.counts()["indexed"] == {"pdf": 3}
+    store, report = _index(folder, embedder, tmp_path / "idx")
+    assert report.unchanged == 1 and report.added == report.updated == 0
+    _pdf(folder / "report.pdf", 2)  # fewer pages now: the third page item goes
+    store, report = _index(folder, embedder, tmp_path / "idx")
+    assert report.updated == 1 and sorted(store.known()) == paths[:2] and store.faiss().ntotal == 2
+    (folder / "report.pdf").unlink()
+    store, report = _index(folder, embedder, tmp_path / "idx")
+    assert report.removed == 2 and store.known() == {}
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    store, report = _index(folder, embedder, tmp_path / "idx")
+    assert len(report.failed) == 1 and "broken.pdf: not a readable PDF" in report.failed[0][1]

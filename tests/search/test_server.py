@@ -7,7 +7,7 @@ def test_health_stats_and_token(server):
     client, _, base = server
     assert client.get("/api/health").json() == {"status": "ok"}
     stats = client.get("/api/stats").json()
-    assert stats["indexed"] == {m: 4 for m in ("image", "audio", "depth", "thermal", "imu", "text")}
+    assert stats["indexed"] == {**{m: 4 for m in ("image", "audio", "depth", "thermal", "imu", "text")}, "pdf": 2}
     r = httpx.get(base + "/api/stats")
     assert r.status_code == 401 and "bearer token" in r.json()["detail"]
     assert httpx.get(base + "/api/stats", headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -32,9 +32,11 @@ def test_search_text_file_and_arithmetic(server):
     assert media.headers["content-type"] == "image/png" and media.content == (folder / "scene00001.png").read_bytes()
 
 
-def test_sensor_media_are_rendered_as_png(server):
+@pytest.mark.parametrize("modality", ["depth", "thermal", "imu", "pdf"])
+def test_sensor_and_pdf_media_are_rendered_as_png(server, modality):
     client, _, _ = server
-    hits = client.get("/api/search", params={"q": "x", "k": 50, "modality": "depth"}).json()["results"]
+    hits = client.get("/api/search", params={"q": "x", "k": 50, "modality": modality}).json()["results"]
+    assert hits and all(h["modality"] == modality for h in hits)
     media = client.get(hits[0]["media"])
     assert media.status_code == 200 and media.content[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODALITIES = ("image", "audio", "video", "text", "depth", "thermal", "imu")
+MODALITIES = ("image", "audio", "video", "text", "pdf", "depth", "thermal", "imu")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 MAX_TEXT_BYTES = 1 << 20
 
@@ -21,7 +21,7 @@ def _head(path: Path, n: int = 16) -> bytes:
 
 
 def detect(path: str | Path) -> str:
-    """``image``, ``audio``, ``video``, ``text``, ``depth``, ``thermal`` or ``imu``.
+    """``image``, ``audio``, ``video``, ``text``, ``pdf``, ``depth``, ``thermal`` or ``imu``.
 
     .npy arrays: [6, T] or [T, 6] is IMU; a 2-D map is depth or thermal, told apart by the file's
     name (``*depth*`` / ``*thermal*``), which is the only place that fact lives.
@@ -30,6 +30,8 @@ def detect(path: str | Path) -> str:
     head = _head(path)
     if not head:
         raise UnsupportedFile(f"{path}: the file is empty")
+    if head.startswith(b"%PDF-"):
+        return "pdf"
     if head.startswith(b"\x93NUMPY"):
         return _array_kind(path)
     if head[:4] in (b"RIFF", b"fLaC", b"OggS") or head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
@@ -53,7 +55,7 @@ def detect(path: str | Path) -> str:
             return "text"
         except UnicodeDecodeError:
             pass
-    raise UnsupportedFile(f"{path}: not an image, audio, video, text or .npy sensor file")
+    raise UnsupportedFile(f"{path}: not an image, audio, video, text, PDF or .npy sensor file")
 
 
 def _array_kind(path: Path) -> str:

@@ -17,6 +17,7 @@ from ..modalities.audio import audio_clips, load_audio
 from ..modalities.image import ImageTransform
 from ..modalities.imu import load_imu
 from ..modalities.maps import load_map, resize_map
+from ..modalities.pdf import pdf_pages
 from ..modalities.text import load_tokenizer
 from ..modalities.video import load_video
 from ..models.imagebind import ImageBind
@@ -24,7 +25,7 @@ from ..weights import load_checkpoint
 from ..weights.files import find_weights_file
 
 # Search modality → the model encoder that embeds it (video goes through the image tower).
-ENCODER = {"image": "vision", "video": "vision", "text": "text", "audio": "audio", "depth": "depth",
+ENCODER = {"image": "vision", "pdf": "vision", "video": "vision", "text": "text", "audio": "audio", "depth": "depth",
            "thermal": "thermal", "imu": "imu"}
 AUDIO_CLIPS, VIDEO_CLIPS = 3, 4
 MAX_TEXT_CHARS = 2000
@@ -64,6 +65,8 @@ class FileEmbedder:
             raise ValueError(f"{path}: this model has no encoder for {modality} files")
         if modality == "image":
             return self.transform.load(path)
+        if modality == "pdf":  # a query: the first page (the indexer embeds every page, see ingest)
+            return self.transform(pdf_pages(path, c.image_size, max_pages=1)[0])
         if modality == "video":
             return load_video(path, VIDEO_CLIPS, c.video_frames, self.transform)
         if modality == "text":

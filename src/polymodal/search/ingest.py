@@ -1,5 +1,8 @@
 """Index a folder: new and changed files are embedded in batches, deleted ones dropped, unreadable
-ones recorded with their error — each batch committed on its own, so a killed run resumes."""
+ones recorded with their error — each batch committed on its own, so a killed run resumes.
+
+A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the image tower.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..modalities.pdf import pdf_pages
 from .detect import UnsupportedFile, detect
 from .embedder import FileEmbedder
 from .store import Store
+
+
+PAGE = "#page="
+
+
+def file_of(item_path: str) -> str:
+    """The file an item comes from (a PDF page item ``FILE#page=N`` → ``FILE``)."""
+    return item_path.split(PAGE, 1)[0]
 
 
 @dataclass
@@ -52,22 +64,27 @@ def index_folder(folder: str | Path, embedder: FileEmbedder, store: Store, batch
         raise NotADirectoryError(f"{folder} is not a folder")
     files = walk(folder, skip=store.folder.resolve())
     known = store.known()
+    by_file: dict[str, list[str]] = {}
+    for item_path in known:
+        by_file.setdefault(file_of(item_path), []).append(item_path)
     report = IngestReport()
     present = {str(p) for p in files}
-    removed = [p for p in known if p not in present and Path(p).is_relative_to(folder)]
+    removed = [p for p in known if file_of(p) not in present and Path(file_of(p)).is_relative_to(folder)]
     if removed:
         store.write([], deleted=removed)
         report.removed = len(removed)
     todo: list[tuple[Path, os.stat_result, str]] = []
     for path in files:
         st = path.stat()
-        old = known.get(str(path))
+        items = by_file.get(str(path), [])
+        old = known[items[0]] if items else None
         if old is not None and old[0] == st.st_size and old[1] == st.st_mtime:
             report.unchanged += 1
             continue
         digest = sha256_of(path)
         if old is not None and old[2] == digest:  # touched, not changed
-            store.touch(str(path), st.st_mtime)
+            for item_path in items:
+                store.touch(item_path, st.st_mtime)
             report.unchanged += 1
             continue
         todo.append((path, st, digest))
@@ -76,20 +93,28 @@ def index_folder(folder: str | Path, embedder: FileEmbedder, store: Store, batch
         else:
             report.added += 1
     for start in range(0, len(todo), batch):
-        _ingest_batch(todo[start:start + batch], embedder, store, report)
+        chunk = todo[start:start + batch]
+        stale = [item for path, _, _ in chunk for item in by_file.get(str(path), [])]  # e.g. a PDF's old pages
+        _ingest_batch(chunk, embedder, store, report, stale)
         if progress is not None:
             progress(min(start + batch, len(todo)), len(todo))
     store.save_faiss()
     return report
 
 
-def _ingest_batch(chunk, embedder: FileEmbedder, store: Store, report: IngestReport) -> None:
+def _ingest_batch(chunk, embedder: FileEmbedder, store: Store, report: IngestReport, stale: list[str]) -> None:
     rows, groups = [], {}
     for path, st, digest in chunk:
         row = {"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": digest,
                "model_id": embedder.model_id}
         try:
             row["modality"] = detect(path)
+            if row["modality"] == "pdf":
+                for i, page in enumerate(pdf_pages(path, embedder.config.image_size)):
+                    page_row = {**row, "path": f"{path}{PAGE}{i + 1}"}
+                    groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
+                    rows.append(page_row)
+                continue
             groups.setdefault(row["modality"], []).append((row, embedder.load(path, row["modality"])))
         except (UnsupportedFile, ValueError, OSError, RuntimeError) as e:
             row["error"] = str(e)
@@ -109,4 +134,4 @@ def _ingest_batch(chunk, embedder: FileEmbedder, store: Store, report: IngestRep
                     vectors.append(None)
         for (row, _), v in zip(items, vectors):
             row["vector"] = None if v is None else v.numpy()
-    store.write(rows)
+    store.write(rows, deleted=stale)

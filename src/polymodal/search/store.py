@@ -91,9 +91,11 @@ class Store:
         return {p: (s, m, h) for p, s, m, h in self.db.execute("SELECT path, size, mtime, sha256 FROM items")}
 
     def write(self, rows: list[dict], deleted: list[str] = ()) -> None:
-        """Upsert ``rows`` (path, modality, size, mtime, sha256, model_id, error, vector [E] or None)
-        and delete ``deleted`` paths, in one transaction."""
+        """Delete ``deleted`` paths, then upsert ``rows`` (path, modality, size, mtime, sha256, model_id,
+        error, vector [E] or None), in one transaction."""
         with self.db:
+            for p in deleted:
+                self.db.execute("DELETE FROM items WHERE path = ?", (p,))
             for r in rows:
                 vec = None if r.get("vector") is None else np.asarray(r["vector"], np.float32).tobytes()
                 self.db.execute(
@@ -103,8 +105,6 @@ class Store:
                     "error=excluded.error, vector=excluded.vector",
                     (r["path"], r.get("modality"), r["size"], r["mtime"], r["sha256"], r.get("model_id"),
                      r.get("error"), vec))
-            for p in deleted:
-                self.db.execute("DELETE FROM items WHERE path = ?", (p,))
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         self._faiss = None
 

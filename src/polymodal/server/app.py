@@ -163,6 +163,20 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
             it = engine.store.item(item_id)
         if it is None:
             raise HTTPException(404, f"no item {item_id}")
+        if it.modality == "pdf":  # FILE#page=N: render that page
+            import io
+
+            from ..modalities.pdf import pdf_pages
+            from ..search.ingest import PAGE, file_of
+
+            source = Path(file_of(it.path))
+            if not source.is_file():
+                raise HTTPException(404, f"item {item_id}'s file is gone; re-run polymodal index")
+            number = int(it.path.rsplit(PAGE, 1)[1])
+            page = pdf_pages(source, 512, max_pages=number)[number - 1]
+            buf = io.BytesIO()
+            page.save(buf, format="PNG")
+            return Response(buf.getvalue(), media_type="image/png")
         path = Path(it.path)
         if not path.is_file():
             raise HTTPException(404, f"item {item_id}'s file is gone; re-run polymodal index")
