@@ -186,7 +186,6 @@ def timing(args, batches: list[int]) -> None:
                 encoder.float()
                 print(f"| {name} | {m} | {params:,} | {batch} | {ours:.2f} | {theirs:.2f} | "
                       f"{ours / theirs:.2f} | {bf16:.2f} | {bf16 / ours:.2f} | {diff:.1e} |", flush=True)
-            del encoder, ref
 
 
 if __name__ == "__main__":

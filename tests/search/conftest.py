@@ -4,11 +4,8 @@ import sys
 import time
 
 import httpx
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from PIL import Image
 
 import polymodal
 from polymodal.data.world import WorldDataset
