@@ -65,5 +65,8 @@ def test_openapi_is_served_without_a_cdn(server):
     client, _, _ = server
     spec = client.get("/openapi.json").json()
     assert "/api/search/file" in spec["paths"]
+    docs = client.get("/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "http://" not in docs and "https://" not in docs
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     page = httpx.get(client.base_url.join("/")).text  # the page needs no token; its API calls do
     assert "<script" in page and "http://" not in page and "https://" not in page
