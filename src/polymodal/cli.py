@@ -327,6 +327,15 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@app.command()
+def pipeline(out: Annotated[Path, typer.Option(help="folder for everything the run makes")] = Path("runs/pipeline")) -> None:
+    """The whole pipeline on the world: CLIP stage, ImageBind binding stage, evaluation report with
+    plots, held-out files indexed; ends with the command that serves the search UI."""
+    from .pipeline import run_pipeline
+
+    run_pipeline(out, report=lambda line: console.print(line, highlight=False))
+
+
 @app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate_cmd(
     ctx: typer.Context,
