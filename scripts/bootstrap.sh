@@ -52,7 +52,7 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 case "$job" in
   setup) ;;
-  demo) exec "$VENV/bin/polymodal" demo "$@" ;;
+  demo) exec "$VENV/bin/polymodal" pipeline "$@" ;;
   test) exec "$py" -m pytest "$@" ;;
   *) echo "unknown job '$job' (demo, test or setup)" >&2; exit 2 ;;
 esac
