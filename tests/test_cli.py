@@ -115,3 +115,15 @@ def test_bf16_zero_shot_agrees_with_fp32(checkpoint, images):
         pa = {x["label"]: x["p"] for x in json.loads(a)["labels"]}
         pb = {x["label"]: x["p"] for x in json.loads(b)["labels"]}
         assert max(abs(pa[k] - pb[k]) for k in pa) < 0.05
+
+
+def test_world_files_writes_ordinary_files_and_labels(tmp_path):
+    run("world", "files", "--out", tmp_path / "f", "--n", 2, "--modalities", "image,caption,imu",
+        "--labels", tmp_path / "labels.jsonl", check_rc=0)
+    names = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert names == ["scene00000.png", "scene00000.txt", "scene00000_imu.npy",
+                     "scene00001.png", "scene00001.txt", "scene00001_imu.npy"]
+    labels = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [r["scene"] for r in labels] == ["scene00000", "scene00001"] and all(r["objects"] for r in labels)
+    bad = run("world", "files", "--out", tmp_path / "g", "--n", 1, "--modalities", "smell")
+    assert bad.returncode == 2 and "unknown file modalities ['smell']" in bad.stderr
