@@ -282,15 +282,13 @@ def search(
 ) -> None:
     """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
     from .search.detect import UnsupportedFile
-    from .search.embedder import FileEmbedder
+    from .search.embedder import embedder_for
     from .search.query import query_vector
     from .search.store import IndexError_, Store
 
     try:
         store = Store(index_dir)
-        embedder = FileEmbedder(model or store.meta()["model_path"])
-        if embedder.model_id != store.meta()["model_id"]:
-            _fail(f"{index_dir} was built with model {store.meta()['model_id']}, not {embedder.model_id}")
+        embedder = embedder_for(store, model)
         files = [f for f in (image, audio, file) if f is not None]
         vector = query_vector(embedder, text, files, plus or [], minus or [])
         wanted = set(modality.split(",")) if modality else None

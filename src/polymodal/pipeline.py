@@ -61,18 +61,19 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
                                   f"batch_size={min(128, s.bind_scenes // 2)}", "warmup_steps=10",
                                   f"out={out / 'imagebind'}"], cls=BindConfig)
     bind_cfg.stage1 = StageOneConfig(model=str(out / "clip" / "model"))
-    results = run_recipe(bind_cfg, report=lambda line: report("  " + line))
+    run_recipe(bind_cfg, report=lambda line: report("  " + line))
+    from .search.embedder import FileEmbedder
+
+    embedder = FileEmbedder(out / "imagebind" / "model")
     report("[3/5] report: curves, retrieval examples, cross-modal similarities")
-    report_file = write_report(out, clip_eval, results, n_grid=min(6, s.bind_test))
+    report_file = write_report(out, embedder, clip_eval, n_grid=min(6, s.bind_test))
     report(f"[4/5] writing {s.index_scenes} held-out scenes as ordinary files")
     from .data.world.files import write_files
-    from .search.embedder import FileEmbedder
     from .search.ingest import index_folder
     from .search.store import Store
 
     files = write_files(out / "files", "test", s.index_scenes, start=s.bind_test)
     report("[5/5] indexing them")
-    embedder = FileEmbedder(out / "imagebind" / "model")
     store = Store(out / "index", embedder.dim, embedder.model_id, str((out / "imagebind" / "model").resolve()))
     ingest = index_folder(files, embedder, store)
     minutes = (time.perf_counter() - start) / 60
@@ -85,7 +86,7 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
     return summary
 
 
-def write_report(out: Path, clip_eval: dict, results: dict, n_grid: int = 6) -> Path:
+def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
     """``out/report.md`` and ``out/report.html`` with PNGs beside them."""
     import matplotlib
 
@@ -93,10 +94,8 @@ def write_report(out: Path, clip_eval: dict, results: dict, n_grid: int = 6) -> 
     import matplotlib.pyplot as plt
 
     from .data.world import WorldDataset
-    from .search.embedder import FileEmbedder
     from .train.data import normalize
 
-    embedder = FileEmbedder(out / "imagebind" / "model")
     model = embedder.model
     # Stage-2 loss curves (stage 1's are out/clip/curves.png, drawn by the trainer).
     log = [json.loads(line) for line in (out / "imagebind" / "log.jsonl").read_text().splitlines()]

@@ -31,6 +31,25 @@ AUDIO_CLIPS, VIDEO_CLIPS = 3, 4
 MAX_TEXT_CHARS = 2000
 
 
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedder_for(store, model_dir: str | Path | None = None) -> "FileEmbedder":
+    """The embedder of an index: its recorded model (or ``model_dir``), refused when it is not the
+    model the index was built with."""
+    meta = store.meta()
+    embedder = FileEmbedder(model_dir or meta["model_path"])
+    if embedder.model_id != meta["model_id"]:
+        raise ValueError(f"{store.folder} was built with model {meta['model_id']}, not {embedder.model_id}")
+    return embedder
+
+
 class FileEmbedder:
     """An ImageBind model folder (tokenizer inside) that embeds files and query texts."""
 
@@ -44,11 +63,7 @@ class FileEmbedder:
         self.config = model.config
         self.tokenizer = load_tokenizer(self.model_dir) if "text" in model.modalities else None
         self.transform = ImageTransform(self.config.image_size)
-        digest = hashlib.sha256()
-        with open(find_weights_file(self.model_dir), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        self.model_id = digest.hexdigest()[:16]
+        self.model_id = sha256_of(find_weights_file(self.model_dir))[:16]
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -6,7 +6,6 @@ A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Callable
 
 from ..modalities.pdf import pdf_pages
 from .detect import UnsupportedFile, detect
-from .embedder import FileEmbedder
+from .embedder import FileEmbedder, sha256_of
 from .store import Store
 
 
@@ -37,14 +36,6 @@ class IngestReport:
     def as_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed,
                 "failed": len(self.failed)}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def walk(folder: Path, skip: Path | None = None) -> list[Path]:

@@ -182,18 +182,21 @@ class Store:
     def search(self, query: np.ndarray, k: int = 10, modalities: set[str] | None = None) -> list[tuple[Item, float]]:
         """Nearest items to ``query`` [E] by inner product (cosine for normalised vectors)."""
         index = self.faiss()
-        if index.ntotal == 0:
-            return []
-        want = index.ntotal if modalities else min(k, index.ntotal)
-        scores, ids = index.search(np.asarray(query, np.float32).reshape(1, -1), want)
-        out = []
-        for i, s in zip(ids[0].tolist(), scores[0].tolist()):
-            item = self.item(i) if i >= 0 else None
-            if item is not None and (not modalities or item.modality in modalities):
-                out.append((item, s))
-                if len(out) == k:
-                    break
-        return out
+        query = np.asarray(query, np.float32).reshape(1, -1)
+        want = min(k, index.ntotal)
+        while want > 0:  # with a filter, widen the candidate list until k items pass it (or none are left)
+            scores, ids = index.search(query, want)
+            out = []
+            for i, s in zip(ids[0].tolist(), scores[0].tolist()):
+                item = self.item(i) if i >= 0 else None
+                if item is not None and (not modalities or item.modality in modalities):
+                    out.append((item, s))
+                    if len(out) == k:
+                        return out
+            if want == index.ntotal:
+                return out
+            want = min(4 * want, index.ntotal)
+        return []
 
     def close(self) -> None:
         self.db.close()

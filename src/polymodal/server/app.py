@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from ..search.detect import MODALITIES, UnsupportedFile, detect
-from ..search.embedder import FileEmbedder
+from ..search.embedder import embedder_for
 from ..search.query import embed_file
 from ..search.store import Store
 
@@ -41,10 +41,7 @@ class Engine:
 
     def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None):
         self.store = Store(index_dir, check_same_thread=False)
-        meta = self.store.meta()
-        self.embedder = FileEmbedder(model_dir or meta["model_path"])
-        if self.embedder.model_id != meta["model_id"]:
-            raise ValueError(f"{index_dir} was built with model {meta['model_id']}, not {self.embedder.model_id}")
+        self.embedder = embedder_for(self.store, model_dir)
         self.lock = threading.Lock()
 
     def results(self, vector: np.ndarray, k: int, modality: str | None) -> dict:

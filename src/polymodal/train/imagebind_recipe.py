@@ -62,9 +62,9 @@ def evaluate_modality(model, m: str, encoder, supervised, test: BindingData, emb
     out: dict = {"bound_to": "video" if m == "imu" else "image", "zero_shot": {}}
     for task in ev.TASKS[m]:
         classes, correct = ev.class_embeddings(task, embed), ev.truth(task, test.scenes, test.pan)
-        row = {"emergent": ev.zero_shot(emb, classes, correct)["top1"],
-               "image_tower": ev.zero_shot(target, classes, correct)["top1"],
-               "chance": ev.zero_shot(emb, classes, correct)["chance"]}
+        emergent = ev.zero_shot(emb, classes, correct)
+        row = {"emergent": emergent["top1"], "image_tower": ev.zero_shot(target, classes, correct)["top1"],
+               "chance": emergent["chance"]}
         if sup is not None:
             row["supervised"] = ev.zero_shot(sup, classes, correct)["top1"]
             row["ratio"] = row["emergent"] / max(row["supervised"], 1e-9)
