@@ -26,9 +26,11 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "world"  # "world" (generated) or "csv" (your own pictures: data.path, data.val_path)
-    path: str | None = None  # csv: a CSV/TSV with columns filepath, caption
-    val_path: str | None = None  # csv: an optional validation table for retrieval metrics
+    kind: str = "world"  # "world" (generated), "csv" (your own pictures) or "wds" (WebDataset shards, streamed)
+    path: str | None = None  # csv: a CSV/TSV with columns filepath, caption; wds: a folder of .tar shards
+    val_path: str | None = None  # csv/wds: optional validation table / shards for retrieval metrics
+    workers: int = 0  # wds: DataLoader workers per process (each reads its own shards)
+    shuffle_buffer: int = 1000  # wds: samples held for shuffling
     train_n: int = 20000
     val_n: int = 1000
     image_size: int = 64
@@ -106,7 +108,7 @@ class BindConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {"data.kind": ("world", "csv"), "train.precision": ("fp32", "bf16"), "precision": ("fp32", "bf16")}
+CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"), "precision": ("fp32", "bf16")}
 
 
 def _check_type(value, hint, where: str):

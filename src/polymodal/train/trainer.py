@@ -15,6 +15,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.world.scene import COLOURS, HELD_OUT, SHAPES, sample_scene
+from ..data.world.captions import captions
+from ..eval.caption_ceiling import recall_at_1_ceiling
 from ..eval.metrics import accuracy, retrieval_metrics
 from ..layers import set_grad_checkpointing
 from ..modalities.text import TextTokenizer, load_tokenizer, train_tokenizer
@@ -32,6 +35,7 @@ from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
 from .data import CaptionedImages, batch_rows, get_batch, normalize, tokenize_all, world_captions
 from .optim import param_groups, warmup_cosine
+from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
 CHECKPOINT = "latest.pt"
 
@@ -48,9 +52,9 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def build_tokenizer(cfg: RunConfig, train_texts: list[list[str]], saved: Path | None = None) -> TextTokenizer:
+def build_tokenizer(cfg: RunConfig, train_texts: Iterable[list[str]], saved: Path | None = None) -> TextTokenizer:
     """The run's tokenizer: the one it saved before (resume), ``data.tokenizer``, the pretrained text
-    tower's, or a BPE trained on the captions. (HF tokenizers' BPE training breaks ties in hash-map
+    tower's, or a BPE trained on the captions (rows of ``train_texts``, read only then). (HF tokenizers' BPE training breaks ties in hash-map
     order, so two trainings on the same text can differ: a run therefore always reuses its own.)"""
     if saved is not None and saved.is_dir():
         return load_tokenizer(saved, cfg.data.context_length)
@@ -125,7 +129,18 @@ class Trainer:
             raise ConfigError(f"train.out {self.out} exists and is not a folder")
         self.out.mkdir(parents=True, exist_ok=True)
         d = cfg.data
-        if d.kind == "csv":
+        self.stream = None
+        if d.kind == "wds":
+            if not d.path:
+                raise ConfigError("data.kind wds needs data.path (a folder of WebDataset .tar shards)")
+            shards = find_shards(d.path)
+            plan = StreamPlan(shards, shard_sizes(shards), cfg.train.batch_size // self.world, self.world,
+                              d.workers, d.seed, d.shuffle_buffer)
+            plan.batches_per_stream(0)  # fail now if the shards cannot fill every stream
+            self.tokenizer = build_tokenizer(cfg, ([c] for c in shard_captions(shards)), self.out / "tokenizer")
+            self.stream = ShardBatches(plan, self.tokenizer, d.image_size, self.rank)
+            images, texts = None, None
+        elif d.kind == "csv":
             if not d.path:
                 raise ConfigError("data.kind csv needs data.path (a CSV/TSV of filepath, caption)")
             images, texts, skipped = read_pairs(d.path, d.image_size)
@@ -135,10 +150,11 @@ class Trainer:
                               stacklevel=2)
         else:
             images, texts = world_captions("train", d.train_n, d.seed, d.image_size)
-        self.tokenizer = build_tokenizer(cfg, texts, self.out / "tokenizer")
+        if self.stream is None:
+            self.tokenizer = build_tokenizer(cfg, texts, self.out / "tokenizer")
         if self.rank == 0:
             self.tokenizer.save(self.out / "tokenizer")
-        self.data = CaptionedImages(images, *tokenize_all(texts, self.tokenizer), texts)
+        self.data = None if self.stream else CaptionedImages(images, *tokenize_all(texts, self.tokenizer), texts)
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg, self.tokenizer)
         if cfg.train.compile:
@@ -162,7 +178,7 @@ class Trainer:
         only the image tower and the projection. (Under DDP the full forward keeps gradient sync.)"""
         text = self.model.text
         trainable = [n for n, p in text.named_parameters() if p.requires_grad]
-        if self.world > 1 or not self.cfg.model.freeze_text or trainable != ["proj.weight"]:
+        if self.data is None or self.world > 1 or not self.cfg.model.freeze_text or trainable != ["proj.weight"]:
             return None
         text.eval()
         n, p, length = self.data.ids.shape
@@ -240,6 +256,13 @@ class Trainer:
     def _batch(self) -> tuple[torch.Tensor, ...]:
         """This rank's rows of the current step: (pixels, cached pooled text) or (pixels, ids, mask)."""
         cfg = self.cfg.train
+        if self.stream is not None:
+            batch = self.stream.get(self.step)
+            if batch["skipped"] and self.rank == 0:
+                with open(self.out / "skipped.txt", "a") as f:
+                    f.write("\n".join(batch["skipped"]) + "\n")
+            length = int(batch["mask"].sum(dim=1).max())
+            return normalize(batch["pixels"]), batch["ids"][:, :length], batch["mask"][:, :length]
         if self.text_cache is not None:
             idx, p = batch_rows(self.data, self.step, cfg.batch_size, cfg.seed)
             return normalize(self.data.images[idx]), self.text_cache[idx, p]
@@ -325,24 +348,28 @@ def evaluate(model: CLIP, tokenizer: TextTokenizer, cfg: RunConfig, batch: int =
     split into seen and held-out combinations."""
     model.eval()
     d = cfg.data
-    if d.kind == "csv":
+    if d.kind in ("csv", "wds"):
         if not d.val_path:
             return {}
-        images, texts, _ = read_pairs(d.val_path, d.image_size)
+        reader = read_pairs if d.kind == "csv" else read_shard_pairs
+        images, texts, _ = reader(d.val_path, d.image_size)
         return retrieval_metrics(*_embed_pairs(model, tokenizer, images, texts, batch))
     images, texts = world_captions("val", d.val_n, d.seed, d.image_size)
     img, txt = _embed_pairs(model, tokenizer, images, texts, batch)
     result = retrieval_metrics(img, txt)
     first = [t[0] for t in texts]
     result["duplicate_caption_fraction"] = 1 - len(set(first)) / len(first)
+    scenes = [sample_scene(d.seed, "val", i) for i in range(d.val_n)]
+    ceiling = recall_at_1_ceiling(scenes, [captions(s)[0] for s in scenes])
+    result["text_to_image_R@1_ceiling"] = ceiling["r1_ceiling"]
+    result["ambiguous_caption_fraction"] = ceiling["ambiguous_fraction"]
     classes = [(c, s) for c in COLOURS for s in SHAPES]
     templates = ("a {} {}.", "a photo of a {} {}.", "an image of a {} {}.")
     prompts = tokenizer([t.format(c, s) for c, s in classes for t in templates], truncate=True)
     cls = F.normalize(model.encode_text(prompts.ids, prompts.attention_mask), dim=-1)
     cls = F.normalize(cls.view(len(classes), len(templates), -1).mean(1), dim=-1)
-    singles = [i for i in range(d.val_n) if len(sample_scene(d.seed, "val", i).objects) == 1]
-    labels = torch.tensor([classes.index((o.colour, o.shape)) for i in singles
-                           for o in sample_scene(d.seed, "val", i).objects])
+    singles = [i for i in range(d.val_n) if len(scenes[i].objects) == 1]
+    labels = torch.tensor([classes.index((o.colour, o.shape)) for i in singles for o in scenes[i].objects])
     held = torch.tensor([classes[k] in HELD_OUT for k in labels.tolist()])
     emb = img[singles]
     for name, keep in (("zero_shot_seen", ~held), ("zero_shot_held_out", held)):

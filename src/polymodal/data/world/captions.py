@@ -39,19 +39,24 @@ def plural(word: str) -> str:
     return word + ("es" if word.endswith(("x", "s")) else "s")
 
 
-def objects_phrase(scene: Scene, rng: np.random.Generator) -> str:
-    """'two red circles and a large blue star' (counts per colour+shape; size when alone)."""
+def objects_phrase(scene: Scene, rng: np.random.Generator) -> tuple[str, tuple]:
+    """'two red circles and a large blue star' (counts per colour+shape; size when alone), and what
+    it states: ((colour, shape, count, size or None), …)."""
     groups = Counter((o.colour, o.shape) for o in scene.objects)
-    parts = []
+    parts, stated = [], []
     for (colour, shape), n in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])):
         noun = SYNONYMS[shape][rng.integers(len(SYNONYMS[shape]))]
         if n == 1:
             size = next(o.size for o in scene.objects if (o.colour, o.shape) == (colour, shape))
-            adj = f"{size} {colour}" if rng.random() < 0.5 else colour
+            with_size = rng.random() < 0.5
+            adj = f"{size} {colour}" if with_size else colour
             parts.append(f"{'an' if adj[0] in 'aeiou' else 'a'} {adj} {noun}")
+            stated.append((colour, shape, 1, size if with_size else None))
         else:
             parts.append(f"{NUMBERS[n]} {colour} {plural(noun)}")
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+            stated.append((colour, shape, n, None))
+    phrase = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return phrase, tuple(stated)
 
 
 def unique_name(scene: Scene, obj: WorldObject) -> str | None:
@@ -92,17 +97,19 @@ def relation_sentence(scene: Scene, rng: np.random.Generator, words: dict) -> tu
 
 
 def captions(scene: Scene, n: int = 3) -> list[dict]:
-    """``n`` paraphrases: [{"text", "relation": (i, rel, j) or None}], deterministic per sample."""
+    """``n`` paraphrases, deterministic per sample: [{"text", "relation": (i, rel, j) or None,
+    "objects": ((colour, shape, count, size or None), …) as the text states them}]."""
     rng = sample_rng(scene.seed, scene.split, scene.index, "captions")
     kind = template_set(scene.split)
     out = []
     for k in range(n):
         template = TEMPLATES[kind][k % len(TEMPLATES[kind])]
-        text = template.format(objects=objects_phrase(scene, rng), place=scene.place, where=WHERE[scene.place])
+        phrase, stated = objects_phrase(scene, rng)
+        text = template.format(objects=phrase, place=scene.place, where=WHERE[scene.place])
         relation = relation_sentence(scene, rng, RELATION_WORDS[kind]) if len(scene.objects) > 1 else None
         if relation is not None and rng.random() < 0.7:
             text, rel = f"{text} {relation[0][0].upper()}{relation[0][1:]}", relation[1]
         else:
             rel = None
-        out.append({"text": text[0].upper() + text[1:], "relation": rel})
+        out.append({"text": text[0].upper() + text[1:], "relation": rel, "objects": stated})
     return out
