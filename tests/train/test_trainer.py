@@ -173,3 +173,14 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path, tokenizer_dir, min
         torch.testing.assert_close(runs[4][1][name], value, rtol=1e-4, atol=1e-5, msg=name)
     with pytest.raises(ConfigError, match="accum_freq 3 must be ≥ 1 and divide the per-process batch 32"):
         Trainer(load_config(None, [*common, "train.accum_freq=3", f"train.out={tmp_path / 'bad'}"]))
+
+
+def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(load_config(None, [*TINY, "train.steps=3", "train.tensorboard=true", f"train.out={tmp_path}"])).train()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"loss", "lr", "logit_scale", "samples_per_s"} <= set(events.Tags()["scalars"])
+    logged = {e.step: e.value for e in events.Scalars("loss")}
+    assert logged == pytest.approx(_losses(tmp_path), rel=1e-6) and sorted(logged) == [1, 2, 3]

@@ -64,6 +64,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate at the end only
     out: str = "runs/clip-world-tiny"
     threads: int = 0  # torch threads; 0 keeps torch's default
+    tensorboard: bool = False  # also write TensorBoard event files to train.out/tensorboard (needs tensorboard)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from ..registry import build, config_to_dict, preset
 from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
 from .data import CaptionedImages, batch_rows, get_batch, normalize, tokenize_all, world_captions
+from .metrics_log import MetricsLog
 from .optim import param_groups, warmup_cosine
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
@@ -220,7 +221,7 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def train(self, progress=None) -> list[dict]:
         cfg, log = self.cfg.train, []
-        metrics_file = self.out / "metrics.jsonl"
+        self.metrics = MetricsLog(self.out, cfg.tensorboard) if self.rank == 0 else None
         autocast = (torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
                     if cfg.precision == "bf16" else contextlib.nullcontext())
         self.ddp.train()
@@ -243,14 +244,15 @@ class Trainer:
             log.append(record)
             if self.rank == 0:
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    with open(metrics_file, "a") as f:
-                        f.write(json.dumps(record) + "\n")
+                    self.metrics.write(record)
                 if progress:
                     progress(record)
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                 self.save_checkpoint()
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.rank == 0:
                 self._log_eval()
+        if self.metrics:
+            self.metrics.close()
         return log
 
     def _batch(self) -> tuple[torch.Tensor, ...]:
@@ -325,8 +327,7 @@ class Trainer:
 
     def _log_eval(self) -> dict:
         result = evaluate(self.model, self.tokenizer, self.cfg)
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": self.step, **{f"val/{k}": v for k, v in result.items()}}) + "\n")
+        self.metrics.write({"step": self.step, **{f"val/{k}": v for k, v in result.items()}})
         self.model.train()
         return result
 
