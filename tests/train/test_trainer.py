@@ -99,6 +99,28 @@ def test_two_process_ddp_matches_one_process(tmp_path, tokenizer_dir):
     assert max(abs(one[s] - two[s]) for s in one) < 1e-4
 
 
+def test_two_process_fsdp_matches_one_process_and_saves_our_layout(tmp_path, tokenizer_dir):
+    common = [*TINY, "train.steps=6", "train.ckpt_every=3", "data.val_n=32", f"data.tokenizer={tokenizer_dir}"]
+    assert _train([*common, f"train.out={tmp_path / 'one'}"]).wait(timeout=300) == 0
+    fsdp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(_free_port()), "-m", "polymodal.train", *common, "train.fsdp=true",
+                           f"train.out={tmp_path / 'two'}"], capture_output=True, text=True, timeout=300)
+    assert fsdp.returncode == 0, fsdp.stderr[-2000:]
+    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert sorted(two) == list(range(1, 7))
+    assert max(abs(one[s] - two[s]) for s in one) < 1e-4
+    # The gathered checkpoint is an ordinary one: a single process resumes it (at its last step).
+    resumed = Trainer(load_config(None, [*common, f"train.out={tmp_path / 'two'}"]))
+    assert resumed.step == 6
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    assert all(torch.equal(saved[k], v) for k, v in resumed.model.state_dict().items())
+    assert json.loads((tmp_path / "two" / "eval.json").read_text())["text_to_image_R@1"] >= 0
+    with pytest.raises(ConfigError, match="torchrun"):
+        Trainer(load_config(None, [*common, "train.fsdp=true", f"train.out={tmp_path / 'x'}"]))
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
     trainer = Trainer(load_config(None, [*TINY, "train.steps=6", "train.ckpt_every=2", f"train.out={tmp_path}"]))
     real = trainer.loss_fn

@@ -57,6 +57,7 @@ class TrainConfig:
     batch_size: int = 128
     accum_freq: int = 1  # micro-batches per step; features are cached so the contrastive batch stays batch_size
     compile: bool = False  # torch.compile the model (in place: checkpoint keys are unchanged)
+    fsdp: bool = False  # under torchrun: shard parameters, gradients and optimiser state (FSDP2) instead of DDP
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     seed: int = 0
     log_every: int = 10

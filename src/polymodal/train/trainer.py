@@ -36,6 +36,7 @@ from .csv_data import read_pairs
 from .data import CaptionedImages, batch_rows, get_batch, normalize, tokenize_all, world_captions
 from .metrics_log import MetricsLog
 from .optim import param_groups, warmup_cosine
+from .sharding import full_model_state, full_state, load_full_state, reduce_replicated_grads, shard
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
 CHECKPOINT = "latest.pt"
@@ -160,7 +161,13 @@ class Trainer:
         self.model = build_model(cfg, self.tokenizer)
         if cfg.train.compile:
             self.model.compile()  # nn.Module.compile: in place, so state_dict keys stay ours
-        self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        if cfg.train.fsdp:
+            if self.world < 2:
+                raise ConfigError("train.fsdp=true shards the model across processes: start the run with "
+                                  "torchrun --nproc_per_node N (N ≥ 2)")
+            self.ddp = shard(self.model)  # in place: self.model is the sharded model
+        else:
+            self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr,
                                            betas=(o.beta1, o.beta2), eps=o.eps)
@@ -203,18 +210,25 @@ class Trainer:
         if state.get("model_config") != config_to_dict(self.model.config):
             raise TrainingError(f"{path} holds a checkpoint of a different model "
                                 f"({state.get('model_config', {}).get('family')}); use another train.out")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.cfg.train.fsdp:
+            load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         self.step = state["step"]
 
     def save_checkpoint(self) -> None:
+        if self.cfg.train.fsdp:  # every process takes part in gathering the full state
+            model_state, optim_state = full_state(self.model, self.optimizer)
+        elif self.rank == 0:
+            model_state, optim_state = self.model.state_dict(), self.optimizer.state_dict()
         if self.rank != 0:
             return
         folder = self.out / "checkpoints"
         folder.mkdir(exist_ok=True)
-        _atomic_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        _atomic_save({"model": model_state, "optimizer": optim_state,
                       "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(), "step": self.step,
                       "model_config": config_to_dict(self.model.config)}, folder / CHECKPOINT)
 
@@ -227,7 +241,9 @@ class Trainer:
         self.ddp.train()
         start, seen = time.perf_counter(), 0
         while self.step < cfg.steps:
-            loss = self._loss_and_grads(autocast)
+            loss, scale = self._loss_and_grads(autocast)
+            if cfg.fsdp:
+                reduce_replicated_grads(self.model)
             if self.cfg.optim.clip_grad > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
             self.optimizer.step()
@@ -239,7 +255,7 @@ class Trainer:
                 dist.all_reduce(mean_loss)
                 mean_loss /= self.world
             record = {"step": self.step, "loss": mean_loss.item(), "lr": self.scheduler.get_last_lr()[0],
-                      "logit_scale": self.model.scale().item(),
+                      "logit_scale": scale,
                       "samples_per_s": seen / (time.perf_counter() - start)}
             log.append(record)
             if self.rank == 0:
@@ -270,16 +286,18 @@ class Trainer:
             return normalize(self.data.images[idx]), self.text_cache[idx, p]
         return get_batch(self.data, self.step, cfg.batch_size, cfg.seed, self.rank, self.world)
 
-    def _features(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised (image [b, E], text [b, E]) features of a (micro-)batch, in fp32."""
+    def _features(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised (image [b, E], text [b, E]) features of a (micro-)batch in fp32, and the logit
+        scale (from the forward, where a sharded model's parameters are gathered)."""
         if self.text_cache is not None:
             pixels, pooled = batch
             image = self.model.encode_image(pixels, normalize=True)
             text = F.normalize(self.model.text.proj(pooled), dim=-1)
+            scale = self.model.scale()
         else:
             out = self.ddp(*batch)
-            image, text = out["image_features"], out["text_features"]
-        return image.float(), text.float()
+            image, text, scale = out["image_features"], out["text_features"], out["logit_scale"]
+        return image.float(), text.float(), scale
 
     def _check(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
@@ -300,26 +318,39 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if k == 1:
             with autocast:
-                image, text = self._features(batch)
-                loss = self.loss_fn(image, text, self.model.scale())
+                image, text, scale = self._features(batch)
+                loss = self.loss_fn(image, text, scale)
             self._check(loss)
             loss.backward()
-            return loss
+            return loss, scale.item()
         chunks = list(zip(*(t.chunk(k) for t in batch)))
         with torch.no_grad(), autocast:
             cached = [self._features(c) for c in chunks]
         images, texts = [c[0] for c in cached], [c[1] for c in cached]
         for j, chunk in enumerate(chunks):
-            sync = self.ddp.no_sync() if self.world > 1 and j < k - 1 else contextlib.nullcontext()
-            with sync:
+            with self._sync_gradients(j == k - 1):
                 with autocast:
-                    image, text = self._features(chunk)
-                scale = self.model.scale() if j == 0 else self.model.scale().detach()
+                    image, text, scale = self._features(chunk)
                 loss = self.loss_fn(torch.cat([*images[:j], image, *images[j + 1:]]),
-                                    torch.cat([*texts[:j], text, *texts[j + 1:]]), scale)
+                                    torch.cat([*texts[:j], text, *texts[j + 1:]]), scale if j == 0 else scale.detach())
                 self._check(loss)
                 loss.backward()
-        return loss.detach()
+        return loss.detach(), scale.item()
+
+    @contextlib.contextmanager
+    def _sync_gradients(self, sync: bool):
+        """Reduce gradients across processes only in the last micro-batch's backward."""
+        if self.world == 1 or sync:
+            yield
+        elif self.cfg.train.fsdp:
+            self.model.set_requires_gradient_sync(False)
+            try:
+                yield
+            finally:
+                self.model.set_requires_gradient_sync(True)
+        else:
+            with self.ddp.no_sync():
+                yield
 
     def _saved_step(self):
         path = self.out / "checkpoints" / CHECKPOINT
@@ -384,13 +415,18 @@ def run(cfg: RunConfig, progress=None) -> dict:
     """Train (resuming if ``train.out`` has a checkpoint), evaluate, write ``eval.json``."""
     trainer = Trainer(cfg)
     log = trainer.train(progress)
-    result = {}
+    result, model = {}, trainer.model
+    if cfg.train.fsdp:  # evaluate and save an unsharded copy
+        state = full_model_state(trainer.model)
+        if trainer.rank == 0:
+            model = build_model(cfg, trainer.tokenizer)
+            model.load_state_dict(state)
     if trainer.rank == 0:
-        result = evaluate(trainer.model, trainer.tokenizer, cfg)
+        result = evaluate(model, trainer.tokenizer, cfg)
         (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))
         from ..weights import save
 
-        save(trainer.model, trainer.out / "model")
+        save(model, trainer.out / "model")
         trainer.tokenizer.save(trainer.out / "model")
         from .plot import plot_run
 
