@@ -50,7 +50,9 @@ class TextTransformer(nn.Module):
         """Ids [B, L] → tokens [B, L, width] after the final norm.
 
         ``attention_mask`` [B, L] (1 = token, 0 = padding) is optional: with the causal mask,
-        padding after EOT can never reach EOT, so pooled outputs do not depend on it.
+        padding after EOT can never reach EOT, so pooled outputs do not depend on it. It is applied
+        only where padding is not all at the end (or with ``need_weights``); outputs at padded
+        positions are then not meaningful.
         """
         if ids.dim() != 2:
             raise ValueError(f"expected token ids [B, L], got shape {tuple(ids.shape)}")
@@ -60,7 +62,10 @@ class TextTransformer(nn.Module):
                 "tokenize with truncate=True to cut them explicitly"
             )
         x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
-        if attention_mask is None:
+        right_padded = attention_mask is None or bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+        if right_padded and not need_weights:
+            # Padding only at the end: causally, no real token can see it, so the causal kernel
+            # alone gives the same outputs at every real position (padded rows are never pooled).
             masks = {"is_causal": True}
         else:  # causal ∧ not-padding, built once for all layers: bool [B, 1, L, L]
             n = ids.shape[1]

@@ -38,6 +38,7 @@ class DataConfig:
     tokenizer: str | None = None  # a saved tokenizer folder; None: train a BPE on the training captions
     tokenizer_vocab: int = 1024  # vocabulary of that BPE
     context_length: int = 64
+    hard_negatives: int = 0  # world: batches of runs of this many scenes sharing place + colours (0: random)
 
 
 @dataclass

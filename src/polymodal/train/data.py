@@ -24,6 +24,8 @@ class CaptionedImages:
     ids: torch.Tensor  # [N, P, L] int64 (P paraphrases)
     mask: torch.Tensor  # [N, P, L] int64
     texts: list[list[str]]  # [N][P]
+    groups: torch.Tensor | None = None  # [N] int64 hard-negative group of each sample (see batch_indices)
+    group_size: int = 0
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -40,6 +42,17 @@ def world_captions(split: str, n: int, seed: int, size: int) -> tuple[torch.Tens
     return images, texts
 
 
+def world_groups(split: str, n: int, seed: int) -> torch.Tensor:
+    """Hard-negative group of each scene [n]: scenes that share the place and the set of colours,
+    so telling them apart takes their shapes, counts and sizes."""
+    ids: dict[tuple, int] = {}
+    keys = []
+    for i in range(n):
+        scene = sample_scene(seed, split, i)
+        keys.append(ids.setdefault((scene.place, frozenset(o.colour for o in scene.objects)), len(ids)))
+    return torch.tensor(keys)
+
+
 def tokenize_all(texts: list[list[str]], tokenizer: TextTokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     flat = [t for row in texts for t in row]
     batch = tokenizer(flat, truncate=True)
@@ -52,9 +65,15 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - MEAN) / STD
 
 
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> tuple[torch.Tensor, int]:
+def batch_indices(step: int, batch_size: int, n: int, seed: int, groups: torch.Tensor | None = None,
+                  group_size: int = 0) -> tuple[torch.Tensor, int]:
     """Indices of global batch ``step`` and its epoch: each epoch is a fresh permutation seeded by
-    (seed, epoch); batches never straddle epochs (the tail of a permutation is dropped)."""
+    (seed, epoch); batches never straddle epochs (the tail of a permutation is dropped).
+
+    With ``groups`` [n] and ``group_size`` g, a batch is made of batch_size / g runs of g samples
+    that share a group (each sample's hard negatives), the runs themselves in random order."""
+    if group_size:
+        return _grouped_batch(step, batch_size, seed, groups, group_size)
     per_epoch = n // batch_size
     if per_epoch == 0:
         raise ValueError(f"batch size {batch_size} is larger than the dataset ({n} samples)")
@@ -63,10 +82,37 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> tuple[torch.
     return order[k * batch_size:(k + 1) * batch_size], epoch
 
 
+def group_runs(groups: torch.Tensor, group_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's runs [R, g]: each group's samples in random order cut into runs of g (a group's
+    remainder waits for another epoch), the runs shuffled."""
+    perm = torch.randperm(len(groups), generator=generator)
+    keys, order = torch.sort(groups[perm], stable=True)  # by group; random within a group
+    ordered = perm[order]
+    start = torch.searchsorted(keys, keys, side="left")  # first position of each sample's group
+    count = torch.bincount(keys)[keys]
+    rank = torch.arange(len(keys)) - start
+    keep = rank < count - count % group_size
+    runs = ordered[keep].view(-1, group_size)
+    return runs[torch.randperm(len(runs), generator=generator)]
+
+
+def _grouped_batch(step: int, batch_size: int, seed: int, groups: torch.Tensor, group_size: int):
+    if batch_size % group_size:
+        raise ValueError(f"batch size {batch_size} is not a multiple of the hard-negative group size {group_size}")
+    per_batch = batch_size // group_size
+    # Every epoch has the same number of runs (each group gives floor(count / g)).
+    per_epoch = int((torch.bincount(groups) // group_size).sum()) // per_batch
+    if per_epoch == 0:
+        raise ValueError(f"too few groups of {group_size} samples for a batch of {batch_size}")
+    epoch, k = divmod(step, per_epoch)
+    runs = group_runs(groups, group_size, torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return runs[k * per_batch:(k + 1) * per_batch].flatten(), epoch
+
+
 def batch_rows(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
     """This rank's rows of global batch ``step`` and the caption paraphrase of each (it rotates with
     the epoch): (idx [b], paraphrase [b])."""
-    idx, epoch = batch_indices(step, batch_size, len(data), seed)
+    idx, epoch = batch_indices(step, batch_size, len(data), seed, data.groups, data.group_size)
     b = batch_size // world
     idx = idx[rank * b:(rank + 1) * b]
     return idx, (epoch + idx) % data.ids.shape[1]

@@ -33,7 +33,7 @@ from ..objectives import ClipLoss
 from ..registry import build, config_to_dict, preset
 from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
-from .data import CaptionedImages, batch_rows, get_batch, normalize, tokenize_all, world_captions
+from .data import CaptionedImages, batch_rows, get_batch, normalize, tokenize_all, world_captions, world_groups
 from .metrics_log import MetricsLog
 from .optim import param_groups, warmup_cosine
 from .sharding import full_model_state, full_state, load_full_state, reduce_replicated_grads, shard
@@ -157,6 +157,10 @@ class Trainer:
         if self.rank == 0:
             self.tokenizer.save(self.out / "tokenizer")
         self.data = None if self.stream else CaptionedImages(images, *tokenize_all(texts, self.tokenizer), texts)
+        if d.hard_negatives:
+            if d.kind != "world":
+                raise ConfigError(f"data.hard_negatives groups world scenes; data.kind {d.kind} has no groups")
+            self.data.groups, self.data.group_size = world_groups("train", d.train_n, d.seed), d.hard_negatives
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg, self.tokenizer)
         if cfg.train.compile:
