@@ -97,11 +97,12 @@ PRESETS: dict[str, Callable[[], Config]] = {
         text=TextTransformerConfig(vocab_size=1024, context_length=64, width=192, layers=4, heads=3,
                                    mlp_hidden=768, output_dim=128),
     ),
-    # The world recipe's image tower with the packaged all-MiniLM-L6-v2 as text tower.
+    # The world recipe's image tower (conv stem: see docs/world-recipe.md) with the packaged
+    # all-MiniLM-L6-v2 as text tower.
     "clip-world-minilm": lambda: CLIPConfig(
         embed_dim=128,
         vision=ViTConfig(image_size=64, patch_size=8, width=192, layers=4, heads=3, mlp_hidden=768, eps=1e-5,
-                         pre_norm=True, patch_bias=False, output_dim=128),
+                         pre_norm=True, patch_bias=False, output_dim=128, stem="conv", stem_channels=(32, 64, 128)),
         text=_minilm(tanh_pooler=True, output_dim=128),
         text_type="bert",
     ),

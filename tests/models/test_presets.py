@@ -80,3 +80,18 @@ def test_text_longer_than_context_is_an_error():
     model = polymodal.create("clip-tiny")
     with pytest.raises(ValueError, match="length 17 > context_length 16"):
         model.encode_text(torch.ones(1, 17, dtype=torch.long))
+
+
+def test_conv_stem_tokens_and_errors():
+    from polymodal.models.vit import ViTConfig, VisionTransformer
+
+    vit = VisionTransformer(ViTConfig(image_size=32, patch_size=8, width=16, layers=1, heads=2, mlp_hidden=32,
+                                      stem="conv", stem_channels=(4, 8, 8)))
+    assert vit.patch_embed(torch.randn(2, 3, 32, 32)).shape == (2, 16, 16)  # 4×4 tokens, as patch size 8
+    assert vit(torch.randn(2, 3, 32, 32)).shape == (2, 16)
+    with pytest.raises(ValueError, match="not a multiple of the stem's stride 8"):
+        vit(torch.randn(1, 3, 36, 36))
+    with pytest.raises(ValueError, match="has stride 4, not the patch size 8"):
+        VisionTransformer(ViTConfig(image_size=32, patch_size=8, stem="conv", stem_channels=(4, 8)))
+    with pytest.raises(ValueError, match="must be 'patch' or 'conv'"):
+        VisionTransformer(ViTConfig(image_size=32, patch_size=8, stem="resnet"))

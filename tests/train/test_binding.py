@@ -23,9 +23,17 @@ def _sensors():
     return cfg
 
 
-def test_clip_towers_are_carried_over_exactly():
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_clip_towers_are_carried_over_exactly(stem):
     torch.manual_seed(0)
-    clip = polymodal.create("clip-tiny").eval()
+    config = preset("clip-tiny")
+    if stem == "conv":
+        config.vision.stem, config.vision.stem_channels = "conv", tuple([8] * (config.vision.patch_size.bit_length() - 1))
+    clip = polymodal.create(config).eval()
+    if stem == "conv":  # BatchNorm statistics that are not the identity, as after training
+        for m in clip.visual.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
     model = imagebind_from_clip(clip, _sensors()).eval()
     images, ids = torch.randn(2, 3, 32, 32), torch.randint(1, 999, (2, 16))
     with torch.no_grad():
@@ -36,6 +44,11 @@ def test_clip_towers_are_carried_over_exactly():
         clip_of = images[:1, :, None].repeat(1, 1, 2, 1, 1)
         torch.testing.assert_close(model.encode("vision", clip_of), model.encode("vision", images[:1]),
                                    rtol=1e-5, atol=1e-5)
+        if stem == "conv":  # two different frames: the mean of the per-frame stem tokens
+            two = torch.randn(1, 3, 2, 32, 32)
+            stem_tokens = model.encoders["vision"].stem(two)
+            per_frame = [clip.visual.patch_embed(two[:, :, t]) for t in range(2)]
+            torch.testing.assert_close(stem_tokens, (per_frame[0] + per_frame[1]) / 2)
     assert model.config.map_size == 32
     assert model.postprocessors["text"].scale().item() == pytest.approx(clip.scale().item())
 

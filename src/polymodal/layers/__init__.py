@@ -3,9 +3,9 @@
 from .attention import Attention
 from .blocks import PostNormBlock, PreNormBlock, Transformer, set_grad_checkpointing
 from .mlp import DropPath, Mlp, QuickGELU, make_activation
-from .patch_embed import PatchEmbed, VideoPatchEmbed, resample_pos_embed
+from .patch_embed import ConvStem, FrameStem, PatchEmbed, VideoPatchEmbed, resample_pos_embed
 
 __all__ = [
-    "Attention", "DropPath", "Mlp", "PatchEmbed", "PostNormBlock", "PreNormBlock", "QuickGELU",
+    "Attention", "ConvStem", "DropPath", "FrameStem", "Mlp", "PatchEmbed", "PostNormBlock", "PreNormBlock", "QuickGELU",
     "Transformer", "VideoPatchEmbed", "make_activation", "resample_pos_embed", "set_grad_checkpointing",
 ]

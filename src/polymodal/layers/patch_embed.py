@@ -26,6 +26,57 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
+class ConvStem(nn.Module):
+    """A convolutional stem in place of the patchify convolution (the ViT paper's hybrid; Xiao et al.
+    2021, "Early convolutions help transformers see better"): per entry of ``channels`` a 3×3
+    convolution, BatchNorm, ReLU and 2×2 max-pooling, then a 1×1 convolution to ``dim``.
+
+    [B, C, H, W] → [B, (H/p)·(W/p), D] with p = 2 ** len(channels), the same tokens as a patch
+    size p. Shapes learned this way are translation-equivariant below the token grid, which a
+    linear patch embedding trained on a small dataset is not (it learns colours and layout fast,
+    shapes hardly at all — measured on the world in docs/benchmarks.md). Under DDP on CPU the
+    BatchNorm statistics are per process (``SyncBatchNorm`` needs CUDA).
+    """
+
+    def __init__(self, in_chans: int, dim: int, channels: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        layers, prev = [], in_chans
+        for ch in channels:
+            layers += [nn.Conv2d(prev, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            prev = ch
+        layers.append(nn.Conv2d(prev, dim, 1))
+        self.net = nn.Sequential(*layers)
+        self.in_chans, self.patch_size = in_chans, 2 ** len(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"expected images [B, {self.in_chans}, H, W], got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the stem's stride {self.patch_size}")
+        return self.net(x).flatten(2).transpose(1, 2)
+
+
+class FrameStem(nn.Module):
+    """A 2-D image stem applied to every frame of a clip, tokens averaged over time: clips
+    [B, C, T, H, W] or single images [B, C, H, W] → [B, N, D]. An image gives exactly the 2-D
+    stem's tokens (what a repeated-frame image gives too), so a CLIP tower keeps its embeddings."""
+
+    def __init__(self, stem: nn.Module):
+        super().__init__()
+        self.stem = stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return self.stem(x)
+        if x.dim() != 5:
+            raise ValueError(f"expected clips [B, C, T, H, W] or images [B, C, H, W], got {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        tokens = self.stem(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return tokens.view(b, t, *tokens.shape[1:]).mean(dim=1)
+
+
 class VideoPatchEmbed(nn.Module):
     """ImageBind's vision stem: tubelets of ``frames × p × p`` by a strided 3-D convolution.
 

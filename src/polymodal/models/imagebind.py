@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import VideoPatchEmbed
+from ..layers import ConvStem, FrameStem, VideoPatchEmbed
 from ..modalities.audio import AudioStem
 from ..modalities.imu import IMUStem
 from ..modalities.maps import MapStem
@@ -57,6 +57,8 @@ class ImageBindConfig:
     image_size: int = 224
     vision_patch: int = 14
     video_frames: int = 2  # frames per tubelet; an image is repeated this many times
+    vision_stem: str = "patch"  # "patch" (Conv3d tubelets) or "conv" (a CLIP's ConvStem per frame, frames averaged)
+    vision_stem_channels: tuple[int, ...] = (32, 64, 128)
     audio_mel_bins: int = 128
     audio_frames: int = 204
     audio_patch: int = 16
@@ -97,13 +99,15 @@ def with_clip_towers(config: ImageBindConfig, clip_config) -> ImageBindConfig:
     import dataclasses
 
     v = clip_config.vision
-    if v.pool != "cls" or not v.pre_norm or v.patch_bias or v.output_dim != clip_config.embed_dim:
-        raise ValueError("only CLIP image towers with ln_pre, CLS pooling, a bias-free patch embedding and a "
-                         "projection map onto ImageBind's vision encoder")
+    if (v.pool != "cls" or not v.pre_norm or (v.stem == "patch" and v.patch_bias)
+            or v.output_dim != clip_config.embed_dim):
+        raise ValueError("only CLIP image towers with ln_pre, CLS pooling, a bias-free patch embedding (or a "
+                         "conv stem) and a projection map onto ImageBind's vision encoder")
     return dataclasses.replace(
         config, embed_dim=clip_config.embed_dim, vision=TowerConfig(v.width, v.layers, v.heads),
         text=clip_config.text, text_type="bert" if clip_config.text_type == "bert" else "causal",
-        image_size=v.image_size, vision_patch=v.patch_size, map_size=v.image_size, eps=v.eps)
+        image_size=v.image_size, vision_patch=v.patch_size, map_size=v.image_size, eps=v.eps,
+        vision_stem=v.stem, vision_stem_channels=tuple(v.stem_channels))
 
 
 class Postprocessor(nn.Module):
@@ -143,7 +147,10 @@ def build_encoder(config: ImageBindConfig, modality: str) -> nn.Module:
     common = dict(width=t.width, layers=t.layers, heads=t.heads, output_dim=e, drop_path=t.drop_path, eps=c.eps)
     if modality == "vision":
         grid = c.image_size // c.vision_patch
-        stem = VideoPatchEmbed(c.vision_patch, c.video_frames, 3, t.width, bias=False)
+        if c.vision_stem == "conv":
+            stem = FrameStem(ConvStem(3, t.width, tuple(c.vision_stem_channels)))
+        else:
+            stem = VideoPatchEmbed(c.vision_patch, c.video_frames, 3, t.width, bias=False)
         return ModalityTransformer(stem, grid * grid, pre_norm=True, **common)
     if modality == "audio":
         n = AudioStem.num_tokens(c.audio_mel_bins, c.audio_frames, c.audio_patch, c.audio_stride)

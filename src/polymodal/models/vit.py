@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import PatchEmbed, PreNormBlock, Transformer, resample_pos_embed
+from ..layers import ConvStem, PatchEmbed, PreNormBlock, Transformer, resample_pos_embed
 from ..layers.init import init_weights
 
 
@@ -34,10 +34,23 @@ class ViTConfig:
     output_dim: int | None = None  # CLIP: Linear(width, output_dim, bias=False) after pooling
     drop_path: float = 0.0
     dropout: float = 0.0
+    stem: str = "patch"  # "patch" (linear patchify) or "conv" (ConvStem; 2 ** len(stem_channels) == patch_size)
+    stem_channels: tuple[int, ...] = (32, 64, 128)
 
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size
+
+
+def _stem(c: ViTConfig) -> nn.Module:
+    if c.stem == "patch":
+        return PatchEmbed(c.patch_size, c.in_chans, c.width, bias=c.patch_bias)
+    if c.stem != "conv":
+        raise ValueError(f"ViTConfig.stem must be 'patch' or 'conv', got {c.stem!r}")
+    if 2 ** len(c.stem_channels) != c.patch_size:
+        raise ValueError(f"a conv stem with {len(c.stem_channels)} stages has stride {2 ** len(c.stem_channels)}, "
+                         f"not the patch size {c.patch_size}")
+    return ConvStem(c.in_chans, c.width, tuple(c.stem_channels))
 
 
 class VisionTransformer(nn.Module):
@@ -48,7 +61,7 @@ class VisionTransformer(nn.Module):
         c = self.config = config
         if c.pool not in ("cls", "mean"):
             raise ValueError(f"ViTConfig.pool must be 'cls' or 'mean', got {c.pool!r}")
-        self.patch_embed = PatchEmbed(c.patch_size, c.in_chans, c.width, bias=c.patch_bias)
+        self.patch_embed = _stem(c)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.width))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + c.grid**2, c.width))
         self.norm_pre = nn.LayerNorm(c.width, eps=c.eps) if c.pre_norm else nn.Identity()

@@ -23,13 +23,18 @@ from .optim import param_groups, warmup_cosine
 
 
 def imagebind_from_clip(clip: CLIP, sensors: ImageBindConfig) -> ImageBind:
-    """An ImageBind whose vision and text encoders are ``clip``'s towers (the 2-D patch weight
-    inflated over ImageBind's 2-frame tubelets, so an image embeds exactly as in the CLIP) and whose
+    """An ImageBind whose vision and text encoders are ``clip``'s towers (a 2-D patch weight is
+    inflated over ImageBind's 2-frame tubelets, a conv stem runs per frame — either way an image
+    embeds exactly as in the CLIP) and whose
     text scale is the CLIP's temperature; the sensor encoders (sized by ``sensors``) are new."""
     model = ImageBind.from_config(with_clip_towers(sensors, clip.config))
     vision = dict(clip.visual.state_dict())
-    model.encoders["vision"].stem.inflate_from(vision.pop("patch_embed.proj.weight"))
-    vision["stem.proj.weight"] = model.encoders["vision"].stem.proj.weight.detach().clone()
+    if clip.config.vision.stem == "conv":  # the same 2-D stem, run per frame
+        vision = {k.replace("patch_embed.", "stem.stem.", 1) if k.startswith("patch_embed.") else k: v
+                  for k, v in vision.items()}
+    else:
+        model.encoders["vision"].stem.inflate_from(vision.pop("patch_embed.proj.weight"))
+        vision["stem.proj.weight"] = model.encoders["vision"].stem.proj.weight.detach().clone()
     model.encoders["vision"].load_state_dict(vision)  # strict: every other key has the same name
     model.encoders["text"].load_state_dict(clip.text.state_dict())
     with torch.no_grad():
