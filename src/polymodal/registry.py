@@ -89,11 +89,11 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "bert-base": lambda: BertConfig(),
     "minilm-l6": _minilm,
     "bert-tiny": lambda: BertConfig(vocab_size=1000, width=64, layers=2, heads=2, mlp_hidden=256, max_positions=64),
-    # The world recipe (configs/clip-world-tiny.yaml): 64 px, 8 px patches, small towers.
+    # The world recipe (configs/clip-world-tiny.yaml): 64 px, conv stem to 8 × 8 tokens, small towers.
     "clip-world-tiny": lambda: CLIPConfig(
         embed_dim=128,
         vision=ViTConfig(image_size=64, patch_size=8, width=192, layers=4, heads=3, mlp_hidden=768, eps=1e-5,
-                         pre_norm=True, patch_bias=False, output_dim=128),
+                         pre_norm=True, patch_bias=False, output_dim=128, stem="conv", stem_channels=(32, 64, 128)),
         text=TextTransformerConfig(vocab_size=1024, context_length=64, width=192, layers=4, heads=3,
                                    mlp_hidden=768, output_dim=128),
     ),
