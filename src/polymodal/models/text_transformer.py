@@ -46,13 +46,14 @@ class TextTransformer(nn.Module):
         nn.init.normal_(self.pos_embed, std=0.01)
 
     def forward_features(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                         need_weights: bool = False):
+                         need_weights: bool = False, *, padded_outputs: bool = True):
         """Ids [B, L] → tokens [B, L, width] after the final norm.
 
         ``attention_mask`` [B, L] (1 = token, 0 = padding) is optional: with the causal mask,
-        padding after EOT can never reach EOT, so pooled outputs do not depend on it. It is applied
-        only where padding is not all at the end (or with ``need_weights``); outputs at padded
-        positions are then not meaningful.
+        padding after EOT can never reach EOT, so pooled outputs do not depend on it. With
+        ``padded_outputs=False`` the caller does not need the outputs at padded positions (pooling
+        at EOT does not), and padding that is all at the end runs the causal kernel alone — the
+        same outputs at every real token, faster than an explicit mask.
         """
         if ids.dim() != 2:
             raise ValueError(f"expected token ids [B, L], got shape {tuple(ids.shape)}")
@@ -62,10 +63,10 @@ class TextTransformer(nn.Module):
                 "tokenize with truncate=True to cut them explicitly"
             )
         x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
-        right_padded = attention_mask is None or bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
-        if right_padded and not need_weights:
-            # Padding only at the end: causally, no real token can see it, so the causal kernel
-            # alone gives the same outputs at every real position (padded rows are never pooled).
+        if attention_mask is None or (not padded_outputs and not need_weights
+                                      and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())):
+            # No padding, or padding only at the end whose outputs nobody reads: causally, no real
+            # token can see it, so the causal kernel alone gives every real position its output.
             masks = {"is_causal": True}
         else:  # causal ∧ not-padding, built once for all layers: bool [B, 1, L, L]
             n = ids.shape[1]
@@ -86,6 +87,6 @@ class TextTransformer(nn.Module):
         return is_eot.int().argmax(dim=-1)
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.forward_features(ids, attention_mask)
+        x = self.forward_features(ids, attention_mask, padded_outputs=False)
         x = x[torch.arange(x.shape[0], device=x.device), self.eot_positions(ids)]
         return self.proj(x) if self.proj is not None else x
