@@ -77,6 +77,7 @@ class ImageBindConfig:
     text_scale_max: float = 100.0
 
     def __post_init__(self):
+        self.vision_stem_channels = tuple(self.vision_stem_channels)  # a list after a JSON round trip
         for name in ("vision", "audio", "depth", "thermal", "imu"):
             if isinstance(getattr(self, name), dict):
                 setattr(self, name, TowerConfig(**getattr(self, name)))

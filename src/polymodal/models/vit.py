@@ -37,6 +37,9 @@ class ViTConfig:
     stem: str = "patch"  # "patch" (linear patchify) or "conv" (ConvStem; 2 ** len(stem_channels) == patch_size)
     stem_channels: tuple[int, ...] = (32, 64, 128)
 
+    def __post_init__(self):
+        self.stem_channels = tuple(self.stem_channels)  # a list after a JSON round trip
+
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size
