@@ -27,7 +27,7 @@ from polymodal.objectives import ClipLoss  # noqa: E402
 
 
 def hf_config(transformers):
-    """The clip-world-tiny architecture in transformers' terms."""
+    """clip-world-tiny's towers in transformers' terms, with a patch stem (HF has no conv stem)."""
     return transformers.CLIPConfig(
         text_config=dict(vocab_size=1024, hidden_size=192, intermediate_size=768, num_hidden_layers=4,
                          num_attention_heads=3, max_position_embeddings=64, hidden_act="gelu",
@@ -87,7 +87,7 @@ def main() -> None:
             times[k].append(time.perf_counter() - start)
     mem = {k: peak_rss_growth_mib(fn) for k, fn in jobs.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {b}, clip-world-tiny architecture, "
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {b}, clip-world-tiny towers (patch stem), "
           f"median of {args.steps} alternating steps")
     for k in jobs:
         print(f"  {k:10s} {b / med[k]:8.1f} samples/s  x{med['hf fp32'] / med[k]:.2f} vs hf fp32  "
