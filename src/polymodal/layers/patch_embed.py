@@ -9,6 +9,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def check_images(x: torch.Tensor, in_chans: int, stride: int, what: str) -> None:
+    """Raise a ValueError naming the shape unless ``x`` is [B, in_chans, H, W] with H, W multiples of
+    ``stride`` (``what`` names the stride in the message)."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise ValueError(f"expected images [B, {in_chans}, H, W], got {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % stride or w % stride:
+        raise ValueError(f"image size {h}x{w} is not a multiple of {what} {stride}")
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping patches by a strided convolution: [B, C, H, W] → [B, (H/p)·(W/p), D]."""
 
@@ -18,11 +28,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.proj.in_channels:
-            raise ValueError(f"expected images [B, {self.proj.in_channels}, H, W], got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % self.patch_size or w % self.patch_size:
-            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {self.patch_size}")
+        check_images(x, self.proj.in_channels, self.patch_size, "the patch size")
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -50,11 +56,7 @@ class ConvStem(nn.Module):
         self.in_chans, self.patch_size = in_chans, 2 ** len(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"expected images [B, {self.in_chans}, H, W], got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % self.patch_size or w % self.patch_size:
-            raise ValueError(f"image size {h}x{w} is not a multiple of the stem's stride {self.patch_size}")
+        check_images(x, self.in_chans, self.patch_size, "the stem's stride")
         return self.net(x).flatten(2).transpose(1, 2)
 
 

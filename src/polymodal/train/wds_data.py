@@ -86,6 +86,14 @@ def _captions(record: dict) -> list[str]:
     return []
 
 
+def _sample(record: dict, size: int) -> tuple[list[str], torch.Tensor]:
+    """(caption options, image uint8 [3, S, S]) of a record; ValueError/PIL errors when unusable."""
+    options = _captions(record)
+    if not options:
+        raise ValueError("no caption (.txt or json captions/caption)")
+    return options, _image(record, size)
+
+
 def _image(record: dict, size: int) -> torch.Tensor:
     """The record's image → uint8 [3, S, S] (shorter side resized, centre crop)."""
     ext = next((e for e in IMAGE_EXTS if e in record), None)
@@ -104,10 +112,8 @@ def read_shard_pairs(path: str | Path, image_size: int) -> tuple[torch.Tensor, l
     for shard in find_shards(path):
         for record in _records([shard]):
             try:
-                options = _captions(record)
-                if not options:
-                    raise ValueError("no caption (.txt or json captions/caption)")
-                images.append(_image(record, image_size))
+                options, pixels = _sample(record, image_size)
+                images.append(pixels)
                 texts.append(options)
             except Exception as e:  # noqa: BLE001 — any bad sample is reported and skipped
                 skipped.append(f"{shard.name} {record.get('__key__', '?')}: {e}")
@@ -217,10 +223,7 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _decode(self, shard: str, record: dict) -> tuple[tuple | None, str | None]:
         key = record.get("__key__", "?")
         try:
-            options = _captions(record)
-            if not options:
-                raise ValueError("no caption (.txt or json captions/caption)")
-            pixels = _image(record, self.size)
+            options, pixels = _sample(record, self.size)
         except Exception as e:  # noqa: BLE001 — any bad sample is reported and skipped
             return None, f"{shard} {key}: {e}"
         # Paraphrases rotate with the epoch, as in the in-memory world data.
