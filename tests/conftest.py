@@ -8,14 +8,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-# ../shared/fixtures beside the checkout (the layout of the project's machines and CI).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# The golden fixtures travel with the repository (a copy of ../shared/fixtures, where new ones appear first).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"golden fixtures not found at {FIXTURES} (expected ../shared/fixtures beside the checkout)")
+        pytest.fail(f"golden fixtures not found at {FIXTURES} (copy ../shared/fixtures there)")
     return FIXTURES
 
 

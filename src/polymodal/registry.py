@@ -1,164 +1,211 @@
-"""Named presets and the one way to build a model: :func:`polymodal.create`."""
+"""Model families, their named presets and their configs register themselves here, where they
+are defined (as timm's ``@register_model``); :func:`create` builds any of them.
+
+A family file (``models/<family>.py``) declares, in one place::
+
+    @dataclass
+    class ViTConfig: ...
+
+    class VisionTransformer(nn.Module): ...
+
+    register_family("vit", ViTConfig, VisionTransformer, example_inputs=_example_inputs)
+
+    @register_preset("vit-b-16")
+    def _vit_b_16() -> ViTConfig: ...
+
+Nothing here names a family: every module in :mod:`polymodal.models` is imported on first use,
+so a new family is a new file. Configs (de)serialise generically: nested config dataclasses are
+written with their registered ``kind`` and read back by it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Callable
+import importlib
+import pkgutil
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from torch import nn
 
-from .models.bert import BertConfig, BertTextTower
-from .models.clip import CLIP, CLIPConfig
-from .models.imagebind import ImageBind, ImageBindConfig, TowerConfig, with_clip_towers
-from .models.text_transformer import TextTransformerConfig
-from .models.vit import ViTConfig, VisionTransformer
 
-Config = ViTConfig | CLIPConfig | BertConfig | ImageBindConfig
+@dataclass(frozen=True)
+class Family:
+    """A model family: its config class, how to build a model from a config, and small inputs
+    for a forward pass (``model(**example_inputs(config))``)."""
 
-FAMILIES: dict[type, tuple[str, Callable[[Config], nn.Module]]] = {
-    ViTConfig: ("vit", VisionTransformer),
-    CLIPConfig: ("clip", CLIP.from_config),
-    BertConfig: ("bert", BertTextTower),
-    ImageBindConfig: ("imagebind", ImageBind.from_config),
-}
-CONFIG_BY_FAMILY = {family: cls for cls, (family, _) in FAMILIES.items()}
+    name: str
+    config_class: type
+    build: Callable[[Any], nn.Module]
+    example_inputs: Callable[[Any], dict] | None = None
 
 
-def _vit(width, layers, heads, patch, image=224, **kw) -> ViTConfig:
-    return ViTConfig(image_size=image, patch_size=patch, width=width, layers=layers, heads=heads,
-                     mlp_hidden=4 * width, **kw)
+FAMILIES: dict[str, Family] = {}
+_FAMILY_BY_CONFIG: dict[type, Family] = {}
+_CONFIG_KINDS: dict[str, type] = {}  # every registered config dataclass, family or nested part
+_KIND_OF: dict[type, str] = {}
+PRESETS: dict[str, Callable[[], Any]] = {}
 
 
-def _openai_clip(embed, v_width, v_layers, patch, t_width, t_heads, image=224) -> CLIPConfig:
-    # OpenAI's released CLIP weights were trained with QuickGELU and eps 1e-5.
-    vision = _vit(v_width, v_layers, v_width // 64, patch, image, act="quick_gelu", eps=1e-5,
-                  patch_bias=False, pre_norm=True, output_dim=embed)
-    text = TextTransformerConfig(width=t_width, heads=t_heads, layers=12, mlp_hidden=4 * t_width,
-                                 act="quick_gelu", output_dim=embed)
-    return CLIPConfig(embed_dim=embed, vision=vision, text=text)
+def register_config(kind: str) -> Callable[[type], type]:
+    """Class decorator: make a config dataclass (de)serialisable by name, e.g. a tower config nested
+    inside a family's config."""
+
+    def wrap(cls: type) -> type:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not a dataclass")
+        if _CONFIG_KINDS.get(kind, cls) is not cls:
+            raise ValueError(f"config kind {kind!r} is already registered by {_CONFIG_KINDS[kind].__name__}")
+        _CONFIG_KINDS[kind], _KIND_OF[cls] = cls, kind
+        return cls
+
+    return wrap
 
 
-def _clip_tiny() -> CLIPConfig:
-    vision = ViTConfig(image_size=32, patch_size=8, width=64, layers=2, heads=2, mlp_hidden=256, eps=1e-5,
-                       patch_bias=False, pre_norm=True, output_dim=32)
-    text = TextTransformerConfig(vocab_size=1000, context_length=16, width=64, layers=2, heads=2,
-                                 mlp_hidden=256, output_dim=32)
-    return CLIPConfig(embed_dim=32, vision=vision, text=text)
+def register_family(name: str, config_class: type, build: Callable[[Any], nn.Module], *,
+                    example_inputs: Callable[[Any], dict] | None = None) -> Family:
+    """Register a family; its config class becomes (de)serialisable under ``name``."""
+    if name in FAMILIES and FAMILIES[name].config_class is not config_class:
+        raise ValueError(f"family {name!r} is already registered")
+    register_config(name)(config_class)
+    family = FAMILIES[name] = _FAMILY_BY_CONFIG[config_class] = Family(name, config_class, build, example_inputs)
+    return family
 
 
-def _minilm(**kw) -> BertConfig:
-    return BertConfig(width=384, layers=6, heads=12, mlp_hidden=1536, pooling="mean", **kw)
+def register_preset(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Decorator on a zero-argument function returning a fresh config: the preset ``name``."""
+
+    def wrap(fn: Callable[[], Any]) -> Callable[[], Any]:
+        if name in PRESETS:
+            raise ValueError(f"preset {name!r} is already registered")
+        PRESETS[name] = fn
+        return fn
+
+    return wrap
 
 
-def _imagebind_tiny() -> ImageBindConfig:
-    """The sizes of ../shared/fixtures/imagebind (official geometry, tiny towers, vocabulary 128)."""
-    return ImageBindConfig(
-        embed_dim=16, vision=TowerConfig(24, 2, 2),
-        text=TextTransformerConfig(vocab_size=128, context_length=77, width=32, layers=2, heads=2, mlp_hidden=128,
-                                   eps=1e-6, output_dim=16),
-        audio=TowerConfig(16, 2, 2, 0.1), depth=TowerConfig(16, 1, 2), thermal=TowerConfig(16, 1, 2),
-        imu=TowerConfig(16, 2, 2, 0.7))
+def load_all() -> None:
+    """Import every module of :mod:`polymodal.models` (each registers its family and presets)."""
+    package = importlib.import_module("polymodal.models")
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
 
 
-def _imagebind_world() -> ImageBindConfig:
-    """ImageBind on the world at 64 px: the clip-world-minilm towers (image, frozen MiniLM text)
-    plus small audio (1 s), depth, thermal and IMU (8-frame clip, 100 samples) encoders."""
-    sensors = ImageBindConfig(
-        audio=TowerConfig(128, 3, 4), depth=TowerConfig(128, 3, 4), thermal=TowerConfig(128, 3, 4),
-        imu=TowerConfig(128, 3, 4, drop_path=0.1), audio_frames=98, map_size=64, depth_patch=8, thermal_patch=8,
-        imu_length=100, imu_patch=10, imu_head_dropout=0.0,
-        # One temperature, 0.05, for every sensor: with 128-sample batches the official 0.2 (depth,
-        # IMU) leaves the InfoNCE too soft to learn in a few hundred steps.
-        scales={"audio": 20.0, "depth": 20.0, "thermal": 20.0, "imu": 20.0})
-    return with_clip_towers(sensors, PRESETS["clip-world-minilm"]())
-
-
-PRESETS: dict[str, Callable[[], Config]] = {
-    "vit-b-16": lambda: _vit(768, 12, 12, 16, num_classes=1000),
-    "vit-b-32": lambda: _vit(768, 12, 12, 32, num_classes=1000),
-    "vit-l-14": lambda: _vit(1024, 24, 16, 14, num_classes=1000),
-    "vit-l-16": lambda: _vit(1024, 24, 16, 16, num_classes=1000),
-    "vit-h-14": lambda: _vit(1280, 32, 16, 14, num_classes=1000),
-    "vit-tiny": lambda: _vit(64, 2, 2, 8, image=32, num_classes=10),
-    "clip-vit-b-32": lambda: _openai_clip(512, 768, 12, 32, 512, 8),
-    "clip-vit-b-16": lambda: _openai_clip(512, 768, 12, 16, 512, 8),
-    "clip-vit-l-14": lambda: _openai_clip(768, 1024, 24, 14, 768, 12),
-    "clip-vit-l-14-336": lambda: _openai_clip(768, 1024, 24, 14, 768, 12, image=336),
-    "clip-tiny": _clip_tiny,
-    "bert-base": lambda: BertConfig(),
-    "minilm-l6": _minilm,
-    "bert-tiny": lambda: BertConfig(vocab_size=1000, width=64, layers=2, heads=2, mlp_hidden=256, max_positions=64),
-    # The world recipe (configs/clip-world-tiny.yaml): 64 px, conv stem to 8 × 8 tokens, small towers.
-    "clip-world-tiny": lambda: CLIPConfig(
-        embed_dim=128,
-        vision=ViTConfig(image_size=64, patch_size=8, width=192, layers=4, heads=3, mlp_hidden=768, eps=1e-5,
-                         pre_norm=True, patch_bias=False, output_dim=128, stem="conv", stem_channels=(32, 64, 128)),
-        text=TextTransformerConfig(vocab_size=1024, context_length=64, width=192, layers=4, heads=3,
-                                   mlp_hidden=768, output_dim=128),
-    ),
-    # The world recipe's image tower (conv stem: see docs/world-recipe.md) with the packaged
-    # all-MiniLM-L6-v2 as text tower.
-    "clip-world-minilm": lambda: CLIPConfig(
-        embed_dim=128,
-        vision=ViTConfig(image_size=64, patch_size=8, width=192, layers=4, heads=3, mlp_hidden=768, eps=1e-5,
-                         pre_norm=True, patch_bias=False, output_dim=128, stem="conv", stem_channels=(32, 64, 128)),
-        text=_minilm(tanh_pooler=True, output_dim=128),
-        text_type="bert",
-    ),
-    # CLIP with the packaged all-MiniLM-L6-v2 text tower and a tiny ViT, for the demo and tests.
-    "clip-minilm-tiny": lambda: CLIPConfig(
-        embed_dim=64,
-        vision=ViTConfig(image_size=64, patch_size=16, width=128, layers=2, heads=2, mlp_hidden=512,
-                         pre_norm=True, patch_bias=False, output_dim=64),
-        text=_minilm(tanh_pooler=True, output_dim=64),
-        text_type="bert",
-        logit_scale_init=math.log(1 / 0.07),
-    ),
-    "imagebind-huge": ImageBindConfig,
-    "imagebind-tiny": _imagebind_tiny,
-    "imagebind-world": _imagebind_world,
-}
-
-
-def preset(name: str) -> Config:
+def preset(name: str):
     """The config of a named preset (a fresh copy)."""
+    load_all()
     try:
         return PRESETS[name]()
     except KeyError:
         raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
 
 
-def family_of(config: Config) -> str:
+def family(config_or_name) -> Family:
+    """The :class:`Family` of a config object (or of a family name)."""
+    load_all()
+    if isinstance(config_or_name, str):
+        try:
+            return FAMILIES[config_or_name]
+        except KeyError:
+            raise KeyError(f"unknown family {config_or_name!r}; known: {', '.join(sorted(FAMILIES))}") from None
     try:
-        return FAMILIES[type(config)][0]
+        return _FAMILY_BY_CONFIG[type(config_or_name)]
     except KeyError:
-        raise TypeError(f"not a model config: {type(config).__name__}") from None
+        raise TypeError(f"not a model config: {type(config_or_name).__name__}") from None
 
 
-def build(config: Config) -> nn.Module:
-    """A randomly initialised model for ``config``."""
-    family_of(config)
-    return FAMILIES[type(config)][1](config)
+def family_of(config) -> str:
+    return family(config).name
 
 
-def config_to_dict(config: Config) -> dict:
-    return {"family": family_of(config), "config": dataclasses.asdict(config)}
+def build(config) -> nn.Module:
+    """A randomly initialised model for ``config`` (any registered family's config)."""
+    return family(config).build(config)
 
 
-def config_from_dict(d: dict) -> Config:
-    try:
-        cls = CONFIG_BY_FAMILY[d["family"]]
-    except KeyError:
-        raise ValueError(f"config has unknown family {d.get('family')!r}; known: {sorted(CONFIG_BY_FAMILY)}") from None
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d["config"]) - fields
+def example_inputs(config) -> dict:
+    """Small keyword inputs for ``build(config)(**inputs)`` (batch 2)."""
+    fam = family(config)
+    if fam.example_inputs is None:
+        raise NotImplementedError(f"family {fam.name!r} declares no example_inputs")
+    return fam.example_inputs(config)
+
+
+# ----------------------------------------------------------------------------- (de)serialisation
+
+def config_to_dict(config) -> dict:
+    """``{"family": name, "config": {...}}`` with nested configs tagged by their ``kind``."""
+    return {"family": family_of(config), "config": _fields_to_dict(config)}
+
+
+def _fields_to_dict(config) -> dict:
+    return {f.name: _value_to_json(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _value_to_json(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value) not in _KIND_OF:
+            raise TypeError(f"nested config {type(value).__name__} is not registered (use @register_config)")
+        return {"kind": _KIND_OF[type(value)], **_fields_to_dict(value)}
+    if isinstance(value, (tuple, list)):
+        return [_value_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _value_to_json(v) for k, v in value.items()}
+    return value
+
+
+def config_from_dict(d: dict):
+    """Inverse of :func:`config_to_dict`; unknown keys are an error naming the key."""
+    load_all()
+    name = d.get("family")
+    if name not in FAMILIES:
+        raise ValueError(f"config has unknown family {name!r}; known: {sorted(FAMILIES)}")
+    return _from_fields(FAMILIES[name].config_class, d["config"], name)
+
+
+def _from_fields(cls: type, values: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    ignored = set(getattr(cls, "LEGACY_KEYS", ()))  # keys older versions wrote, now derived
+    unknown = set(values) - fields - ignored
     if unknown:
-        raise ValueError(f"unknown {d['family']} config keys: {sorted(unknown)}")
-    return cls(**d["config"])
+        raise ValueError(f"unknown {where} config keys: {sorted(unknown)}")
+    kwargs = {k: _value_from_json(hints[k], v, f"{where}.{k}") for k, v in values.items() if k in fields}
+    return cls(**kwargs)
 
 
-def create(name_or_config: str | Config, weights: str | None = None, *, strict: bool = True) -> nn.Module:
+def _value_from_json(hint, value, where: str):
+    if value is None:
+        return None
+    candidates = [t for t in _union_members(hint) if dataclasses.is_dataclass(t)]
+    if isinstance(value, dict) and (candidates or "kind" in value):
+        value = dict(value)
+        kind = value.pop("kind", None)
+        if kind is not None:
+            if kind not in _CONFIG_KINDS:
+                raise ValueError(f"{where}: unknown config kind {kind!r}")
+            cls = _CONFIG_KINDS[kind]
+        else:  # written before configs were tagged: the one candidate whose fields hold every key
+            fits = [t for t in candidates if set(value) <= {f.name for f in dataclasses.fields(t)}]
+            if len(fits) != 1:
+                raise ValueError(f"{where}: cannot tell which of {[t.__name__ for t in candidates]} this config is")
+            cls = fits[0]
+        return _from_fields(cls, value, where)
+    origin = typing.get_origin(hint)
+    if isinstance(value, list) and (origin is tuple or tuple in _union_members(hint)):
+        return tuple(value)
+    return value
+
+
+def _union_members(hint) -> tuple:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return tuple(typing.get_origin(a) or a for a in typing.get_args(hint))
+    return (typing.get_origin(hint) or hint,)
+
+
+def create(name_or_config, weights: str | None = None, *, strict: bool = True) -> nn.Module:
     """Build a model from a preset name or a config, optionally loading ``weights``.
 
     ``weights`` is a checkpoint file or folder in any supported layout (see

@@ -1,5 +1,5 @@
 """ImageBind: the official layout loads strictly and reproduces the reference's golden outputs
-for all six modalities (../shared/fixtures/imagebind)."""
+for all six modalities (tests/fixtures/imagebind)."""
 
 import json
 
@@ -137,7 +137,7 @@ def test_huge_preset_has_the_official_sizes():
     assert model.encoders["imu"].num_tokens == 250 and model.encoders["depth"].num_tokens == 196
     blocks = {m: len(model.encoders[m].transformer.blocks) for m in MODALITIES}
     assert blocks == {"vision": 32, "text": 24, "audio": 12, "depth": 12, "thermal": 12, "imu": 6}
-    assert c.embed_dim == 1024 and model.encoders["text"].token_embed.weight.shape == (49408, 1024)
+    assert c.embed_dim == 1024 and model.encoders["text"].stem.weight.shape == (49408, 1024)
 
 
 def test_info_describes_an_imagebind_checkpoint(fixtures):
@@ -145,4 +145,4 @@ def test_info_describes_an_imagebind_checkpoint(fixtures):
 
     d = describe(fixtures / "imagebind" / "weights.safetensors")
     assert (d["layout"], d["family"], d["tensors"]) == ("imagebind", "imagebind", 183)
-    assert d["config"]["audio"] == {"width": 16, "layers": 2, "heads": 2, "drop_path": 0.1}
+    assert d["config"]["audio"] == {"kind": "imagebind-tower", "width": 16, "layers": 2, "heads": 2, "drop_path": 0.1}

@@ -87,7 +87,7 @@ def test_conv_stem_tokens_and_errors():
 
     vit = VisionTransformer(ViTConfig(image_size=32, patch_size=8, width=16, layers=1, heads=2, mlp_hidden=32,
                                       stem="conv", stem_channels=(4, 8, 8)))
-    assert vit.patch_embed(torch.randn(2, 3, 32, 32)).shape == (2, 16, 16)  # 4×4 tokens, as patch size 8
+    assert vit.stem(torch.randn(2, 3, 32, 32)).shape == (2, 16, 16)  # 4×4 tokens, as patch size 8
     assert vit(torch.randn(2, 3, 32, 32)).shape == (2, 16)
     with pytest.raises(ValueError, match="not a multiple of the stem's stride 8"):
         vit(torch.randn(1, 3, 36, 36))

@@ -47,7 +47,7 @@ def test_clip_towers_are_carried_over_exactly(stem):
         if stem == "conv":  # two different frames: the mean of the per-frame stem tokens
             two = torch.randn(1, 3, 2, 32, 32)
             stem_tokens = model.encoders["vision"].stem(two)
-            per_frame = [clip.visual.patch_embed(two[:, :, t]) for t in range(2)]
+            per_frame = [clip.visual.stem(two[:, :, t]) for t in range(2)]
             torch.testing.assert_close(stem_tokens, (per_frame[0] + per_frame[1]) / 2)
     assert model.config.map_size == 32
     assert model.postprocessors["text"].scale().item() == pytest.approx(clip.scale().item())

@@ -1,4 +1,4 @@
-"""The golden outputs of open_clip and transformers (../shared/fixtures) reproduced by our loaders."""
+"""The golden outputs of open_clip and transformers (tests/fixtures) reproduced by our loaders."""
 
 import json
 
@@ -35,7 +35,7 @@ def test_open_clip_fixture(fixtures, variant):
         # ln_post is our final norm; the fixture stores the tokens before it.
         pre_norm_tokens = model.visual.transformer(
             model.visual.norm_pre(torch.cat([model.visual.cls_token.expand(4, -1, -1),
-                                             model.visual.patch_embed(inputs["images"])], 1)
+                                             model.visual.stem(inputs["images"])], 1)
                                   + model.visual.pos_embed))[0]
         _close(pre_norm_tokens, expected["debug_vision_tokens_after_transformer"])
         _close(tokens, model.visual.norm(pre_norm_tokens))

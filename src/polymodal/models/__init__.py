@@ -1,5 +1,7 @@
-"""Model families composed from ``polymodal.layers``."""
+"""Model families composed from ``polymodal.layers``; each file registers its family and presets
+(see :mod:`polymodal.registry`), and every module here is imported on first use."""
 
+from ..registry import load_all
 from .bert import BertConfig, BertTextTower
 from .clip import CLIP, CLIPConfig
 from .text_transformer import TextTransformer, TextTransformerConfig
@@ -7,5 +9,6 @@ from .vit import ViTConfig, VisionTransformer
 
 __all__ = [
     "BertConfig", "BertTextTower", "CLIP", "CLIPConfig", "TextTransformer", "TextTransformerConfig",
-    "ViTConfig", "VisionTransformer",
+    "ViTConfig", "VisionTransformer", "load_all",
 ]
+load_all()

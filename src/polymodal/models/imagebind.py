@@ -22,15 +22,17 @@ from ..layers import ConvStem, FrameStem, VideoPatchEmbed
 from ..modalities.audio import AudioStem
 from ..modalities.imu import IMUStem
 from ..modalities.maps import MapStem
-from .bert import BertConfig, BertTextTower
+from ..registry import build, register_config, register_family, register_preset
+from .bert import BertConfig
 from .modality_transformer import ModalityTransformer
-from .text_transformer import TextTransformer, TextTransformerConfig
+from .text_transformer import TextTransformerConfig
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
 # Dimensions of one unbatched sample of each modality; one more means a leading clip axis.
 SAMPLE_DIMS = {"vision": (3, 4), "text": (1,), "audio": (3,), "depth": (3,), "thermal": (3,), "imu": (2,)}
 
 
+@register_config("imagebind-tower")
 @dataclass
 class TowerConfig:
     width: int
@@ -47,8 +49,7 @@ class ImageBindConfig:
     vision: TowerConfig | None = field(default_factory=lambda: TowerConfig(1280, 32, 16))
     text: TextTransformerConfig | BertConfig | None = field(default_factory=lambda: TextTransformerConfig(
         vocab_size=49408, context_length=77, width=1024, layers=24, heads=16, mlp_hidden=4096, eps=1e-6,
-        output_dim=1024))
-    text_type: str = "causal"  # "causal" (ImageBind's own, pooled at the largest id) or "bert"
+        output_dim=1024))  # ImageBind's own causal tower, or a BERT tower (e.g. a CLIP's MiniLM)
     audio: TowerConfig | None = field(default_factory=lambda: TowerConfig(768, 12, 12, drop_path=0.1))
     depth: TowerConfig | None = field(default_factory=lambda: TowerConfig(384, 12, 8))
     thermal: TowerConfig | None = field(default_factory=lambda: TowerConfig(768, 12, 12))
@@ -76,15 +77,10 @@ class ImageBindConfig:
     text_scale_init: float = math.log(1 / 0.07)
     text_scale_max: float = 100.0
 
+    LEGACY_KEYS = ("text_type",)  # written by version 1 configs; the text config's own type says it now
+
     def __post_init__(self):
-        self.vision_stem_channels = tuple(self.vision_stem_channels)  # a list after a JSON round trip
-        for name in ("vision", "audio", "depth", "thermal", "imu"):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, TowerConfig(**getattr(self, name)))
-        if self.text_type not in ("causal", "bert"):
-            raise ValueError(f"ImageBindConfig.text_type must be 'causal' or 'bert', got {self.text_type!r}")
-        if isinstance(self.text, dict):
-            self.text = (BertConfig if self.text_type == "bert" else TextTransformerConfig)(**self.text)
+        self.vision_stem_channels = tuple(self.vision_stem_channels)
         if self.text is not None and self.text.output_dim != self.embed_dim:
             raise ValueError(f"text output_dim {self.text.output_dim} must equal embed_dim {self.embed_dim}")
 
@@ -106,7 +102,7 @@ def with_clip_towers(config: ImageBindConfig, clip_config) -> ImageBindConfig:
                          "conv stem) and a projection map onto ImageBind's vision encoder")
     return dataclasses.replace(
         config, embed_dim=clip_config.embed_dim, vision=TowerConfig(v.width, v.layers, v.heads),
-        text=clip_config.text, text_type="bert" if clip_config.text_type == "bert" else "causal",
+        text=clip_config.text,
         image_size=v.image_size, vision_patch=v.patch_size, map_size=v.image_size, eps=v.eps,
         vision_stem=v.stem, vision_stem_channels=tuple(v.stem_channels))
 
@@ -143,7 +139,7 @@ def build_encoder(config: ImageBindConfig, modality: str) -> nn.Module:
     """The (stem → trunk → head) encoder of one modality, before postprocessing."""
     c, e = config, config.embed_dim
     if modality == "text":
-        return BertTextTower(c.text) if c.text_type == "bert" else TextTransformer(c.text)
+        return build(c.text)
     t: TowerConfig = getattr(c, modality)
     common = dict(width=t.width, layers=t.layers, heads=t.heads, output_dim=e, drop_path=t.drop_path, eps=c.eps)
     if modality == "vision":
@@ -219,3 +215,45 @@ class ImageBind(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{modality: input}`` → ``{modality: [B, E]}``, normalised and scaled per modality."""
         return {m: self.encode(m, x) for m, x in inputs.items()}
+
+
+def _example_inputs(c: ImageBindConfig) -> dict:
+    from ..registry import example_inputs
+
+    shapes = {"vision": (3, c.image_size, c.image_size), "audio": (1, c.audio_mel_bins, c.audio_frames),
+              "depth": (1, c.map_size, c.map_size), "thermal": (1, c.map_size, c.map_size), "imu": (6, c.imu_length)}
+    inputs = {m: torch.randn(2, *shapes[m]) for m in c.modalities if m != "text"}
+    if c.text is not None:
+        inputs["text"] = example_inputs(c.text)["ids"]
+    return {"inputs": inputs}
+
+
+register_family("imagebind", ImageBindConfig, ImageBind.from_config, example_inputs=_example_inputs)
+register_preset("imagebind-huge")(ImageBindConfig)
+
+
+@register_preset("imagebind-tiny")
+def _imagebind_tiny() -> ImageBindConfig:
+    """The sizes of tests/fixtures/imagebind (official geometry, tiny towers, vocabulary 128)."""
+    return ImageBindConfig(
+        embed_dim=16, vision=TowerConfig(24, 2, 2),
+        text=TextTransformerConfig(vocab_size=128, context_length=77, width=32, layers=2, heads=2, mlp_hidden=128,
+                                   eps=1e-6, output_dim=16),
+        audio=TowerConfig(16, 2, 2, 0.1), depth=TowerConfig(16, 1, 2), thermal=TowerConfig(16, 1, 2),
+        imu=TowerConfig(16, 2, 2, 0.7))
+
+
+@register_preset("imagebind-world")
+def _imagebind_world() -> ImageBindConfig:
+    """ImageBind on the world at 64 px: the clip-world-minilm towers (image, frozen MiniLM text)
+    plus small audio (1 s), depth, thermal and IMU (8-frame clip, 100 samples) encoders."""
+    from ..registry import preset
+
+    sensors = ImageBindConfig(
+        audio=TowerConfig(128, 3, 4), depth=TowerConfig(128, 3, 4), thermal=TowerConfig(128, 3, 4),
+        imu=TowerConfig(128, 3, 4, drop_path=0.1), audio_frames=98, map_size=64, depth_patch=8, thermal_patch=8,
+        imu_length=100, imu_patch=10, imu_head_dropout=0.0,
+        # One temperature, 0.05, for every sensor: with 128-sample batches the official 0.2 (depth,
+        # IMU) leaves the InfoNCE too soft to learn in a few hundred steps.
+        scales={"audio": 20.0, "depth": 20.0, "thermal": 20.0, "imu": 20.0})
+    return with_clip_towers(sensors, preset("clip-world-minilm"))

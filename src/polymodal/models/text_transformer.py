@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from ..layers import PreNormBlock, Transformer
+from ..layers.pooling import pool_at
+from ..registry import register_family
 
 
 @dataclass
@@ -34,7 +36,7 @@ class TextTransformer(nn.Module):
     def __init__(self, config: TextTransformerConfig):
         super().__init__()
         c = self.config = config
-        self.token_embed = nn.Embedding(c.vocab_size, c.width)
+        self.stem = nn.Embedding(c.vocab_size, c.width)
         self.pos_embed = nn.Parameter(torch.zeros(1, c.context_length, c.width))
         self.transformer = Transformer([
             PreNormBlock(c.width, c.heads, c.mlp_hidden, act=c.act, eps=c.eps, drop=c.dropout)
@@ -42,7 +44,7 @@ class TextTransformer(nn.Module):
         ])
         self.norm = nn.LayerNorm(c.width, eps=c.eps)
         self.proj = nn.Linear(c.width, c.output_dim, bias=False) if c.output_dim else None
-        nn.init.normal_(self.token_embed.weight, std=0.02)
+        nn.init.normal_(self.stem.weight, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.01)
 
     def forward_features(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -62,7 +64,7 @@ class TextTransformer(nn.Module):
                 f"token ids have length {ids.shape[1]} > context_length {self.config.context_length}; "
                 "tokenize with truncate=True to cut them explicitly"
             )
-        x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
+        x = self.stem(ids) + self.pos_embed[:, : ids.shape[1]]
         if attention_mask is None or (not padded_outputs and not need_weights
                                       and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())):
             # No padding, or padding only at the end whose outputs nobody reads: causally, no real
@@ -88,5 +90,15 @@ class TextTransformer(nn.Module):
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.forward_features(ids, attention_mask, padded_outputs=False)
-        x = x[torch.arange(x.shape[0], device=x.device), self.eot_positions(ids)]
+        x = pool_at(x, self.eot_positions(ids))
         return self.proj(x) if self.proj is not None else x
+
+
+def _example_inputs(c: TextTransformerConfig) -> dict:
+    n = min(8, c.context_length)
+    ids = torch.randint(1, c.vocab_size - 1, (2, n))
+    ids[:, -1] = c.vocab_size - 1 if c.eot_token_id is None else c.eot_token_id
+    return {"ids": ids}
+
+
+register_family("clip-text", TextTransformerConfig, TextTransformer, example_inputs=_example_inputs)

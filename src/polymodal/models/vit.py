@@ -1,7 +1,8 @@
 """Vision Transformer (Dosovitskiy et al.): patches → linear embed + position + CLS → encoder → head.
 
-The same class is CLIP's image tower (``pre_norm=True``, no patch bias, ``output_dim`` set)
-and a plain ImageNet classifier (``num_classes`` set).
+A :class:`ModalityTransformer` whose stem patchifies images (or a conv stem). The same class is
+CLIP's image tower (``pre_norm=True``, no patch bias, ``output_dim`` set) and a plain ImageNet
+classifier (``num_classes`` set).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import ConvStem, PatchEmbed, PreNormBlock, Transformer, resample_pos_embed
-from ..layers.init import init_weights
+from ..layers import ConvStem, PatchEmbed, resample_pos_embed
+from ..registry import register_family, register_preset
+from .modality_transformer import ModalityTransformer
 
 
 @dataclass
@@ -56,62 +58,42 @@ def _stem(c: ViTConfig) -> nn.Module:
     return ConvStem(c.in_chans, c.width, tuple(c.stem_channels))
 
 
-class VisionTransformer(nn.Module):
-    """[B, C, H, W] images → logits [B, num_classes] or embeddings [B, output_dim or width]."""
+class VisionTransformer(ModalityTransformer):
+    """[B, C, H, W] images → logits [B, num_classes] or embeddings [B, output_dim or width]: the
+    :class:`ModalityTransformer` with an image stem, built from a :class:`ViTConfig`."""
 
     def __init__(self, config: ViTConfig):
-        super().__init__()
-        c = self.config = config
-        if c.pool not in ("cls", "mean"):
-            raise ValueError(f"ViTConfig.pool must be 'cls' or 'mean', got {c.pool!r}")
-        self.patch_embed = _stem(c)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.width))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + c.grid**2, c.width))
-        self.norm_pre = nn.LayerNorm(c.width, eps=c.eps) if c.pre_norm else nn.Identity()
-        self.pos_drop = nn.Dropout(c.dropout)
-        dpr = [c.drop_path * i / max(c.layers - 1, 1) for i in range(c.layers)]  # linear stochastic-depth decay
-        self.transformer = Transformer([
-            PreNormBlock(c.width, c.heads, c.mlp_hidden, act=c.act, eps=c.eps, drop_path=dpr[i], drop=c.dropout)
-            for i in range(c.layers)
-        ])
-        self.norm = nn.LayerNorm(c.width, eps=c.eps)
-        self.pooler = nn.Sequential(nn.Linear(c.width, c.width), nn.Tanh()) if c.tanh_pooler else None
-        self.head = nn.Linear(c.width, c.num_classes) if c.num_classes else None
-        self.proj = nn.Linear(c.width, c.output_dim, bias=False) if c.output_dim else None
-        self.reset_parameters()
+        c = config
+        super().__init__(_stem(c), c.grid**2, c.width, c.layers, c.heads, c.output_dim, mlp_hidden=c.mlp_hidden,
+                         act=c.act, eps=c.eps, pre_norm=c.pre_norm, drop_path=c.drop_path, dropout=c.dropout,
+                         pool=c.pool, tanh_pooler=c.tanh_pooler, num_classes=c.num_classes)
+        self.config = config
 
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.pos_embed, std=0.02)
-        init_weights(self)
-
-    def forward_features(self, images: torch.Tensor, need_weights: bool = False):
-        """Images [B, C, H, W] → tokens [B, 1 + N, width] after the final norm.
-
-        Position embeddings are resampled (bicubic) when H×W differs from the configured size.
-        With ``need_weights`` returns ``(tokens, [per-layer attention [B, heads, 1+N, 1+N]])``.
-        """
-        x = self.patch_embed(images)
+    def positions(self, images: torch.Tensor, num_tokens: int) -> torch.Tensor:
+        """Position embeddings, resampled (bicubic) when H×W differs from the configured size."""
         grid = (images.shape[-2] // self.config.patch_size, images.shape[-1] // self.config.patch_size)
-        pos = self.pos_embed
-        if grid != (self.config.grid, self.config.grid):
-            pos = resample_pos_embed(pos[0], grid).unsqueeze(0)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1) + pos.to(x.dtype)
-        x = self.norm_pre(self.pos_drop(x))
-        x, attentions = self.transformer(x, need_weights=need_weights)
-        x = self.norm(x)
-        return (x, attentions) if need_weights else x
+        if grid == (self.config.grid, self.config.grid):
+            return self.pos_embed
+        return resample_pos_embed(self.pos_embed[0], grid).unsqueeze(0)
 
-    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens [B, 1 + N, width] → [B, width] (CLS token, or the mean of the patch tokens)."""
-        return tokens[:, 0] if self.config.pool == "cls" else tokens[:, 1:].mean(dim=1)
+def _example_inputs(c: ViTConfig) -> dict:
+    return {"images": torch.randn(2, c.in_chans, c.image_size, c.image_size)}
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, C, H, W] → logits [B, num_classes] when a head is configured, else the
-        pooled (and, with ``output_dim``, projected) embedding [B, output_dim or width]."""
-        x = self.pool(self.forward_features(images))
-        if self.pooler is not None:
-            x = self.pooler(x)
-        if self.head is not None:
-            return self.head(x)
-        return self.proj(x) if self.proj is not None else x
+
+register_family("vit", ViTConfig, VisionTransformer, example_inputs=_example_inputs)
+
+
+def vit_config(width: int, layers: int, heads: int, patch: int, image: int = 224, **kw) -> ViTConfig:
+    """A ViT with the paper's MLP ratio 4."""
+    return ViTConfig(image_size=image, patch_size=patch, width=width, layers=layers, heads=heads,
+                     mlp_hidden=4 * width, **kw)
+
+
+for _name, _args in {"vit-b-16": (768, 12, 12, 16), "vit-b-32": (768, 12, 12, 32), "vit-l-14": (1024, 24, 16, 14),
+                     "vit-l-16": (1024, 24, 16, 16), "vit-h-14": (1280, 32, 16, 14)}.items():
+    register_preset(_name)(lambda a=_args: vit_config(*a, num_classes=1000))
+
+
+@register_preset("vit-tiny")
+def _vit_tiny() -> ViTConfig:
+    return vit_config(64, 2, 2, 8, image=32, num_classes=10)

@@ -30,10 +30,9 @@ def imagebind_from_clip(clip: CLIP, sensors: ImageBindConfig) -> ImageBind:
     model = ImageBind.from_config(with_clip_towers(sensors, clip.config))
     vision = dict(clip.visual.state_dict())
     if clip.config.vision.stem == "conv":  # the same 2-D stem, run per frame
-        vision = {k.replace("patch_embed.", "stem.stem.", 1) if k.startswith("patch_embed.") else k: v
-                  for k, v in vision.items()}
+        vision = {"stem." + k if k.startswith("stem.") else k: v for k, v in vision.items()}
     else:
-        model.encoders["vision"].stem.inflate_from(vision.pop("patch_embed.proj.weight"))
+        model.encoders["vision"].stem.inflate_from(vision.pop("stem.proj.weight"))
         vision["stem.proj.weight"] = model.encoders["vision"].stem.proj.weight.detach().clone()
     model.encoders["vision"].load_state_dict(vision)  # strict: every other key has the same name
     model.encoders["text"].load_state_dict(clip.text.state_dict())

@@ -8,34 +8,27 @@ from pathlib import Path
 import torch
 
 from ..models.bert import BertConfig
-from .hf_clip import _act
-from .keymap import count_indexed, drop, fuse_qkv, rename
+from . import hf_encoder
+from .keymap import count_indexed, drop, rename
+from .layout import Layout, any_key, register_layout
 
-_L = r"(?:bert\.)?encoder\.layer\.(\d+)\."
+_P = r"(?:bert\.)?"
 RULES = [
-    (r"(?:bert\.)?embeddings\.word_embeddings\.weight", r"embed.word.weight"),
-    (r"(?:bert\.)?embeddings\.position_embeddings\.weight", r"embed.position.weight"),
-    (r"(?:bert\.)?embeddings\.token_type_embeddings\.weight", r"embed.token_type.weight"),
-    (r"(?:bert\.)?embeddings\.LayerNorm\.(weight|bias)", r"embed.norm.\1"),
-    (r"(?:bert\.)?pooler\.dense\.(weight|bias)", r"pooler.0.\1"),
-    (_L + r"attention\.qkv\.(weight|bias)", r"transformer.blocks.\1.attn.qkv.\2"),
-    (_L + r"attention\.output\.dense\.(weight|bias)", r"transformer.blocks.\1.attn.out.\2"),
-    (_L + r"attention\.output\.LayerNorm\.(weight|bias)", r"transformer.blocks.\1.norm1.\2"),
-    (_L + r"intermediate\.dense\.(weight|bias)", r"transformer.blocks.\1.mlp.fc1.\2"),
-    (_L + r"output\.dense\.(weight|bias)", r"transformer.blocks.\1.mlp.fc2.\2"),
-    (_L + r"output\.LayerNorm\.(weight|bias)", r"transformer.blocks.\1.norm2.\2"),
+    (_P + r"embeddings\.word_embeddings\.weight", r"stem.word.weight"),
+    (_P + r"embeddings\.position_embeddings\.weight", r"stem.position.weight"),
+    (_P + r"embeddings\.token_type_embeddings\.weight", r"stem.token_type.weight"),
+    (_P + r"embeddings\.LayerNorm\.(weight|bias)", r"stem.norm.\1"),
+    (_P + r"pooler\.dense\.(weight|bias)", r"pooler.0.\1"),
+    *hf_encoder.layer_rules(_P + r"encoder\.layer\.", "transformer.blocks."),
 ]
 
 
-def is_hf_bert(keys) -> bool:
-    return any(k.endswith("embeddings.word_embeddings.weight") for k in keys) and any(
-        ".attention.self.query." in k for k in keys)
+def _match(keys: set[str], folder: Path | None) -> bool:
+    return any_key(keys, suffix="embeddings.word_embeddings.weight") and any_key(keys, contains=".attention.self.query.")
 
 
-def to_polymodal(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    sd = fuse_qkv(drop(sd, [r".*position_ids"]), r"(.*)\.attention\.self\.(query|key|value)\.(weight|bias)",
-                  ("query", "key", "value"), "{prefix}.attention.qkv.{param}")
-    return rename(sd, RULES)
+def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return rename(hf_encoder.fuse_attention(drop(sd, [r".*position_ids"])), RULES)
 
 
 def sentence_pooling(folder: Path) -> str | None:
@@ -64,7 +57,16 @@ def config_from_hf(hf: dict | None, sd: dict[str, torch.Tensor], pooling: str | 
         mlp_hidden=sd[f"{p}encoder.layer.0.intermediate.dense.weight"].shape[0],
         max_positions=sd[f"{p}embeddings.position_embeddings.weight"].shape[0],
         type_vocab_size=sd[f"{p}embeddings.token_type_embeddings.weight"].shape[0],
-        act=_act(hf.get("hidden_act", "gelu")), eps=hf.get("layer_norm_eps", 1e-12),
+        act=hf_encoder.hf_act(hf.get("hidden_act", "gelu")), eps=hf.get("layer_norm_eps", 1e-12),
         pad_token_id=hf.get("pad_token_id", 0) or 0, pooling=pooling or "cls",
         tanh_pooler=f"{p}pooler.dense.weight" in sd,
     )
+
+
+def _infer(sd: dict[str, torch.Tensor], cfg: dict | None, folder: Path | None) -> BertConfig:
+    return config_from_hf(cfg, sd, sentence_pooling(folder) if folder is not None else None)
+
+
+# The least specific layout: VisualBERT, LayoutLM, ViLBERT and VideoCLIP all contain BERT layers.
+LAYOUT = register_layout(Layout("hf-bert", "bert", "Hugging Face BertModel", _match, priority=10,
+                                convert=convert, infer_config=_infer))

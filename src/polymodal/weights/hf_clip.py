@@ -7,16 +7,19 @@ import torch
 from ..models.clip import CLIPConfig
 from ..models.text_transformer import TextTransformerConfig
 from ..models.vit import ViTConfig
+from .files import CheckpointError
+from .hf_encoder import hf_act as _act
 from .keymap import drop, fuse_qkv, rename, transform
+from .layout import Layout, any_key, register_layout
 
 RULES = [
-    (r"vision_model\.embeddings\.patch_embedding\.(weight|bias)", r"visual.patch_embed.proj.\1"),
+    (r"vision_model\.embeddings\.patch_embedding\.(weight|bias)", r"visual.stem.proj.\1"),
     (r"vision_model\.embeddings\.class_embedding", r"visual.cls_token"),
     (r"vision_model\.embeddings\.position_embedding\.weight", r"visual.pos_embed"),
     (r"vision_model\.pre_layrnorm\.(weight|bias)", r"visual.norm_pre.\1"),
     (r"vision_model\.post_layernorm\.(weight|bias)", r"visual.norm.\1"),
     (r"visual_projection\.weight", r"visual.proj.weight"),
-    (r"text_model\.embeddings\.token_embedding\.weight", r"text.token_embed.weight"),
+    (r"text_model\.embeddings\.token_embedding\.weight", r"text.stem.weight"),
     (r"text_model\.embeddings\.position_embedding\.weight", r"text.pos_embed"),
     (r"text_model\.final_layer_norm\.(weight|bias)", r"text.norm.\1"),
     (r"text_projection\.weight", r"text.proj.weight"),
@@ -32,12 +35,11 @@ BLOCK_RULES = [
 DROP = [r".*\.position_ids"]
 
 
-def is_hf_clip(keys) -> bool:
-    return any(k.startswith("vision_model.embeddings.patch_embedding") for k in keys) and any(
-        k.startswith("text_model.") for k in keys)
+def _match(keys: set[str], folder) -> bool:
+    return any_key(keys, prefix="vision_model.embeddings.patch_embedding") and any_key(keys, prefix="text_model.")
 
 
-def to_polymodal(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     sd = fuse_qkv(drop(sd, DROP), r"(.*)\.self_attn\.(q|k|v)_proj\.(weight|bias)", ("q", "k", "v"),
                   "{prefix}.attn.qkv.{param}")
     sd = rename(rename(sd, RULES), BLOCK_RULES)
@@ -69,9 +71,11 @@ def config_from_hf(hf: dict) -> CLIPConfig:
                       logit_scale_init=hf.get("logit_scale_init_value", 2.6592))
 
 
-def _act(name: str) -> str:
-    table = {"quick_gelu": "quick_gelu", "gelu": "gelu", "gelu_new": "gelu_tanh",
-             "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
-    if name not in table:
-        raise ValueError(f"unsupported hidden_act {name!r} in the HF config")
-    return table[name]
+def _infer(sd, cfg: dict | None, folder):
+    if not cfg or "vision_config" not in cfg:
+        raise CheckpointError(f"{folder}: a HF CLIPModel checkpoint needs its config.json beside it")
+    return config_from_hf(cfg)
+
+
+LAYOUT = register_layout(Layout("hf-clip", "clip", "Hugging Face CLIPModel", _match, priority=60, convert=convert,
+                                infer_config=_infer))

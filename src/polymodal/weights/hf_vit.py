@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..models.vit import ViTConfig
-from .hf_clip import _act
-from .keymap import count_indexed, drop, fuse_qkv, rename
+from . import hf_encoder
+from .keymap import count_indexed, drop, rename
+from .layout import Layout, any_key, register_layout
 
+_P = r"(?:vit\.)?"
 RULES = [
-    (r"(?:vit\.)?embeddings\.cls_token", r"cls_token"),
-    (r"(?:vit\.)?embeddings\.position_embeddings", r"pos_embed"),
-    (r"(?:vit\.)?embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
-    (r"(?:vit\.)?layernorm\.(weight|bias)", r"norm.\1"),
-    (r"(?:vit\.)?pooler\.dense\.(weight|bias)", r"pooler.0.\1"),
+    (_P + r"embeddings\.cls_token", r"cls_token"),
+    (_P + r"embeddings\.position_embeddings", r"pos_embed"),
+    (_P + r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"stem.proj.\1"),
+    (_P + r"layernorm\.(weight|bias)", r"norm.\1"),
+    (_P + r"pooler\.dense\.(weight|bias)", r"pooler.0.\1"),
     (r"classifier\.(weight|bias)", r"head.\1"),
-    (r"(?:vit\.)?encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"transformer.blocks.\1.norm1.\2"),
-    (r"(?:vit\.)?encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"transformer.blocks.\1.norm2.\2"),
-    (r"(?:vit\.)?encoder\.layer\.(\d+)\.attention\.qkv\.(weight|bias)", r"transformer.blocks.\1.attn.qkv.\2"),
-    (r"(?:vit\.)?encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"transformer.blocks.\1.attn.out.\2"),
-    (r"(?:vit\.)?encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"transformer.blocks.\1.mlp.fc1.\2"),
-    (r"(?:vit\.)?encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"transformer.blocks.\1.mlp.fc2.\2"),
+    *hf_encoder.layer_rules(_P + r"encoder\.layer\.", "transformer.blocks.", vit=True),
 ]
 
 
-def is_hf_vit(keys) -> bool:
-    return any(k.endswith("embeddings.patch_embeddings.projection.weight") for k in keys) and any(
-        ".attention.attention.query." in k for k in keys)
+def _match(keys: set[str], folder: Path | None) -> bool:
+    return (any_key(keys, suffix="embeddings.patch_embeddings.projection.weight")
+            and any_key(keys, contains=".attention.attention.query."))
 
 
-def to_polymodal(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    sd = fuse_qkv(drop(sd, [r".*position_ids"]), r"(.*)\.attention\.attention\.(query|key|value)\.(weight|bias)",
-                  ("query", "key", "value"), "{prefix}.attention.qkv.{param}")
-    return rename(sd, RULES)
+def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return rename(hf_encoder.fuse_attention(drop(sd, [r".*position_ids"]), vit=True), RULES)
 
 
 def config_from_hf(hf: dict | None, sd: dict[str, torch.Tensor]) -> ViTConfig:
@@ -49,6 +46,10 @@ def config_from_hf(hf: dict | None, sd: dict[str, torch.Tensor]) -> ViTConfig:
         layers=count_indexed(sd, rf"{p}encoder\.layer\.(\d+)\.layernorm_before\.weight"),
         heads=hf.get("num_attention_heads", width // 64),
         mlp_hidden=sd[f"{p}encoder.layer.0.intermediate.dense.weight"].shape[0],
-        act=_act(hf.get("hidden_act", "gelu")), eps=hf.get("layer_norm_eps", 1e-12),
+        act=hf_encoder.hf_act(hf.get("hidden_act", "gelu")), eps=hf.get("layer_norm_eps", 1e-12),
         num_classes=num_classes, tanh_pooler=f"{p}pooler.dense.weight" in sd,
     )
+
+
+LAYOUT = register_layout(Layout("hf-vit", "vit", "Hugging Face ViTModel", _match, priority=50, convert=convert,
+                                infer_config=lambda sd, cfg, folder: config_from_hf(cfg, sd)))

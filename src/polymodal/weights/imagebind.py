@@ -17,6 +17,7 @@ from ..models.imagebind import MODALITIES, ImageBindConfig, TowerConfig
 from ..models.text_transformer import TextTransformerConfig
 from .files import CheckpointError
 from .keymap import count_indexed, drop, rename
+from .layout import Layout, any_key, register_layout
 
 STEM = {"vision": "rgbt_stem", "audio": "rgbt_stem", "depth": "depth_stem", "thermal": "rgbt_stem", "imu": "imu_stem"}
 RULES = [
@@ -25,7 +26,7 @@ RULES = [
     (r"modality_preprocessors\.(\w+)\.(?:rgbt|depth|imu)_stem\.norm_layer\.(weight|bias)", r"encoders.\1.stem.norm.\2"),
     (r"modality_preprocessors\.(\w+)\.cls_token", r"encoders.\1.cls_token"),
     (r"modality_preprocessors\.(\w+)\.(?:pos_embedding_helper\.)?pos_embed", r"encoders.\1.pos_embed"),
-    (r"modality_preprocessors\.text\.token_embedding\.weight", r"encoders.text.token_embed.weight"),
+    (r"modality_preprocessors\.text\.token_embedding\.weight", r"encoders.text.stem.weight"),
     (r"modality_trunks\.vision\.pre_transformer_layer\.0\.(weight|bias)", r"encoders.vision.norm_pre.\1"),
     (r"modality_trunks\.(\w+)\.blocks\.(\d+)\.norm_1\.(weight|bias)", r"encoders.\1.transformer.blocks.\2.norm1.\3"),
     (r"modality_trunks\.(\w+)\.blocks\.(\d+)\.norm_2\.(weight|bias)", r"encoders.\1.transformer.blocks.\2.norm2.\3"),
@@ -43,11 +44,11 @@ HUGE_HEADS = {"vision": 16, "text": 16, "audio": 12, "depth": 8, "thermal": 12, 
 HUGE_DROP_PATH = {"audio": 0.1, "imu": 0.7}
 
 
-def is_imagebind(keys) -> bool:
-    return any(k.startswith(("modality_preprocessors.", "modality_trunks.")) for k in keys)
+def _match(keys: set[str], folder) -> bool:
+    return any_key(keys, prefix=("modality_preprocessors.", "modality_trunks."))
 
 
-def to_polymodal(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Official tensors → our ``ImageBind`` keys (shapes are already ours)."""
     mask = sd.get("modality_preprocessors.text.mask")
     if mask is not None:  # we build the causal mask ourselves; refuse a checkpoint whose mask differs
@@ -117,3 +118,7 @@ def infer_config(sd: dict[str, torch.Tensor], config_dict: dict | None = None) -
     kw["scales"] = {m: round(math.exp(float(sd[k])), 6) for m in ("audio", "depth", "thermal", "imu")
                     if (k := f"modality_postprocessors.{m}.1.log_logit_scale") in sd}
     return ImageBindConfig(**kw)
+
+
+LAYOUT = register_layout(Layout("imagebind", "imagebind", "official ImageBind", _match, priority=80, convert=convert,
+                                infer_config=lambda sd, cfg, folder: infer_config(sd, cfg)))

@@ -14,16 +14,18 @@ import torch
 from ..models.clip import CLIPConfig
 from ..models.text_transformer import TextTransformerConfig
 from ..models.vit import ViTConfig
+from .files import CheckpointError
 from .keymap import count_indexed, drop, rename, transform
+from .layout import Layout, register_layout
 
 RULES = [
-    (r"visual\.conv1\.weight", r"visual.patch_embed.proj.weight"),
+    (r"visual\.conv1\.weight", r"visual.stem.proj.weight"),
     (r"visual\.class_embedding", r"visual.cls_token"),
     (r"visual\.positional_embedding", r"visual.pos_embed"),
     (r"visual\.ln_pre\.(weight|bias)", r"visual.norm_pre.\1"),
     (r"visual\.ln_post\.(weight|bias)", r"visual.norm.\1"),
     (r"visual\.proj", r"visual.proj.weight"),
-    (r"token_embedding\.weight", r"text.token_embed.weight"),
+    (r"token_embedding\.weight", r"text.stem.weight"),
     (r"positional_embedding", r"text.pos_embed"),
     (r"ln_final\.(weight|bias)", r"text.norm.\1"),
     (r"text_projection", r"text.proj.weight"),
@@ -42,15 +44,13 @@ BLOCK_RULES = [
 DROP = [r"input_resolution", r"context_length", r"vocab_size", r"(visual\.)?attn_mask"]
 
 
-def is_openai_clip(keys) -> bool:
+def _match(keys: set[str], folder) -> bool:
     return "visual.class_embedding" in keys or ("token_embedding.weight" in keys and "text_projection" in keys)
 
 
-def to_polymodal(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """OpenAI-layout tensors → our CLIP keys and shapes."""
     if any(k.startswith("visual.layer1.") for k in sd):
-        from .files import CheckpointError
-
         raise CheckpointError("this is an OpenAI CLIP with a ModifiedResNet image tower (visual.layer1.*); "
                               "only ViT image towers are supported")
     sd = rename(rename(drop(sd, DROP), RULES), BLOCK_RULES)
@@ -94,3 +94,11 @@ def infer_config(sd: dict[str, torch.Tensor], model_cfg: dict | None = None,
         act=act, eps=1e-5, output_dim=embed_dim,
     )
     return CLIPConfig(embed_dim=embed_dim, vision=vision, text=text)
+
+
+def _infer(sd, cfg: dict | None, folder) -> CLIPConfig:
+    return infer_config(sd, cfg if cfg and ("model_cfg" in cfg or "embed_dim" in cfg) else None)
+
+
+LAYOUT = register_layout(Layout("openai-clip", "clip", "OpenAI / open_clip CLIP", _match, priority=30,
+                                convert=convert, infer_config=_infer))

@@ -1,0 +1,33 @@
+"""Layouts of families polymodal cannot build yet, registered so that a checkpoint of one is named
+for what it is ("a ViLBERT checkpoint; not supported yet") instead of being mistaken for the
+BERT or CLIP whose keys it shares. When a family lands, its entry moves into its own layout file."""
+
+from __future__ import annotations
+
+from .layout import Layout, any_key, register_layout
+
+
+def _unsupported(name: str, family: str, description: str, match, priority: int = 70) -> Layout:
+    return register_layout(Layout(name, family, description, match, priority, supported=False))
+
+
+# All of these contain HF-BERT-style layers (priority 10), so they are tried before it.
+_unsupported("hf-visualbert", "visualbert", "Hugging Face VisualBERT",
+             lambda keys, folder: any_key(keys, contains="embeddings.visual_projection."))
+_unsupported("vilbert", "vilbert", "ViLBERT (vilbert-multi-task)",
+             lambda keys, folder: any_key(keys, contains="encoder.c_layer.") or any_key(keys, contains="v_embeddings."))
+_unsupported("hf-layoutlmv2", "layoutlmv2", "Hugging Face LayoutLMv2", priority=72,
+             match=lambda keys, folder: (any_key(keys, suffix="visual_segment_embedding")
+                                         or any_key(keys, contains=".attention.self.qkv_linear.")))
+_unsupported("hf-layoutlmv3", "layoutlmv3", "Hugging Face LayoutLMv3", priority=71,
+             match=lambda keys, folder: (any_key(keys, contains="embeddings.x_position_embeddings.")
+                                         and any_key(keys, contains="rel_pos_x_bias.")))
+_unsupported("hf-layoutlm", "layoutlm", "Hugging Face LayoutLM (v1)",
+             lambda keys, folder: any_key(keys, contains="embeddings.x_position_embeddings."))
+_unsupported("mmpt-videoclip", "videoclip", "fairseq MMPT VideoCLIP",
+             lambda keys, folder: (any_key(keys, prefix="mmmodel.")  # fairseq's own checkpoints
+                                   or (any_key(keys, prefix="video_encoder.") and any_key(keys, prefix="text_encoder."))))
+_unsupported("s3d-howto100m", "s3d", "MIL-NCE S3D (HowTo100M)",
+             lambda keys, folder: any_key(keys, prefix="mixed_5c.") and any_key(keys, prefix="conv1."))
+_unsupported("open-clip-timm", "clip", "open_clip CLIP with a timm image tower",
+             lambda keys, folder: any_key(keys, prefix="visual.trunk."))
