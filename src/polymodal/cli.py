@@ -43,17 +43,26 @@ def models() -> None:
 
 
 @app.command()
-def info(checkpoint: Path) -> None:
-    """Show a checkpoint's detected layout, architecture and parameter count."""
+def info(checkpoints: Annotated[list[Path], typer.Argument(help="checkpoint files or folders")]) -> None:
+    """Show each checkpoint's detected layout, family, architecture and parameter count."""
     from .weights import CheckpointError, describe
 
-    try:
-        d = describe(checkpoint)
-    except (CheckpointError, FileNotFoundError) as e:
-        _fail(str(e))
-    console.print(f"[bold]{d['file']}[/bold]\nlayout: {d['layout']}\nfamily: {d['family']}\n"
-                  f"tensors: {d['tensors']}\nparameters: {d['parameters']:,}")
-    console.print_json(json.dumps(d["config"]))
+    failed = []
+    for checkpoint in checkpoints:
+        try:
+            d = describe(checkpoint)
+        except (CheckpointError, FileNotFoundError) as e:
+            err.print(f"[red]error:[/red] {e}")
+            failed.append(checkpoint)
+            continue
+        console.print(f"[bold]{d['file']}[/bold]\nlayout: {d['layout']} ({d['description']})\n"
+                      f"family: {d['family']}\ntensors: {d['tensors']}\nparameters: {d['parameters']:,}")
+        if d["supported"]:
+            console.print_json(json.dumps(d["config"]))
+        else:
+            console.print(f"a {d['description']} checkpoint; not supported yet")
+    if failed:
+        raise typer.Exit(2)
 
 
 BF16 = typer.Option("--bf16", help="run the model in bfloat16 (faster on CPUs with AVX512-BF16/AMX)")

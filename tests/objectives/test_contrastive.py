@@ -48,6 +48,7 @@ def _worker(rank, init_file, out_dir):
     if rank == 0:
         torch.save({"loss": mean_loss, "grads": {n: p.grad for n, p in model.module.named_parameters()}},
                    f"{out_dir}/rank0.pt")
+    dist.barrier()  # no rank tears gloo down while another still sends (it aborts: "terminate called")
     dist.destroy_process_group()
 
 

@@ -2,10 +2,12 @@
 
 from .attention import Attention
 from .blocks import PostNormBlock, PreNormBlock, Transformer, set_grad_checkpointing
+from .co_attention import CoAttentionBlock, CrossAttentionBlock, TwoStreamTransformer
 from .mlp import DropPath, Mlp, QuickGELU, make_activation
 from .patch_embed import ConvStem, FrameStem, PatchEmbed, VideoPatchEmbed, resample_pos_embed
 
 __all__ = [
-    "Attention", "ConvStem", "DropPath", "FrameStem", "Mlp", "PatchEmbed", "PostNormBlock", "PreNormBlock", "QuickGELU",
-    "Transformer", "VideoPatchEmbed", "make_activation", "resample_pos_embed", "set_grad_checkpointing",
+    "Attention", "CoAttentionBlock", "ConvStem", "CrossAttentionBlock", "DropPath", "FrameStem", "Mlp", "PatchEmbed",
+    "PostNormBlock", "PreNormBlock", "QuickGELU", "Transformer", "TwoStreamTransformer", "VideoPatchEmbed",
+    "make_activation", "resample_pos_embed", "set_grad_checkpointing",
 ]

@@ -28,6 +28,8 @@ class Attention(nn.Module):
         add_bias_kv: learn ``bias_k``/``bias_v`` [1, 1, D], appended as one extra key/value at the
             end of the sequence (``nn.MultiheadAttention(add_bias_kv=True)`` semantics).
         kv_dim: width of the key/value stream when it differs from ``dim`` (split only).
+        inner_dim: width the heads split (default ``dim``); the output projection maps it back to
+            ``dim`` (ViLBERT's co-attention runs at ``bi_hidden_size`` between streams of other widths).
         attn_drop: dropout on attention probabilities (training only).
     """
 
@@ -40,29 +42,31 @@ class Attention(nn.Module):
         bias: bool = True,
         add_bias_kv: bool = False,
         kv_dim: int | None = None,
+        inner_dim: int | None = None,
         attn_drop: float = 0.0,
     ):
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"width {dim} is not divisible by num_heads={num_heads}")
         kv_dim = dim if kv_dim is None else kv_dim
+        inner = dim if inner_dim is None else inner_dim
+        if inner % num_heads:
+            raise ValueError(f"width {inner} is not divisible by num_heads={num_heads}")
         if fused_qkv and kv_dim != dim:
             raise ValueError("fused_qkv needs kv_dim == dim; use fused_qkv=False for cross-attention")
-        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.dim, self.inner_dim, self.num_heads, self.head_dim = dim, inner, num_heads, inner // num_heads
         self.fused_qkv = fused_qkv
         self.attn_drop = attn_drop
         if fused_qkv:
-            self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+            self.qkv = nn.Linear(dim, 3 * inner, bias=bias)
         else:
-            self.q = nn.Linear(dim, dim, bias=bias)
-            self.k = nn.Linear(kv_dim, dim, bias=bias)
-            self.v = nn.Linear(kv_dim, dim, bias=bias)
+            self.q = nn.Linear(dim, inner, bias=bias)
+            self.k = nn.Linear(kv_dim, inner, bias=bias)
+            self.v = nn.Linear(kv_dim, inner, bias=bias)
         if add_bias_kv:
-            self.bias_k = nn.Parameter(torch.zeros(1, 1, dim))
-            self.bias_v = nn.Parameter(torch.zeros(1, 1, dim))
+            self.bias_k = nn.Parameter(torch.zeros(1, 1, inner))
+            self.bias_v = nn.Parameter(torch.zeros(1, 1, inner))
         else:
             self.bias_k = self.bias_v = None
-        self.out = nn.Linear(dim, dim, bias=bias)
+        self.out = nn.Linear(inner, dim, bias=bias)
 
     def _project(self, x: torch.Tensor, context: torch.Tensor | None):
         if self.fused_qkv:
@@ -130,7 +134,7 @@ class Attention(nn.Module):
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                      is_causal=causal_only)
-        out = out.transpose(1, 2).reshape(b, n, self.dim)
+        out = out.transpose(1, 2).reshape(b, n, self.inner_dim)
         return self.out(out), weights
 
     def _build_mask(self, attn_mask, key_padding_mask, is_causal, n, m, dtype, device, explicit_causal=False):

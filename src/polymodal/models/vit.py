@@ -76,6 +76,11 @@ class VisionTransformer(ModalityTransformer):
             return self.pos_embed
         return resample_pos_embed(self.pos_embed[0], grid).unsqueeze(0)
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] → logits [B, num_classes] when a head is configured, else the
+        pooled (and, with ``output_dim``, projected) embedding [B, output_dim or width]."""
+        return super().forward(images)
+
 def _example_inputs(c: ViTConfig) -> dict:
     return {"images": torch.randn(2, c.in_chans, c.image_size, c.image_size)}
 

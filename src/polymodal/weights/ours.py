@@ -5,6 +5,7 @@ Version 1 files named each tower's stem by its kind (``patch_embed``, ``token_em
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,7 +19,15 @@ _V1_STEM = re.compile(r"(^|\.)(patch_embed|token_embed|embed)\.")
 
 
 def _match(keys: set[str], folder: Path | None) -> bool:
-    return any_key(keys, suffix=("transformer.blocks.0.attn.qkv.weight", "transformer.blocks.0.attn.q.weight"))
+    if any_key(keys, suffix=("transformer.blocks.0.attn.qkv.weight", "transformer.blocks.0.attn.q.weight")):
+        return True
+    config = folder / "config.json" if folder is not None else None
+    if config is None or not config.is_file() or config.stat().st_size > 1 << 20:
+        return False
+    try:
+        return json.loads(config.read_text()).get("format") == FORMAT
+    except (ValueError, AttributeError):
+        return False
 
 
 def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
