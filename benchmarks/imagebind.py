@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from polymodal.models.imagebind import Postprocessor, build_encoder  # noqa: E402
 from polymodal.registry import preset  # noqa: E402
 
-MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
+MODALITIES = ("image", "text", "audio", "depth", "thermal", "imu")
 
 
 class OfficialBlock(nn.Module):
@@ -86,7 +86,7 @@ def reference_of(encoder: nn.Module) -> nn.Module:
 
 def inputs_for(config, modality: str, batch: int, dtype=torch.float32):
     c = config
-    if modality == "vision":
+    if modality == "image":
         return (torch.randn(batch, 3, c.image_size, c.image_size, dtype=dtype),)
     if modality == "text":
         ids = torch.randint(1, c.text.vocab_size - 2, (batch, c.text.context_length))

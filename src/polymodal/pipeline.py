@@ -120,7 +120,7 @@ def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
 
     with torch.no_grad():
         images = torch.stack([it["image"] for it in items])
-        image_emb = torch.nn.functional.normalize(model.encode("vision", normalize(images), postprocess=False), dim=-1)
+        image_emb = torch.nn.functional.normalize(model.encode("image", normalize(images), postprocess=False), dim=-1)
         text_emb = embedder.embed_texts([it["caption"] for it in items[:n]])
         sims = text_emb @ image_emb.T
     fig, axes = plt.subplots(n, 5, figsize=(10, 2.1 * n))

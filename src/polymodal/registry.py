@@ -168,6 +168,8 @@ def config_from_dict(d: dict):
 def _from_fields(cls: type, values: dict, where: str):
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    renamed = getattr(cls, "RENAMED_KEYS", {})  # old key → today's, from configs older versions wrote
+    values = {renamed.get(k, k): v for k, v in values.items()}
     ignored = set(getattr(cls, "LEGACY_KEYS", ()))  # keys older versions wrote, now derived
     unknown = set(values) - fields - ignored
     if unknown:

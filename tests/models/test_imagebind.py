@@ -11,14 +11,19 @@ import polymodal
 from polymodal.models.imagebind import ImageBind
 from polymodal.weights import CheckpointError, detect_layout
 
-MODALITIES = ["vision", "text", "audio", "depth", "thermal", "imu"]
+MODALITIES = ["image", "text", "audio", "depth", "thermal", "imu"]
+
+
+def _ours(tensors: dict) -> dict:
+    """The fixture's official modality names → ours (its "vision" is our "image", as everywhere in polymodal)."""
+    return {k.replace("vision", "image"): v for k, v in tensors.items()}
 
 
 @pytest.fixture(scope="module")
 def reference(fixtures):
     folder = fixtures / "imagebind"
     model = polymodal.load(folder / "weights.safetensors")
-    return model, load_file(folder / "inputs.safetensors"), load_file(folder / "outputs.safetensors")
+    return model, _ours(load_file(folder / "inputs.safetensors")), _ours(load_file(folder / "outputs.safetensors"))
 
 
 def test_official_layout_is_detected_and_sized_from_the_tensors(fixtures):
@@ -27,8 +32,8 @@ def test_official_layout_is_detected_and_sized_from_the_tensors(fixtures):
     model = polymodal.load(fixtures / "imagebind" / "weights.safetensors")
     c = model.config
     assert isinstance(model, ImageBind) and model.modalities == tuple(MODALITIES)
-    assert (c.embed_dim, c.vision.width, c.vision.layers, c.text.vocab_size, c.depth.layers) == (16, 24, 2, 128, 1)
-    assert (c.image_size, c.vision_patch, c.video_frames, c.imu_length, c.imu_patch) == (224, 14, 2, 2000, 8)
+    assert (c.embed_dim, c.image.width, c.image.layers, c.text.vocab_size, c.depth.layers) == (16, 24, 2, 128, 1)
+    assert (c.image_size, c.image_patch, c.video_frames, c.imu_length, c.imu_patch) == (224, 14, 2, 2000, 8)
     assert c.scales == pytest.approx({"audio": 20.0, "depth": 5.0, "thermal": 10.0, "imu": 5.0})
     assert not model.training
 
@@ -51,7 +56,7 @@ def test_forward_on_all_modalities_equals_each_alone(reference):
     for m in MODALITIES:
         torch.testing.assert_close(together[m], outputs[m], rtol=1e-4, atol=1e-5)
     norms = {m: together[m].norm(dim=-1) for m in MODALITIES}
-    assert norms["vision"] == pytest.approx(1.0) and norms["depth"].tolist() == pytest.approx([5.0])
+    assert norms["image"] == pytest.approx(1.0) and norms["depth"].tolist() == pytest.approx([5.0])
     assert norms["text"].tolist() == pytest.approx([1 / 0.07] * 2, rel=1e-4)
 
 
@@ -62,8 +67,8 @@ def test_clip_axis_is_averaged_without_renormalising(reference):
         each = model.encode("audio", clips[0])
         mean = model.encode("audio", clips)
         video = torch.randn(1, 2, 3, 2, 224, 224)
-        v = model.encode("vision", video)
-        v_each = model.encode("vision", video[0])
+        v = model.encode("image", video)
+        v_each = model.encode("image", video[0])
     torch.testing.assert_close(mean[0], each.mean(0))
     assert mean.norm() < 20.0  # the mean of two unit·20 vectors is shorter than 20
     torch.testing.assert_close(v[0], v_each.mean(0))
@@ -83,10 +88,10 @@ def test_train_mode_drop_path_changes_outputs(reference):
 
 def test_image_equals_its_two_frame_repeat(reference):
     model, inputs, _ = reference
-    image = inputs["vision"]
+    image = inputs["image"]
     clip = image.unsqueeze(2).repeat(1, 1, 2, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(model.encode("vision", image), model.encode("vision", clip))
+        torch.testing.assert_close(model.encode("image", image), model.encode("image", clip))
 
 
 def test_wrong_shapes_and_missing_modalities_are_named(reference):
@@ -99,8 +104,8 @@ def test_wrong_shapes_and_missing_modalities_are_named(reference):
         model.encode("audio", torch.zeros(1, 3, 128, 204))
     small = polymodal.create("imagebind-tiny")
     del small  # the preset builds; a model without a modality names what it has:
-    partial = ImageBind({"vision": model.encoders["vision"]}, {"vision": model.postprocessors["vision"]})
-    with pytest.raises(KeyError, match="no 'audio' encoder; it has: vision"):
+    partial = ImageBind({"image": model.encoders["image"]}, {"image": model.postprocessors["image"]})
+    with pytest.raises(KeyError, match="no 'audio' encoder; it has: image"):
         partial.encode("audio", inputs["audio"])
 
 
@@ -133,10 +138,10 @@ def test_huge_preset_has_the_official_sizes():
     with torch.device("meta"):
         model = polymodal.registry.build(polymodal.registry.preset("imagebind-huge"))
     c = model.config
-    assert model.encoders["vision"].num_tokens == 256 and model.encoders["audio"].num_tokens == 228
+    assert model.encoders["image"].num_tokens == 256 and model.encoders["audio"].num_tokens == 228
     assert model.encoders["imu"].num_tokens == 250 and model.encoders["depth"].num_tokens == 196
     blocks = {m: len(model.encoders[m].transformer.blocks) for m in MODALITIES}
-    assert blocks == {"vision": 32, "text": 24, "audio": 12, "depth": 12, "thermal": 12, "imu": 6}
+    assert blocks == {"image": 32, "text": 24, "audio": 12, "depth": 12, "thermal": 12, "imu": 6}
     assert c.embed_dim == 1024 and model.encoders["text"].stem.weight.shape == (49408, 1024)
 
 

@@ -37,16 +37,16 @@ def test_clip_towers_are_carried_over_exactly(stem):
     model = imagebind_from_clip(clip, _sensors()).eval()
     images, ids = torch.randn(2, 3, 32, 32), torch.randint(1, 999, (2, 16))
     with torch.no_grad():
-        torch.testing.assert_close(model.encode("vision", images, postprocess=False), clip.encode_image(images),
+        torch.testing.assert_close(model.encode("image", images, postprocess=False), clip.encode_image(images),
                                    rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(model.encode("text", ids, postprocess=False), clip.encode_text(ids))
         # A 2-frame clip of one repeated image is that image; the 8-frame path averages 4 clips.
         clip_of = images[:1, :, None].repeat(1, 1, 2, 1, 1)
-        torch.testing.assert_close(model.encode("vision", clip_of), model.encode("vision", images[:1]),
+        torch.testing.assert_close(model.encode("image", clip_of), model.encode("image", images[:1]),
                                    rtol=1e-5, atol=1e-5)
         if stem == "conv":  # two different frames: the mean of the per-frame stem tokens
             two = torch.randn(1, 3, 2, 32, 32)
-            stem_tokens = model.encoders["vision"].stem(two)
+            stem_tokens = model.encoders["image"].stem(two)
             per_frame = [clip.visual.stem(two[:, :, t]) for t in range(2)]
             torch.testing.assert_close(stem_tokens, (per_frame[0] + per_frame[1]) / 2)
     assert model.config.map_size == 32
@@ -88,8 +88,8 @@ def test_world_sensor_inputs_fit_the_world_preset():
     clips = video_clips_of(item["video"])
     assert clips.shape == (4, 3, 2, 64, 64)
     with torch.no_grad():
-        out = model({m: world_sensor_input(m, item, cfg.audio_frames)[None] for m in shapes} | {"vision": clips[None]})
-    assert {m: tuple(v.shape) for m, v in out.items()} == {m: (1, 128) for m in [*shapes, "vision"]}
+        out = model({m: world_sensor_input(m, item, cfg.audio_frames)[None] for m in shapes} | {"image": clips[None]})
+    assert {m: tuple(v.shape) for m, v in out.items()} == {m: (1, 128) for m in [*shapes, "image"]}
     with pytest.raises(ValueError, match="unknown sensor modality 'smell'"):
         world_sensor_input("smell", item, 98)
 
@@ -140,12 +140,12 @@ def test_recipe_end_to_end_at_toy_size(tmp_path):
     table = (tmp_path / "bind" / "results.md").read_text()
     assert "| audio | image | place **(target)** |" in table
     bound = polymodal.load(tmp_path / "bind" / "model")
-    assert bound.modalities == ("vision", "text", "audio", "imu")
+    assert bound.modalities == ("image", "text", "audio", "imu")
     # The vision tower stayed frozen: it still embeds images as the stage-1 CLIP does.
     clip = polymodal.load(tmp_path / "clip" / "model")
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(bound.encode("vision", x, postprocess=False), clip.encode_image(x),
+        torch.testing.assert_close(bound.encode("image", x, postprocess=False), clip.encode_image(x),
                                    rtol=1e-5, atol=1e-5)
     again = run_recipe(cfg, report=lines.append)  # stage 1 is reused, not retrained
     assert any("stage 1: reusing" in line for line in lines)

@@ -63,22 +63,42 @@ def test_layouts_are_tried_most_specific_first():
     assert order.index("hf-layoutlmv2") < order.index("hf-layoutlmv3") < order.index("hf-layoutlm")
 
 
-def test_version_1_checkpoints_with_per_kind_stem_names_still_load(tmp_path):
-    """polymodal 0.1 saved stems as patch_embed / token_embed / embed; they load under today's names."""
+V1_KEYS = {  # today's key prefix → what polymodal 0.1 wrote
+    "clip-minilm-tiny": [("visual.stem.", "visual.patch_embed."), ("text.stem.", "text.embed.")],
+    "imagebind-tiny": [("encoders.image.", "encoders.vision."), ("postprocessors.image.", "postprocessors.vision."),
+                       ("encoders.text.stem.", "encoders.text.token_embed.")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(V1_KEYS))
+def test_version_1_checkpoints_still_load(name, tmp_path):
+    """polymodal 0.1 saved stems as patch_embed / token_embed / embed, ImageBind's image encoder as
+    "vision" and configs without kinds; such a folder loads into today's names, tensor for tensor."""
     import json
 
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    model = polymodal.create("clip-minilm-tiny").eval()
+    model = polymodal.create(name).eval()
     polymodal.save(model, tmp_path / "v2")
-    old = {k.replace("visual.stem.", "visual.patch_embed.").replace("text.stem.", "text.embed."): v
-           for k, v in model.state_dict().items()}
-    assert any(k.startswith("text.embed.word") for k in old)
+    old = {}
+    for k, v in model.state_dict().items():
+        for new, before in V1_KEYS[name]:
+            if k.startswith(new):
+                k = before + k[len(new):]
+                break
+        old[k] = v.contiguous()
+    assert len(set(old) - set(model.state_dict())) >= 5  # the old names really differ
     (tmp_path / "v1").mkdir()
-    save_file({k: v.contiguous() for k, v in old.items()}, tmp_path / "v1" / "model.safetensors")
+    save_file(old, tmp_path / "v1" / "model.safetensors")
     cfg = json.loads((tmp_path / "v2" / "config.json").read_text())
-    (tmp_path / "v1" / "config.json").write_text(json.dumps({**cfg, "version": 1}))
+    untag = lambda x: {k: untag(v) for k, v in x.items() if k != "kind"} if isinstance(x, dict) else x  # noqa: E731
+    v1 = untag(cfg["config"])
+    if name.startswith("imagebind"):
+        v1 = {k.replace("image", "vision") if k in ("image", "image_patch", "image_stem", "image_stem_channels")
+              else k: v for k, v in v1.items()}
+    (tmp_path / "v1" / "config.json").write_text(json.dumps({**cfg, "version": 1, "config": v1}))
     loaded = polymodal.load(tmp_path / "v1")
+    assert loaded.config == model.config
     for k, v in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[k], v, rtol=0, atol=0)

@@ -27,9 +27,9 @@ from .bert import BertConfig
 from .modality_transformer import ModalityTransformer
 from .text_transformer import TextTransformerConfig
 
-MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
+MODALITIES = ("image", "text", "audio", "depth", "thermal", "imu")
 # Dimensions of one unbatched sample of each modality; one more means a leading clip axis.
-SAMPLE_DIMS = {"vision": (3, 4), "text": (1,), "audio": (3,), "depth": (3,), "thermal": (3,), "imu": (2,)}
+SAMPLE_DIMS = {"image": (3, 4), "text": (1,), "audio": (3,), "depth": (3,), "thermal": (3,), "imu": (2,)}
 
 
 @register_config("imagebind-tower")
@@ -46,7 +46,7 @@ class ImageBindConfig:
     """Sizes default to ``imagebind_huge``. A modality whose tower is None is left out."""
 
     embed_dim: int = 1024
-    vision: TowerConfig | None = field(default_factory=lambda: TowerConfig(1280, 32, 16))
+    image: TowerConfig | None = field(default_factory=lambda: TowerConfig(1280, 32, 16))
     text: TextTransformerConfig | BertConfig | None = field(default_factory=lambda: TextTransformerConfig(
         vocab_size=49408, context_length=77, width=1024, layers=24, heads=16, mlp_hidden=4096, eps=1e-6,
         output_dim=1024))  # ImageBind's own causal tower, or a BERT tower (e.g. a CLIP's MiniLM)
@@ -56,10 +56,10 @@ class ImageBindConfig:
     imu: TowerConfig | None = field(default_factory=lambda: TowerConfig(512, 6, 8, drop_path=0.7))
     # Geometry of each stem.
     image_size: int = 224
-    vision_patch: int = 14
+    image_patch: int = 14
     video_frames: int = 2  # frames per tubelet; an image is repeated this many times
-    vision_stem: str = "patch"  # "patch" (Conv3d tubelets) or "conv" (a CLIP's ConvStem per frame, frames averaged)
-    vision_stem_channels: tuple[int, ...] = (32, 64, 128)
+    image_stem: str = "patch"  # "patch" (Conv3d tubelets) or "conv" (a CLIP's ConvStem per frame, frames averaged)
+    image_stem_channels: tuple[int, ...] = (32, 64, 128)
     audio_mel_bins: int = 128
     audio_frames: int = 204
     audio_patch: int = 16
@@ -78,9 +78,11 @@ class ImageBindConfig:
     text_scale_max: float = 100.0
 
     LEGACY_KEYS = ("text_type",)  # written by version 1 configs; the text config's own type says it now
+    RENAMED_KEYS = {"vision": "image", "vision_patch": "image_patch", "vision_stem": "image_stem",
+                    "vision_stem_channels": "image_stem_channels"}  # version 1 names
 
     def __post_init__(self):
-        self.vision_stem_channels = tuple(self.vision_stem_channels)
+        self.image_stem_channels = tuple(self.image_stem_channels)
         if self.text is not None and self.text.output_dim != self.embed_dim:
             raise ValueError(f"text output_dim {self.text.output_dim} must equal embed_dim {self.embed_dim}")
 
@@ -101,10 +103,10 @@ def with_clip_towers(config: ImageBindConfig, clip_config) -> ImageBindConfig:
         raise ValueError("only CLIP image towers with ln_pre, CLS pooling, a bias-free patch embedding (or a "
                          "conv stem) and a projection map onto ImageBind's vision encoder")
     return dataclasses.replace(
-        config, embed_dim=clip_config.embed_dim, vision=TowerConfig(v.width, v.layers, v.heads),
+        config, embed_dim=clip_config.embed_dim, image=TowerConfig(v.width, v.layers, v.heads),
         text=clip_config.text,
-        image_size=v.image_size, vision_patch=v.patch_size, map_size=v.image_size, eps=v.eps,
-        vision_stem=v.stem, vision_stem_channels=tuple(v.stem_channels))
+        image_size=v.image_size, image_patch=v.patch_size, map_size=v.image_size, eps=v.eps,
+        image_stem=v.stem, image_stem_channels=tuple(v.stem_channels))
 
 
 class Postprocessor(nn.Module):
@@ -142,12 +144,12 @@ def build_encoder(config: ImageBindConfig, modality: str) -> nn.Module:
         return build(c.text)
     t: TowerConfig = getattr(c, modality)
     common = dict(width=t.width, layers=t.layers, heads=t.heads, output_dim=e, drop_path=t.drop_path, eps=c.eps)
-    if modality == "vision":
-        grid = c.image_size // c.vision_patch
-        if c.vision_stem == "conv":
-            stem = FrameStem(ConvStem(3, t.width, tuple(c.vision_stem_channels)))
+    if modality == "image":
+        grid = c.image_size // c.image_patch
+        if c.image_stem == "conv":
+            stem = FrameStem(ConvStem(3, t.width, tuple(c.image_stem_channels)))
         else:
-            stem = VideoPatchEmbed(c.vision_patch, c.video_frames, 3, t.width, bias=False)
+            stem = VideoPatchEmbed(c.image_patch, c.video_frames, 3, t.width, bias=False)
         return ModalityTransformer(stem, grid * grid, pre_norm=True, **common)
     if modality == "audio":
         n = AudioStem.num_tokens(c.audio_mel_bins, c.audio_frames, c.audio_patch, c.audio_stride)
@@ -166,7 +168,7 @@ def build_encoder(config: ImageBindConfig, modality: str) -> nn.Module:
 class ImageBind(nn.Module):
     """``encoders[m]`` (input → [B, E]) and ``postprocessors[m]`` for each modality m.
 
-    ``model({"vision": images, "audio": clips})`` → ``{"vision": [B, E], "audio": [B, E]}``.
+    ``model({"image": images, "audio": clips})`` → ``{"image": [B, E], "audio": [B, E]}``.
     """
 
     def __init__(self, encoders: dict[str, nn.Module], postprocessors: dict[str, Postprocessor],
@@ -220,7 +222,7 @@ class ImageBind(nn.Module):
 def _example_inputs(c: ImageBindConfig) -> dict:
     from ..registry import example_inputs
 
-    shapes = {"vision": (3, c.image_size, c.image_size), "audio": (1, c.audio_mel_bins, c.audio_frames),
+    shapes = {"image": (3, c.image_size, c.image_size), "audio": (1, c.audio_mel_bins, c.audio_frames),
               "depth": (1, c.map_size, c.map_size), "thermal": (1, c.map_size, c.map_size), "imu": (6, c.imu_length)}
     inputs = {m: torch.randn(2, *shapes[m]) for m in c.modalities if m != "text"}
     if c.text is not None:
@@ -236,7 +238,7 @@ register_preset("imagebind-huge")(ImageBindConfig)
 def _imagebind_tiny() -> ImageBindConfig:
     """The sizes of tests/fixtures/imagebind (official geometry, tiny towers, vocabulary 128)."""
     return ImageBindConfig(
-        embed_dim=16, vision=TowerConfig(24, 2, 2),
+        embed_dim=16, image=TowerConfig(24, 2, 2),
         text=TextTransformerConfig(vocab_size=128, context_length=77, width=32, layers=2, heads=2, mlp_hidden=128,
                                    eps=1e-6, output_dim=16),
         audio=TowerConfig(16, 2, 2, 0.1), depth=TowerConfig(16, 1, 2), thermal=TowerConfig(16, 1, 2),

@@ -25,7 +25,7 @@ from ..weights import load_checkpoint
 from ..weights.files import find_weights_file
 
 # Search modality → the model encoder that embeds it (video goes through the image tower).
-ENCODER = {"image": "vision", "pdf": "vision", "video": "vision", "text": "text", "audio": "audio", "depth": "depth",
+ENCODER = {"image": "image", "pdf": "image", "video": "image", "text": "text", "audio": "audio", "depth": "depth",
            "thermal": "thermal", "imu": "imu"}
 AUDIO_CLIPS, VIDEO_CLIPS = 3, 4
 MAX_TEXT_CHARS = 2000

@@ -32,9 +32,9 @@ def imagebind_from_clip(clip: CLIP, sensors: ImageBindConfig) -> ImageBind:
     if clip.config.vision.stem == "conv":  # the same 2-D stem, run per frame
         vision = {"stem." + k if k.startswith("stem.") else k: v for k, v in vision.items()}
     else:
-        model.encoders["vision"].stem.inflate_from(vision.pop("stem.proj.weight"))
-        vision["stem.proj.weight"] = model.encoders["vision"].stem.proj.weight.detach().clone()
-    model.encoders["vision"].load_state_dict(vision)  # strict: every other key has the same name
+        model.encoders["image"].stem.inflate_from(vision.pop("stem.proj.weight"))
+        vision["stem.proj.weight"] = model.encoders["image"].stem.proj.weight.detach().clone()
+    model.encoders["image"].load_state_dict(vision)  # strict: every other key has the same name
     model.encoders["text"].load_state_dict(clip.text.state_dict())
     with torch.no_grad():
         model.postprocessors["text"].log_logit_scale.copy_(clip.logit_scale)

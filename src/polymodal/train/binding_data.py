@@ -73,9 +73,9 @@ def prepare(model: ImageBind, tokenizer: TextTokenizer, split: str, n: int, seed
     for items in loader:
         for m in modalities:
             inputs[m].append(torch.stack([world_sensor_input(m, it, c.audio_frames) for it in items]))
-        image.append(_embed(model, "vision", normalize(torch.stack([it["image"] for it in items]))))
+        image.append(_embed(model, "image", normalize(torch.stack([it["image"] for it in items]))))
         clips = torch.stack([video_clips_of(it["video"], c.video_frames) for it in items])  # [b, S, 3, k, H, W]
-        video.append(_embed(model, "vision", clips))
+        video.append(_embed(model, "image", clips))
         for it in items:
             scenes.append(it["scene"])
             captions.append(it["captions"])

@@ -96,7 +96,7 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
     torch.manual_seed(cfg.seed)
     model = imagebind_from_clip(clip, sensors)
     config = model.config
-    freeze(model.encoders["vision"])
+    freeze(model.encoders["image"])
     freeze(model.encoders["text"])
     modalities = tuple(cfg.modalities)
     log = (out / "log.jsonl").open("w")

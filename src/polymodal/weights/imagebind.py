@@ -10,6 +10,7 @@ holding the official constructor's arguments (``constructor_args`` or top level,
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
@@ -19,7 +20,7 @@ from .files import CheckpointError
 from .keymap import count_indexed, drop, rename
 from .layout import Layout, any_key, register_layout
 
-STEM = {"vision": "rgbt_stem", "audio": "rgbt_stem", "depth": "depth_stem", "thermal": "rgbt_stem", "imu": "imu_stem"}
+STEM = {"image": "rgbt_stem", "audio": "rgbt_stem", "depth": "depth_stem", "thermal": "rgbt_stem", "imu": "imu_stem"}
 RULES = [
     (r"modality_preprocessors\.vision\.rgbt_stem\.proj\.1\.weight", r"encoders.vision.stem.proj.weight"),
     (r"modality_preprocessors\.(\w+)\.(?:rgbt|depth|imu)_stem\.proj\.weight", r"encoders.\1.stem.proj.weight"),
@@ -40,7 +41,8 @@ RULES = [
     (r"modality_heads\.(\w+)\.[23]\.weight", r"encoders.\1.proj.weight"),
     (r"modality_postprocessors\.(\w+)\.1\.log_logit_scale", r"postprocessors.\1.log_logit_scale"),
 ]
-HUGE_HEADS = {"vision": 16, "text": 16, "audio": 12, "depth": 8, "thermal": 12, "imu": 8}
+OFFICIAL = {"image": "vision"}  # our modality name → the official one, where they differ
+HUGE_HEADS = {"image": 16, "text": 16, "audio": 12, "depth": 8, "thermal": 12, "imu": 8}
 HUGE_DROP_PATH = {"audio": 0.1, "imu": 0.7}
 
 
@@ -56,7 +58,9 @@ def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         causal = torch.full((n, n), float("-inf")).triu(1)
         if mask.shape != (n, n) or not torch.equal(mask.float(), causal):
             raise CheckpointError("modality_preprocessors.text.mask is not the causal mask this model applies")
-    return rename(drop(sd, [r"modality_preprocessors\.text\.mask"]), RULES)
+    sd = rename(drop(sd, [r"modality_preprocessors\.text\.mask"]), RULES)
+    # The official name of the image modality is "vision"; ours is "image", as everywhere else.
+    return {re.sub(r"^(encoders|postprocessors)\.vision\.", r"\1.image.", k): v for k, v in sd.items()}
 
 
 def _args(config_dict: dict | None) -> dict:
@@ -67,28 +71,29 @@ def _args(config_dict: dict | None) -> dict:
 def infer_config(sd: dict[str, torch.Tensor], config_dict: dict | None = None) -> ImageBindConfig:
     """An :class:`ImageBindConfig` for official-layout tensors."""
     args = _args(config_dict)
-    present = [m for m in MODALITIES if any(k.startswith(f"modality_trunks.{m}.") for k in sd)]
-    if "vision" not in present:
+    present = [m for m in MODALITIES if any(k.startswith(f"modality_trunks.{OFFICIAL.get(m, m)}.") for k in sd)]
+    if "image" not in present:
         raise CheckpointError("an ImageBind checkpoint without a vision trunk cannot be bound to anything")
     pre, keys = "modality_preprocessors", list(sd)
 
     def heads(m: str, width: int) -> int:
-        default = HUGE_HEADS[m] if width == ImageBindConfig().__getattribute__(m).width else max(1, width // 64)
-        return int(args.get(f"{m}_num_heads", default))
+        default = HUGE_HEADS[m] if width == getattr(ImageBindConfig(), m).width else max(1, width // 64)
+        return int(args.get(f"{OFFICIAL.get(m, m)}_num_heads", default))
 
     def tower(m: str) -> TowerConfig | None:
         if m not in present:
             return None
-        width = sd[f"{pre}.{m}.cls_token"].shape[-1]
-        layers = count_indexed(keys, rf"modality_trunks\.{m}\.blocks\.(\d+)\.attn\.in_proj_weight")
-        return TowerConfig(width, layers, heads(m, width), float(args.get(f"{m}_drop_path", HUGE_DROP_PATH.get(m, 0.0))))
+        o = OFFICIAL.get(m, m)
+        width = sd[f"{pre}.{o}.cls_token"].shape[-1]
+        layers = count_indexed(keys, rf"modality_trunks\.{o}\.blocks\.(\d+)\.attn\.in_proj_weight")
+        return TowerConfig(width, layers, heads(m, width), float(args.get(f"{o}_drop_path", HUGE_DROP_PATH.get(m, 0.0))))
 
     vision_w = sd[f"{pre}.vision.rgbt_stem.proj.1.weight"]
     frames, patch = vision_w.shape[2], vision_w.shape[-1]
     grid = math.isqrt(sd[f"{pre}.vision.pos_embedding_helper.pos_embed"].shape[1] - 1)
     embed_dim = sd["modality_heads.vision.2.weight"].shape[0]
-    kw: dict = dict(embed_dim=embed_dim, image_size=grid * patch, vision_patch=patch, video_frames=frames)
-    for m in ("vision", "audio", "depth", "thermal", "imu"):
+    kw: dict = dict(embed_dim=embed_dim, image_size=grid * patch, image_patch=patch, video_frames=frames)
+    for m in ("image", "audio", "depth", "thermal", "imu"):
         kw[m] = tower(m)
     if "text" in present:
         emb = sd[f"{pre}.text.token_embedding.weight"]

@@ -1,7 +1,8 @@
 """Our own layout: ``model.safetensors`` + ``config.json`` written by :func:`polymodal.save`.
 
 Version 1 files named each tower's stem by its kind (``patch_embed``, ``token_embed``,
-``embed``); version 2 calls every stem ``stem``. Reading renames the old keys."""
+``embed``) and ImageBind's image encoder ``vision``; version 2 calls every stem ``stem`` and the
+image modality ``image``, as everywhere else. Reading renames the old keys."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .layout import Layout, any_key, register_layout
 
 FORMAT = "polymodal"
 _V1_STEM = re.compile(r"(^|\.)(patch_embed|token_embed|embed)\.")
+_V1_VISION = re.compile(r"^(encoders|postprocessors)\.vision\.")
 
 
 def _match(keys: set[str], folder: Path | None) -> bool:
@@ -31,7 +33,7 @@ def _match(keys: set[str], folder: Path | None) -> bool:
 
 
 def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {_V1_STEM.sub(r"\1stem.", k): v for k, v in sd.items()}
+    return {_V1_VISION.sub(r"\1.image.", _V1_STEM.sub(r"\1stem.", k)): v for k, v in sd.items()}
 
 
 def _infer(sd, cfg: dict | None, folder: Path | None):
