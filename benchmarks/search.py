@@ -86,13 +86,13 @@ def query_bench(args) -> None:
 
 def ingest_bench(args) -> None:
     from polymodal.data.world.files import write_files
-    from polymodal.search.embedder import FileEmbedder
+    from polymodal.tasks import Embedder
     from polymodal.search.ingest import index_folder
     from polymodal.search.store import Store
 
-    embedder = FileEmbedder(args.model)
+    embedder = Embedder.from_checkpoint(args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        everything = write_files(Path(tmp) / "all", "test", args.n, image_size=embedder.config.image_size)
+        everything = write_files(Path(tmp) / "all", "test", args.n, image_size=embedder.processor.image.size)
         suffixes = {"image": ".png", "audio": ".wav", "video": ".mp4", "text": ".txt", "depth": "_depth.npy",
                     "thermal": "_thermal.npy", "imu": "_imu.npy"}
         print(f"{args.n} world test scenes per modality, batch 32, 2 threads, model {args.model}")

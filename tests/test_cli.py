@@ -76,11 +76,11 @@ def test_embed_reports_bad_files_and_keeps_the_rest(checkpoint, images, tmp_path
     assert rows[3]["line"] == 3 and rows[3]["text"] == "a blue square"
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-5)
     # The rows equal the library's own embeddings of the same inputs.
-    from polymodal.tasks import Encoder
+    from polymodal.tasks import Embedder
 
-    enc = Encoder.from_checkpoint(checkpoint)
-    np.testing.assert_allclose(matrix[2], enc.encode_texts(["a red square"])[0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(matrix[0], enc.encode_images([good[0]])[0].numpy(), atol=1e-5)
+    enc = Embedder.from_checkpoint(checkpoint)
+    np.testing.assert_allclose(matrix[2], enc.embed_texts(["a red square"])[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(matrix[0], enc.embed_images([good[0]])[0].numpy(), atol=1e-5)
 
 
 def test_zero_shot_ranks_labels_and_reports_bad_images(checkpoint, images):

@@ -7,7 +7,7 @@ import json
 from rich.console import Console
 
 from polymodal.demo import run_demo
-from polymodal.tasks import Encoder
+from polymodal.tasks import Embedder
 
 
 def test_short_demo_learns_above_chance(tmp_path):
@@ -16,7 +16,7 @@ def test_short_demo_learns_above_chance(tmp_path):
     assert chance == round(1 / 24, 4)
     assert results["seen pairs"]["top1"] > 3 * chance
     assert results["held-out pairs"]["top3"] > 3 * 3 * chance
-    encoder = Encoder.from_checkpoint(tmp_path / "model")
-    assert encoder.tokenizer is not None and encoder.embed_dim == 64
+    encoder = Embedder.from_checkpoint(tmp_path / "model")
+    assert encoder.tokenizer is not None and encoder.dim == 64
     assert len((tmp_path / "labels.txt").read_text().split()) == 48  # 24 two-word labels
     assert json.loads(json.dumps(results)) == results

@@ -71,11 +71,11 @@ BF16 = typer.Option("--bf16", help="run the model in bfloat16 (faster on CPUs wi
 def _load_encoder(checkpoint: Path, bf16: bool = False):
     import torch
 
-    from .tasks import Encoder
+    from .tasks import Embedder
     from .weights import CheckpointError
 
     try:
-        return Encoder.from_checkpoint(checkpoint, torch.bfloat16 if bf16 else torch.float32)
+        return Embedder.from_checkpoint(checkpoint, torch.bfloat16 if bf16 else torch.float32)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
 
@@ -113,16 +113,16 @@ def embed(
             failed.append(f"{f}: {e}")
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        vectors.append(encoder.encode_images([img for _, img in chunk]).numpy())
+        vectors.append(encoder.embed_images([img for _, img in chunk]).numpy())
         rows += [meta for meta, _ in chunk]
     for meta, text in texts:  # one at a time so that one over-long text fails alone
         try:
-            vectors.append(encoder.encode_texts([text], truncate=truncate).numpy())
+            vectors.append(encoder.embed_texts([text], truncate=truncate).numpy())
             rows.append(meta)
         except (TruncationError, ValueError) as e:
             failed.append(f"{meta['file']}:{meta['line']}: {e}")
     out.mkdir(parents=True, exist_ok=True)
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, encoder.embed_dim), np.float32)
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, encoder.dim), np.float32)
     np.save(out / "embeddings.npy", matrix.astype(np.float32))
     with open(out / "index.jsonl", "w") as f:
         for i, meta in enumerate(rows):
@@ -258,12 +258,12 @@ def index(
     new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported."""
     from rich.progress import Progress
 
-    from .search.embedder import FileEmbedder
+    from .tasks import Embedder
     from .search.ingest import index_folder
     from .search.store import IndexError_, Store
 
     try:
-        embedder = FileEmbedder(model)
+        embedder = Embedder.from_checkpoint(model)
         store = Store(out, embedder.dim, embedder.model_id, str(model.resolve()), "hnsw" if approximate else "flat")
         with Progress(console=console) as bar:
             task = bar.add_task("embedding", total=None)
@@ -291,7 +291,7 @@ def search(
 ) -> None:
     """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
     from .search.detect import UnsupportedFile
-    from .search.embedder import embedder_for
+    from .search.query import embedder_for
     from .search.query import query_vector
     from .search.store import IndexError_, Store
 

@@ -22,7 +22,7 @@ from .modalities.image import ImageTransform
 from .modalities.text import load_tokenizer
 from .objectives import ClipLoss
 from .registry import create
-from .tasks import Encoder, ZeroShotClassifier
+from .tasks import Embedder, ZeroShotClassifier
 from .weights import load_weights_into, save
 
 
@@ -94,7 +94,7 @@ def run_demo(out: Path, steps: int = 1200, seed: int = 0, console: Console | Non
     console.rule("[bold]4. save, reload, zero-shot classify unseen images")
     ckpt = save(model, out / "model")
     tokenizer.save(ckpt)
-    encoder = Encoder.from_checkpoint(ckpt)  # the same path `polymodal zero-shot` takes
+    encoder = Embedder.from_checkpoint(ckpt)  # the same path `polymodal zero-shot` takes
     labels = [f"{c} {s}" for c in COLOURS for s in SHAPES]
     (out / "labels.txt").write_text("\n".join(labels) + "\n")
     # A prompt ensemble over the sizes the captions mention (as CLIP ensembles "a photo of a {}" variants).

@@ -62,9 +62,9 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
                                   f"out={out / 'imagebind'}"], cls=BindConfig)
     bind_cfg.stage1 = StageOneConfig(model=str(out / "clip" / "model"))
     run_recipe(bind_cfg, report=lambda line: report("  " + line))
-    from .search.embedder import FileEmbedder
+    from .tasks import Embedder
 
-    embedder = FileEmbedder(out / "imagebind" / "model")
+    embedder = Embedder.from_checkpoint(out / "imagebind" / "model")
     report("[3/5] report: curves, retrieval examples, cross-modal similarities")
     report_file = write_report(out, embedder, clip_eval, n_grid=min(6, s.bind_test))
     report(f"[4/5] writing {s.index_scenes} held-out scenes as ordinary files")

@@ -33,13 +33,15 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Family:
-    """A model family: its config class, how to build a model from a config, and small inputs
-    for a forward pass (``model(**example_inputs(config))``)."""
+    """A model family: its config class, how to build a model from a config, small inputs for a
+    forward pass (``model(**example_inputs(config))``) and, for families with an embedding space,
+    the official processing of files for a config (a :class:`~polymodal.modalities.processor.Processor`)."""
 
     name: str
     config_class: type
     build: Callable[[Any], nn.Module]
     example_inputs: Callable[[Any], dict] | None = None
+    processor: Callable[[Any], Any] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -65,12 +67,13 @@ def register_config(kind: str) -> Callable[[type], type]:
 
 
 def register_family(name: str, config_class: type, build: Callable[[Any], nn.Module], *,
-                    example_inputs: Callable[[Any], dict] | None = None) -> Family:
+                    example_inputs: Callable[[Any], dict] | None = None,
+                    processor: Callable[[Any], Any] | None = None) -> Family:
     """Register a family; its config class becomes (de)serialisable under ``name``."""
     if name in FAMILIES and FAMILIES[name].config_class is not config_class:
         raise ValueError(f"family {name!r} is already registered")
     register_config(name)(config_class)
-    family = FAMILIES[name] = _FAMILY_BY_CONFIG[config_class] = Family(name, config_class, build, example_inputs)
+    family = FAMILIES[name] = _FAMILY_BY_CONFIG[config_class] = Family(name, config_class, build, example_inputs, processor)
     return family
 
 
@@ -137,10 +140,11 @@ def example_inputs(config) -> dict:
 
 def config_to_dict(config) -> dict:
     """``{"family": name, "config": {...}}`` with nested configs tagged by their ``kind``."""
-    return {"family": family_of(config), "config": _fields_to_dict(config)}
+    return {"family": family_of(config), "config": dataclass_to_dict(config)}
 
 
-def _fields_to_dict(config) -> dict:
+def dataclass_to_dict(config) -> dict:
+    """A config dataclass's fields as JSON-able values (nested registered configs tagged by ``kind``)."""
     return {f.name: _value_to_json(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
@@ -148,7 +152,7 @@ def _value_to_json(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if type(value) not in _KIND_OF:
             raise TypeError(f"nested config {type(value).__name__} is not registered (use @register_config)")
-        return {"kind": _KIND_OF[type(value)], **_fields_to_dict(value)}
+        return {"kind": _KIND_OF[type(value)], **dataclass_to_dict(value)}
     if isinstance(value, (tuple, list)):
         return [_value_to_json(v) for v in value]
     if isinstance(value, dict):
@@ -162,10 +166,11 @@ def config_from_dict(d: dict):
     name = d.get("family")
     if name not in FAMILIES:
         raise ValueError(f"config has unknown family {name!r}; known: {sorted(FAMILIES)}")
-    return _from_fields(FAMILIES[name].config_class, d["config"], name)
+    return dataclass_from_dict(FAMILIES[name].config_class, d["config"], name)
 
 
-def _from_fields(cls: type, values: dict, where: str):
+def dataclass_from_dict(cls: type, values: dict, where: str):
+    """Inverse of :func:`dataclass_to_dict`; ``where`` names the config in errors."""
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     renamed = getattr(cls, "RENAMED_KEYS", {})  # old key → today's, from configs older versions wrote
@@ -194,7 +199,7 @@ def _value_from_json(hint, value, where: str):
             if len(fits) != 1:
                 raise ValueError(f"{where}: cannot tell which of {[t.__name__ for t in candidates]} this config is")
             cls = fits[0]
-        return _from_fields(cls, value, where)
+        return dataclass_from_dict(cls, value, where)
     origin = typing.get_origin(hint)
     if isinstance(value, list) and (origin is tuple or tuple in _union_members(hint)):
         return tuple(value)

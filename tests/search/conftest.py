@@ -13,7 +13,7 @@ from polymodal.models.imagebind import TowerConfig
 from polymodal.modalities.text import train_tokenizer
 from polymodal.data.world.files import write_files
 from polymodal.registry import preset
-from polymodal.search.embedder import FileEmbedder
+from polymodal.tasks import Embedder
 from polymodal.search.ingest import index_folder
 from polymodal.search.store import Store
 from polymodal.train.binding import imagebind_from_clip
@@ -66,7 +66,7 @@ def server(tmp_path_factory, model_dir, world_files):
         doc.new_page(200, 300)
     doc.save(str(folder / "manual.pdf"))
     doc.close()
-    embedder = FileEmbedder(model_dir)
+    embedder = Embedder.from_checkpoint(model_dir)
     index_folder(folder, embedder, Store(root / "idx", embedder.dim, embedder.model_id, str(model_dir)))
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(root / "idx"), "--port", str(port),

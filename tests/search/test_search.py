@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from polymodal.search.detect import UnsupportedFile, detect
-from polymodal.search.embedder import FileEmbedder
+from polymodal.tasks import Embedder
 from polymodal.search.ingest import index_folder
 from polymodal.search.query import query_vector
 from polymodal.search.store import IndexError_, Store
@@ -20,7 +20,7 @@ from polymodal.search.store import IndexError_, Store
 
 @pytest.fixture(scope="module")
 def embedder(model_dir):
-    return FileEmbedder(model_dir)
+    return Embedder.from_checkpoint(model_dir)
 
 
 def _index(folder, embedder, out, batch=8):

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .registry import Modality, register_modality
+
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 # ImageBind's dataset statistics for the normalised filterbank: (fbank - MEAN) / STD.
@@ -163,3 +165,12 @@ class AudioStem(nn.Module):
     @staticmethod
     def num_tokens(mel: int, frames: int, kernel: int, stride: int) -> int:
         return ((mel - kernel) // stride + 1) * ((frames - kernel) // stride + 1)
+
+
+def _read(path: Path, processor) -> torch.Tensor:
+    a = processor.audio
+    return audio_clips(load_audio(path, a.sample_rate), a.clip_seconds, a.clips, a.frames,
+                       FbankOptions(sample_rate=a.sample_rate, num_mel_bins=a.mel_bins))  # [clips, 1, mel, frames]
+
+
+register_modality(Modality("audio", encoder="audio", sample_dims=3, read=_read, clips=True))

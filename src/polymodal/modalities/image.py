@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .registry import Modality, register_modality
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -103,3 +105,10 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
     left = int(round((w - size) / 2.0))
     top = int(round((h - size) / 2.0))
     return img.crop((left, top, left + size, top + size))
+
+
+def _read(path: Path, processor) -> torch.Tensor:
+    return processor.image.transform().load(path)  # [3, size, size]
+
+
+register_modality(Modality("image", encoder="image", sample_dims=3, read=_read))

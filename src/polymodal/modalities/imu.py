@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .registry import Modality, register_modality
+
 IMU_CHANNELS = 6
 IMU_EXTENSIONS = (".npy", ".csv")
 
@@ -62,3 +64,7 @@ class IMUStem(nn.Module):
         b = x.shape[0]
         x = x.unfold(-1, self.patch, self.patch).permute(0, 2, 1, 3).reshape(b, -1, self.channels * self.patch)
         return self.norm(self.proj(x))
+
+
+register_modality(Modality("imu", encoder="imu", sample_dims=2,
+                           read=lambda path, processor: processor.imu(load_imu(path, processor.imu.length))))

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .registry import Modality, register_modality
+
 MAP_EXTENSIONS = (".png", ".npy", ".tif", ".tiff")
 
 
@@ -79,3 +81,9 @@ class MapStem(nn.Module):
         if x.shape[-1] % self.patch or x.shape[-2] % self.patch:
             raise ValueError(f"map size {x.shape[-2]}x{x.shape[-1]} is not a multiple of the patch size {self.patch}")
         return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+register_modality(Modality("depth", encoder="depth", sample_dims=3,
+                           read=lambda path, processor: processor.depth(load_map(path))))
+register_modality(Modality("thermal", encoder="thermal", sample_dims=3,
+                           read=lambda path, processor: processor.thermal(load_map(path))))

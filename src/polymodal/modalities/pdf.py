@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from .registry import Modality, register_modality
+
 
 class PdfReadError(ValueError):
     """A PDF could not be opened or rendered; the message names the file."""
@@ -31,3 +33,13 @@ def pdf_pages(path: str | Path, short_side: int = 224, max_pages: int = 200) -> 
         return pages
     finally:
         doc.close()
+
+
+def _read(path: Path, processor):
+    """A PDF as a query: its first page, rendered and transformed as an image [3, size, size]
+    (the indexer embeds every page, see ``search.ingest``)."""
+    image = processor.image
+    return image.transform()(pdf_pages(path, image.size, max_pages=1)[0])
+
+
+register_modality(Modality("pdf", encoder="image", sample_dims=3, read=_read, processing=("image",)))

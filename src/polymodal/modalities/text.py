@@ -19,6 +19,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.implementations import BertWordPieceTokenizer
 
+from .registry import Modality, register_modality
+
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation pattern (contractions, letter runs, single digits, other symbols).
 CLIP_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
@@ -247,3 +249,13 @@ def load_tokenizer(folder: str | Path, context_length: int | None = None) -> Tex
         default = json.loads(st_config.read_text()).get("max_seq_length", 512) if st_config.is_file() else 512
         return wordpiece_tokenizer(folder, context_length or default)
     return clip_tokenizer(folder, context_length or 77)
+
+
+MAX_TEXT_CHARS = 2000  # of a text file embedded as one query or item
+
+
+def _read(path: Path, processor) -> str:
+    return Path(path).read_text(encoding="utf-8", errors="strict")[:MAX_TEXT_CHARS]
+
+
+register_modality(Modality("text", encoder="text", sample_dims=1, read=_read, processing=()))

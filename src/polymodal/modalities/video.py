@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from .image import ImageTransform
+from .registry import Modality, register_modality
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
 
@@ -72,3 +73,12 @@ def load_video(path: str | Path, clips: int = 5, frames_per_clip: int = 2,
                transform: ImageTransform | None = None) -> torch.Tensor:
     """Video file → [clips, 3, frames_per_clip, size, size]."""
     return video_clips(load_video_frames(path), clips, frames_per_clip, transform)
+
+
+def _read(path: Path, processor) -> torch.Tensor:
+    v = processor.video
+    return load_video(path, v.clips, v.frames_per_clip, processor.image.transform())  # [clips, 3, T, S, S]
+
+
+register_modality(Modality("video", encoder="image", sample_dims=4, read=_read, clips=True,
+                           processing=("image", "video")))

@@ -60,6 +60,19 @@ class CLIP(nn.Module):
         x = self.text(ids, attention_mask)
         return F.normalize(x, dim=-1) if normalize else x
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("image", "text")
+
+    def embed(self, modality: str, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One modality's batch → [B, embed_dim], not normalised (the interface every embedding
+        family shares with :class:`polymodal.tasks.Embedder`)."""
+        if modality == "image":
+            return self.encode_image(x)
+        if modality == "text":
+            return self.encode_text(x, attention_mask)
+        raise KeyError(f"a CLIP embeds 'image' and 'text', not {modality!r}")
+
     def scale(self) -> torch.Tensor:
         """exp(logit_scale) clamped at ``logit_scale_max`` (0-d tensor)."""
         return self.logit_scale.exp().clamp(max=self.logit_scale_max)
@@ -91,7 +104,13 @@ def _example_inputs(c: CLIPConfig) -> dict:
             "attention_mask": text.get("attention_mask")}
 
 
-register_family("clip", CLIPConfig, CLIP.from_config, example_inputs=_example_inputs)
+def _processor(c: CLIPConfig):
+    from ..modalities.processor import ImageProcessing, Processor
+
+    return Processor(image=ImageProcessing(c.vision.image_size))
+
+
+register_family("clip", CLIPConfig, CLIP.from_config, example_inputs=_example_inputs, processor=_processor)
 
 
 def openai_clip_config(embed: int, v_width: int, v_layers: int, patch: int, t_width: int, t_heads: int,

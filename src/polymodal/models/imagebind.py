@@ -22,14 +22,13 @@ from ..layers import ConvStem, FrameStem, VideoPatchEmbed
 from ..modalities.audio import AudioStem
 from ..modalities.imu import IMUStem
 from ..modalities.maps import MapStem
+from ..modalities.registry import encoder_input_dims
 from ..registry import build, register_config, register_family, register_preset
 from .bert import BertConfig
 from .modality_transformer import ModalityTransformer
 from .text_transformer import TextTransformerConfig
 
 MODALITIES = ("image", "text", "audio", "depth", "thermal", "imu")
-# Dimensions of one unbatched sample of each modality; one more means a leading clip axis.
-SAMPLE_DIMS = {"image": (3, 4), "text": (1,), "audio": (3,), "depth": (3,), "thermal": (3,), "imu": (2,)}
 
 
 @register_config("imagebind-tower")
@@ -202,7 +201,7 @@ class ImageBind(nn.Module):
         Inputs with a clip axis ([B, S, ...], see the module docstring) are averaged over S.
         """
         self._check(modality)
-        clips = x.dim() == max(SAMPLE_DIMS[modality]) + 2
+        clips = x.dim() == max(encoder_input_dims(modality)) + 2  # one more than a batch of samples
         b, s = x.shape[:2]
         if clips:
             x = x.reshape(b * s, *x.shape[2:])
@@ -213,6 +212,15 @@ class ImageBind(nn.Module):
         if postprocess:
             out = self.postprocessors[modality](out)
         return out.reshape(b, s, -1).mean(1) if clips else out
+
+    def scale(self) -> torch.Tensor:
+        """The text postprocessor's (learnable) logit scale, which compares text with every modality."""
+        return self.postprocessors["text"].scale()
+
+    def embed(self, modality: str, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One modality's batch → [B, E], the head output before normalisation and scale (the
+        interface every embedding family shares with :class:`polymodal.tasks.Embedder`)."""
+        return self.encode(modality, x, attention_mask, postprocess=False)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{modality: input}`` → ``{modality: [B, E]}``, normalised and scaled per modality."""
@@ -230,7 +238,25 @@ def _example_inputs(c: ImageBindConfig) -> dict:
     return {"inputs": inputs}
 
 
-register_family("imagebind", ImageBindConfig, ImageBind.from_config, example_inputs=_example_inputs)
+def official_processor(c: ImageBindConfig):
+    """ImageBind's own processing where its code defines it (CLIP image statistics; 16 kHz
+    128-bin fbank normalised by its statistics, 3 clips). The official code ships no depth, thermal
+    or IMU loaders: depth is turned into disparity (as the paper trains on), thermal and IMU are
+    fed as they are."""
+    from ..modalities.processor import (AudioProcessing, ImageProcessing, IMUProcessing, MapProcessing, Processor,
+                                        VideoProcessing)
+
+    return Processor(
+        image=ImageProcessing(c.image_size) if c.image else None,
+        audio=AudioProcessing(mel_bins=c.audio_mel_bins, frames=c.audio_frames) if c.audio else None,
+        depth=MapProcessing(c.map_size, disparity=True) if c.depth else None,
+        thermal=MapProcessing(c.map_size) if c.thermal else None,
+        imu=IMUProcessing(c.imu_length) if c.imu else None,
+        video=VideoProcessing(frames_per_clip=c.video_frames) if c.image else None)
+
+
+register_family("imagebind", ImageBindConfig, ImageBind.from_config, example_inputs=_example_inputs,
+                processor=official_processor)
 register_preset("imagebind-huge")(ImageBindConfig)
 
 

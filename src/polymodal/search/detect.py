@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-MODALITIES = ("image", "audio", "video", "text", "pdf", "depth", "thermal", "imu")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 MAX_TEXT_BYTES = 1 << 20
 

@@ -13,7 +13,8 @@ from typing import Callable
 
 from ..modalities.pdf import pdf_pages
 from .detect import UnsupportedFile, detect
-from .embedder import FileEmbedder, sha256_of
+from ..tasks.embedder import Embedder
+from ..weights.files import sha256_of
 from .store import Store
 
 
@@ -47,7 +48,7 @@ def walk(folder: Path, skip: Path | None = None) -> list[Path]:
     return [p for p in out if p.is_file() and not p.is_symlink()]
 
 
-def index_folder(folder: str | Path, embedder: FileEmbedder, store: Store, batch: int = 32,
+def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: int = 32,
                  progress: Callable[[int, int], None] | None = None) -> IngestReport:
     """Bring ``store`` up to date with ``folder``; ``progress(done, total)`` after each batch."""
     folder = Path(folder).resolve()
@@ -93,7 +94,7 @@ def index_folder(folder: str | Path, embedder: FileEmbedder, store: Store, batch
     return report
 
 
-def _ingest_batch(chunk, embedder: FileEmbedder, store: Store, report: IngestReport, stale: list[str]) -> None:
+def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport, stale: list[str]) -> None:
     rows, groups = [], {}
     for path, st, digest in chunk:
         row = {"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": digest,
@@ -101,7 +102,7 @@ def _ingest_batch(chunk, embedder: FileEmbedder, store: Store, report: IngestRep
         try:
             row["modality"] = detect(path)
             if row["modality"] == "pdf":
-                for i, page in enumerate(pdf_pages(path, embedder.config.image_size)):
+                for i, page in enumerate(pdf_pages(path, embedder.processor.image.size)):
                     page_row = {**row, "path": f"{path}{PAGE}{i + 1}"}
                     groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
                     rows.append(page_row)

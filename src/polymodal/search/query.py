@@ -9,17 +9,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..tasks.embedder import Embedder
 from .detect import detect
-from .embedder import FileEmbedder
 
 
-def embed_file(embedder: FileEmbedder, path: str | Path, modality: str | None = None) -> torch.Tensor:
+def embedder_for(store, model_dir: str | Path | None = None) -> Embedder:
+    """The embedder of an index: its recorded model (or ``model_dir``), refused when it is not the
+    model the index was built with."""
+    meta = store.meta()
+    embedder = Embedder.from_checkpoint(model_dir or meta["model_path"])
+    if embedder.model_id != meta["model_id"]:
+        raise ValueError(f"{store.folder} was built with model {meta['model_id']}, not {embedder.model_id}")
+    return embedder
+
+
+def embed_file(embedder: Embedder, path: str | Path, modality: str | None = None) -> torch.Tensor:
     """One file → [E] (normalised); ``modality`` overrides content detection."""
     modality = modality or detect(path)
     return embedder.embed(modality, [embedder.load(path, modality)])[0]
 
 
-def query_vector(embedder: FileEmbedder, text: str | None = None, files: list[str | Path] = (),
+def query_vector(embedder: Embedder, text: str | None = None, files: list[str | Path] = (),
                  plus: list[str] = (), minus: list[str] = (), modality: str | None = None) -> np.ndarray:
     """Sum of the parts' embeddings, normalised: [E] float32. ``plus`` items are files when such a
     file exists, else texts; ``minus`` items are texts (or files) subtracted."""

@@ -20,8 +20,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from ..search.detect import MODALITIES, UnsupportedFile, detect
-from ..search.embedder import embedder_for
+from ..modalities.registry import modality_names
+from ..search.detect import UnsupportedFile, detect
+from ..search.query import embedder_for
 from ..search.query import embed_file
 from ..search.store import Store
 
@@ -57,9 +58,9 @@ def _modalities(modality: str | None) -> set[str] | None:
     if not modality:
         return None
     wanted = {m.strip() for m in modality.split(",") if m.strip()}
-    unknown = wanted - set(MODALITIES)
+    unknown = wanted - set(modality_names())
     if unknown:
-        raise HTTPException(400, f"unknown modality {sorted(unknown)}; known: {', '.join(MODALITIES)}")
+        raise HTTPException(400, f"unknown modality {sorted(unknown)}; known: {', '.join(modality_names())}")
     return wanted
 
 

@@ -1,6 +1,6 @@
-"""Tasks: take a model (+ its tokenizer and preprocessing) and data, return results."""
+"""Tasks: take a model (+ its tokenizer and processor) and data, return results."""
 
-from .encoder import Encoder
+from .embedder import Embedder
 from .zero_shot import ZeroShotClassifier
 
-__all__ = ["Encoder", "ZeroShotClassifier"]
+__all__ = ["Embedder", "ZeroShotClassifier"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .encoder import Encoder
+from .embedder import Embedder
 
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
 
@@ -14,7 +14,7 @@ DEFAULT_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}
 class ZeroShotClassifier:
     """``classes`` → a [C, E] weight matrix; ``predict(images)`` → probabilities [N, C]."""
 
-    def __init__(self, encoder: Encoder, classes: list[str], templates: tuple[str, ...] = DEFAULT_TEMPLATES):
+    def __init__(self, encoder: Embedder, classes: list[str], templates: tuple[str, ...] = DEFAULT_TEMPLATES):
         if not classes:
             raise ValueError("zero-shot classification needs at least one class name")
         bad = [t for t in templates if "{}" not in t]
@@ -22,13 +22,13 @@ class ZeroShotClassifier:
             raise ValueError(f"templates must contain '{{}}' for the class name: {bad}")
         self.encoder, self.classes = encoder, list(classes)
         prompts = [t.format(c) for c in classes for t in templates]
-        emb = encoder.encode_texts(prompts).view(len(classes), len(templates), -1)
+        emb = encoder.embed_texts(prompts, truncate=False).view(len(classes), len(templates), -1)
         self.weights = F.normalize(emb.mean(dim=1), dim=-1)  # prompt ensemble, re-normalised
 
     @torch.no_grad()
     def predict(self, images: list) -> torch.Tensor:
         """Images (PIL or paths) → class probabilities [N, C]."""
-        logits = self.encoder.model.scale().float() * self.encoder.encode_images(images) @ self.weights.T
+        logits = self.encoder.scale() * self.encoder.embed_images(images) @ self.weights.T
         return logits.softmax(dim=-1)
 
     def rank(self, images: list, top_k: int = 5) -> list[list[tuple[str, float]]]:

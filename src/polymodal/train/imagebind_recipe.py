@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from ..data.world.sensor_inputs import world_processor
 from ..eval import binding as ev
 from ..modalities.text import load_tokenizer
 from ..models.clip import CLIP
@@ -130,9 +131,9 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
         report(f"  {m}: " + json.dumps(results["modalities"][m]["zero_shot"]))
     log.close()
     results["primary"] = {m: PRIMARY[m] for m in modalities}
-    save(model, out / "model")
+    save(model, out / "model", processor=world_processor(model.config))
     for f in Path(clip_dir).iterdir():  # the tokenizer travels with the model
-        if f.name not in ("config.json", "model.safetensors") and f.is_file():
+        if f.name not in ("config.json", "model.safetensors", "processor_config.json") and f.is_file():
             shutil.copy2(f, out / "model" / f.name)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(results_table(results))

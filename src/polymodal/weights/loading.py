@@ -144,9 +144,10 @@ def load_checkpoint(path: str | Path, *, config=None, strict: bool = True) -> nn
     return model.eval()
 
 
-def save(model: nn.Module, folder: str | Path) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` into ``folder`` (created), atomically per file."""
-    from ..registry import config_to_dict
+def save(model: nn.Module, folder: str | Path, processor=None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``folder`` (created), atomically per file,
+    and ``processor_config.json``: ``processor``, else the family's official processing (if any)."""
+    from ..registry import config_to_dict, family
 
     config = getattr(model, "config", None)
     if config is None:
@@ -159,6 +160,9 @@ def save(model: nn.Module, folder: str | Path) -> Path:
     atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": FORMAT}))
     meta = {"format": FORMAT, "version": 2, **config_to_dict(config)}
     atomic_write(folder / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1)))
+    processor = processor if processor is not None else (family(config).processor or (lambda c: None))(config)
+    if processor is not None:
+        processor.save(folder)
     return folder
 
 

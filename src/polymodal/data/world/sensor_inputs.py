@@ -1,22 +1,35 @@
 """World sensor readings as ImageBind encoder inputs: the fixed scalings the world recipe trains
-with, shared by training (``train.binding_data``) and by indexing files (``search``)."""
+with. Training applies them here (``train.binding_data``); a bound model saves them as its
+:class:`~polymodal.modalities.processor.Processor`, so that its files are embedded alike."""
 
 from __future__ import annotations
 
 import torch
 
+import dataclasses
+
 from ...modalities.audio import fbank_clip
 from ...modalities.image import CLIP_MEAN, CLIP_STD
-from ...modalities.maps import depth_to_disparity
+from ...modalities.processor import IMUProcessing, MapProcessing, Processor
 
 SENSORS = ("audio", "depth", "thermal", "imu")
 # Fixed input scalings for the world's sensors (chosen once from the generator's ranges so each
 # input is roughly zero-mean, unit-range): disparity of 1–20 m, 4–65 °C, accelerometer minus gravity.
-DISPARITY_MEAN, DISPARITY_STD = 0.25, 0.25
-THERMAL_MEAN, THERMAL_STD = 25.0, 15.0
-GRAVITY = 9.81
-GYRO_SCALE = 3.0
+DEPTH = MapProcessing(disparity=True, mean=0.25, std=0.25)
+THERMAL = MapProcessing(mean=25.0, std=15.0)
+IMU = IMUProcessing(gravity=9.81, gyro_scale=3.0)
 VIDEO_FRAMES = 8  # → 4 clips of 2 frames, IMU of 100 samples
+
+
+def world_processor(config) -> Processor:
+    """An ImageBind config's official processing with the world's sensor scalings."""
+    from ...models.imagebind import official_processor
+
+    p = official_processor(config)
+    replace = dataclasses.replace
+    return replace(p, depth=p.depth and replace(DEPTH, size=p.depth.size),
+                   thermal=p.thermal and replace(THERMAL, size=p.thermal.size),
+                   imu=p.imu and replace(IMU, length=p.imu.length))
 
 
 def world_sensor_input(modality: str, item: dict, audio_frames: int) -> torch.Tensor:
@@ -24,14 +37,11 @@ def world_sensor_input(modality: str, item: dict, audio_frames: int) -> torch.Te
     if modality == "audio":
         return fbank_clip(item["audio"], audio_frames)  # [1, 128, frames]
     if modality == "depth":
-        return (depth_to_disparity(item["depth"]) - DISPARITY_MEAN) / DISPARITY_STD  # [1, S, S]
+        return DEPTH(item["depth"])  # [1, S, S]
     if modality == "thermal":
-        return (item["thermal"] - THERMAL_MEAN) / THERMAL_STD
+        return THERMAL(item["thermal"])
     if modality == "imu":
-        x = item["imu"].clone()  # [6, T]
-        x[2] -= GRAVITY
-        x[3:] *= GYRO_SCALE
-        return x
+        return IMU(item["imu"])  # [6, T]
     raise ValueError(f"unknown sensor modality {modality!r}; known: {', '.join(SENSORS)}")
 
 

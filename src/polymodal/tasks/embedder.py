@@ -1,0 +1,122 @@
+"""Files or tensors of any modality → L2-normalised embeddings, for every family with an embedding
+space (CLIP: image and text; ImageBind: six encoders, plus video and PDF pages through its image
+encoder).
+
+A model folder carries everything this needs: the weights, the tokenizer files and the processor
+(``processor_config.json``; without one, the family's official processing). Models provide
+``modalities`` and ``embed(modality, x, attention_mask=None)`` → [B, E], not normalised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..modalities.processor import Processor, processor_for
+from ..modalities.registry import modality as modality_entry
+from ..modalities.registry import modality_names
+from ..modalities.text import TextTokenizer, load_tokenizer
+from ..weights.files import find_weights_file, sha256_of
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz")
+
+
+class Embedder:
+    """A model with its tokenizer and processor; embeds files, images, texts and ready tensors."""
+
+    def __init__(self, model: nn.Module, tokenizer: TextTokenizer | None, processor: Processor,
+                 model_dir: Path | None = None, model_id: str | None = None):
+        for needed in ("modalities", "embed"):
+            if not hasattr(model, needed):
+                raise ValueError(f"a {type(model).__name__} has no embedding space (it lacks .{needed})")
+        self.model = model.eval()
+        self.tokenizer, self.processor = tokenizer, processor
+        self.model_dir, self.model_id = model_dir, model_id
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "Embedder":
+        """The model at ``path`` (any supported layout) with the tokenizer and processor beside it.
+        ``dtype=torch.bfloat16`` runs weights and activations in bf16 (≥ 2× faster on CPUs with
+        AVX512-BF16/AMX; see docs/benchmarks.md); embeddings are returned in fp32 either way."""
+        from ..weights import load_checkpoint
+
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        model = load_checkpoint(path)
+        if not hasattr(model, "embed"):
+            raise ValueError(f"{path} holds a {type(model).__name__}, which has no embedding space to search")
+        tokenizer = _find_tokenizer(folder, model) if "text" in model.modalities else None
+        return cls(model.to(dtype), tokenizer, processor_for(model, folder), folder,
+                   sha256_of(find_weights_file(path))[:16])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.embed_dim
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The file modalities this model embeds (an encoder for it, and its processing known)."""
+        return tuple(m for m in modality_names() if self._can_embed(modality_entry(m)))
+
+    def _can_embed(self, m) -> bool:
+        if m.encoder not in self.model.modalities:
+            return False
+        if m.name == "text":
+            return self.tokenizer is not None
+        return all(getattr(self.processor, part, None) is not None for part in m.processing or (m.name,))
+
+    @property
+    def transform(self):
+        """The image transform (PIL image → [3, S, S])."""
+        return self.processor.image.transform()
+
+    def load(self, path: str | Path, modality: str):
+        """One file → its encoder's unbatched input (text: the string); raises naming the file."""
+        if modality not in self.modalities:
+            raise ValueError(f"{path}: this model has no encoder for {modality} files")
+        return modality_entry(modality).read(Path(path), self.processor)
+
+    @torch.no_grad()
+    def embed(self, modality: str, inputs: list) -> torch.Tensor:
+        """Inputs of one modality (from :meth:`load`) → [N, E] L2-normalised, fp32."""
+        if modality == "text":
+            return self.embed_texts(inputs)
+        encoder = modality_entry(modality).encoder
+        x = torch.stack(inputs).to(self.dtype)
+        return F.normalize(self.model.embed(encoder, x).float(), dim=-1)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: list[str], truncate: bool = True) -> torch.Tensor:
+        """Texts → [N, E] L2-normalised (``truncate=False``: text longer than the context is an error)."""
+        if self.tokenizer is None:
+            raise ValueError(f"{self.model_dir or 'this model'} has no text encoder or no tokenizer files beside it")
+        batch = self.tokenizer(texts, truncate=truncate)
+        return F.normalize(self.model.embed("text", batch.ids, batch.attention_mask).float(), dim=-1)
+
+    @torch.no_grad()
+    def embed_images(self, images: list) -> torch.Tensor:
+        """PIL images or image files → [N, E] L2-normalised."""
+        transform = self.transform
+        pixels = [transform.load(x) if isinstance(x, (str, Path)) else transform(x) for x in images]
+        return self.embed("image", pixels)
+
+    def scale(self) -> torch.Tensor:
+        """The model's text–image logit scale (CLIP's temperature; ImageBind's text scale)."""
+        return self.model.scale().float()
+
+
+def _find_tokenizer(folder: Path, model: nn.Module) -> TextTokenizer | None:
+    if not any((folder / n).is_file() for n in TOKENIZER_FILES):
+        return None
+    text = model.config.text
+    context = getattr(text, "context_length", None) or getattr(text, "max_positions", None)
+    tok = load_tokenizer(folder)
+    return tok if tok.context_length <= context else load_tokenizer(folder, context)
+
