@@ -12,6 +12,7 @@ from polymodal.data.world import WorldDataset
 from polymodal.models.imagebind import TowerConfig
 from polymodal.modalities.text import train_tokenizer
 from polymodal.data.world.files import write_files
+from polymodal.data.world.sensor_inputs import world_processor
 from polymodal.registry import preset
 from polymodal.tasks import Embedder
 from polymodal.search.ingest import index_folder
@@ -28,7 +29,7 @@ def model_dir(tmp_path_factory):
     for m in ("audio", "depth", "thermal", "imu"):
         setattr(sensors, m, TowerConfig(32, 1, 2))
     model = imagebind_from_clip(polymodal.create("clip-tiny"), sensors)
-    polymodal.save(model, folder)
+    polymodal.save(model, folder, processor=world_processor(model.config))  # as `polymodal bind` saves it
     texts = [WorldDataset("train", 64, modalities=("caption",))[i]["caption"] for i in range(64)]
     train_tokenizer(texts, "clip", 400, context_length=16).save(folder)
     return folder
