@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from polymodal.pipeline import QUICK, run_pipeline
 from polymodal.search.store import Store
 
 
+@pytest.mark.slow
 def test_pipeline_runs_every_stage(tmp_path):
     lines = []
     summary = run_pipeline(tmp_path / "run", QUICK, report=lines.append)

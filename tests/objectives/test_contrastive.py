@@ -4,6 +4,7 @@ comparison measures the algebra, not fp32 summation order)."""
 
 import math
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -52,6 +53,7 @@ def _worker(rank, init_file, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_loss_and_gradients_equal_single_process(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
     got = torch.load(tmp_path / "rank0.pt", weights_only=True)

@@ -55,6 +55,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serve(index, attempts: int = 3):
+    """`polymodal serve` on a free port: (process, client, base URL). The port is free when chosen but
+    another process may take it before the server binds; then the server exits and we try another."""
+    for _ in range(attempts):
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(index), "--port", str(port),
+                                 "--token", TOKEN, "--max-upload-mb", "0.05"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if client.get("/api/health").status_code == 200:
+                    return proc, client, base
+            except httpx.TransportError:
+                time.sleep(0.2)
+        client.close()
+        error = proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no answer in 60 s"
+        proc.kill()
+        if "address already in use" not in error.lower():
+            break
+    pytest.fail(f"server did not start: {error}")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_dir, world_files):
     """`polymodal serve` on a free 127.0.0.1 port over 4 indexed world scenes: (client, files, base URL)."""
@@ -69,21 +94,7 @@ def server(tmp_path_factory, model_dir, world_files):
     doc.close()
     embedder = Embedder.from_checkpoint(model_dir)
     index_folder(folder, embedder, Store(root / "idx", embedder.dim, embedder.model_id, str(model_dir)))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(root / "idx"), "--port", str(port),
-                             "--token", TOKEN, "--max-upload-mb", "0.05"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if client.get("/api/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
+    proc, client, base = _serve(root / "idx")
     yield client, folder, base
     client.close()
     proc.terminate()

@@ -121,6 +121,7 @@ def test_bind_config_is_validated(tmp_path):
         load_config(None, ["stage1.nope=1"], cls=BindConfig)
 
 
+@pytest.mark.slow
 def test_recipe_end_to_end_at_toy_size(tmp_path):
     from polymodal.train.imagebind_recipe import run_recipe
 
@@ -136,7 +137,9 @@ def test_recipe_end_to_end_at_toy_size(tmp_path):
     assert set(results["modalities"]) == {"audio", "imu"}
     audio = results["modalities"]["audio"]
     assert set(audio["zero_shot"]) == {"place", "shape"} and "arithmetic" in audio
-    assert 0 <= audio["zero_shot"]["place"]["emergent"] <= 1 and "supervised" in audio["zero_shot"]["place"]
+    place = audio["zero_shot"]["place"]
+    for acc in (place["emergent"], place["supervised"]):  # a fraction of the 24 test scenes
+        assert 0 <= acc <= 1 and acc * 24 == pytest.approx(round(acc * 24))
     table = (tmp_path / "bind" / "results.md").read_text()
     assert "| audio | image | place **(target)** |" in table
     bound = polymodal.load(tmp_path / "bind" / "model")

@@ -42,7 +42,8 @@ def test_training_on_a_table_runs_and_lists_skipped_files(table, tmp_path):
         result = run(cfg)
     assert "text_to_image_R@1" in result
     assert "broken.png" in (tmp_path / "run" / "skipped.txt").read_text()
-    assert json.loads((tmp_path / "run" / "eval.json").read_text())["text_to_image_R@1"] >= 0
+    r1 = json.loads((tmp_path / "run" / "eval.json").read_text())["text_to_image_R@1"]
+    assert r1 == result["text_to_image_R@1"] and (r1 * 40) == pytest.approx(round(r1 * 40))  # hits among 40 pairs
 
 
 def test_missing_table_or_columns_are_named(tmp_path):

@@ -14,6 +14,20 @@ def _close(a, b):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _compare_all(ours: dict, expected: dict) -> None:
+    """Every output of the fixture, ``debug_*`` intermediates included, against ours."""
+    assert sorted(ours) == sorted(expected), "every stored output must be compared"
+    for key in expected:
+        torch.testing.assert_close(ours[key], expected[key], rtol=1e-4, atol=1e-5, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def _vision_trunk(model, images):
+    """(tokens after ln_pre [B, 1+N, D], after the blocks, before the final norm)."""
+    v = model.visual
+    x = v.norm_pre(torch.cat([v.cls_token.expand(images.shape[0], -1, -1), v.stem(images)], 1) + v.pos_embed)
+    return x, v.transformer(x)[0]
+
+
 @pytest.mark.parametrize("variant", ["", "_quickgelu"])
 def test_open_clip_fixture(fixtures, variant):
     folder = fixtures / "clip_openai"
@@ -22,24 +36,18 @@ def test_open_clip_fixture(fixtures, variant):
     assert model.config.vision.act == ("quick_gelu" if variant else "gelu")
     assert model.config.vision.heads == 2 and model.config.text.heads == 2
     inputs = load_file(folder / "inputs.safetensors")
-    expected = load_file(folder / f"outputs{variant}.safetensors")
+    images, text = inputs["images"], inputs["text"]
     with torch.no_grad():
-        _close(model.encode_image(inputs["images"]), expected["image_features"])
-        _close(model.encode_text(inputs["text"]), expected["text_features"])
-        _close(model.encode_image(inputs["images"], normalize=True), expected["image_features_normalized"])
-        _close(model.encode_text(inputs["text"], normalize=True), expected["text_features_normalized"])
-        per_image, per_text = model.logits(inputs["images"], inputs["text"])
-        _close(per_image, expected["logits_per_image"])
-        _close(per_text, expected["logits_per_text"])
-        tokens = model.visual.forward_features(inputs["images"])
-        # ln_post is our final norm; the fixture stores the tokens before it.
-        pre_norm_tokens = model.visual.transformer(
-            model.visual.norm_pre(torch.cat([model.visual.cls_token.expand(4, -1, -1),
-                                             model.visual.stem(inputs["images"])], 1)
-                                  + model.visual.pos_embed))[0]
-        _close(pre_norm_tokens, expected["debug_vision_tokens_after_transformer"])
-        _close(tokens, model.visual.norm(pre_norm_tokens))
-        _close(model.text.forward_features(inputs["text"]), expected["debug_text_tokens_after_ln_final"])
+        per_image, per_text = model.logits(images, text)
+        after_ln_pre, after_blocks = _vision_trunk(model, images)
+        ours = {"image_features": model.encode_image(images), "text_features": model.encode_text(text),
+                "image_features_normalized": model.encode_image(images, normalize=True),
+                "text_features_normalized": model.encode_text(text, normalize=True),
+                "logits_per_image": per_image, "logits_per_text": per_text,
+                "debug_vision_tokens_after_ln_pre": after_ln_pre,
+                "debug_vision_tokens_after_transformer": after_blocks,
+                "debug_text_tokens_after_ln_final": model.text.forward_features(text)}
+    _compare_all(ours, load_file(folder / f"outputs{variant}.safetensors"))
 
 
 def test_hf_clip_fixture(fixtures):
@@ -48,17 +56,18 @@ def test_hf_clip_fixture(fixtures):
     model = polymodal.load(folder)  # architecture from the HF config in config.json
     assert model.config.text.eot_token_id == 999
     inputs = load_file(folder / "inputs.safetensors")
-    expected = load_file(folder / "outputs.safetensors")
+    pixels, ids, mask = inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"]
     with torch.no_grad():
-        _close(model.encode_image(inputs["pixel_values"]), expected["image_features"])
-        _close(model.encode_text(inputs["input_ids"], inputs["attention_mask"]), expected["text_features"])
-        _close(model.encode_image(inputs["pixel_values"], normalize=True), expected["image_embeds"])
-        _close(model.encode_text(inputs["input_ids"], normalize=True), expected["text_embeds"])
-        per_image, _ = model.logits(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"])
-        _close(per_image, expected["logits_per_image"])
-        # With the padding mask, every position (padding too) matches HF's last_hidden_state.
-        _close(model.text.forward_features(inputs["input_ids"], inputs["attention_mask"]),
-               expected["debug_text_last_hidden_state"])
+        per_image, per_text = model.logits(pixels, ids, mask)
+        image, text = model.encode_image(pixels), model.encode_text(ids, mask)
+        ours = {"image_features": image, "text_features": text, "vision_pooler_output": image,
+                "text_pooler_output": text, "image_embeds": model.encode_image(pixels, normalize=True),
+                "text_embeds": model.encode_text(ids, normalize=True),  # the mask changes no pooled output
+                "logits_per_image": per_image, "logits_per_text": per_text,
+                "debug_vision_last_hidden_state": _vision_trunk(model, pixels)[1],
+                # With the padding mask, every position (padding too) matches HF's last_hidden_state.
+                "debug_text_last_hidden_state": model.text.forward_features(ids, mask)}
+    _compare_all(ours, load_file(folder / "outputs.safetensors"))
 
 
 def test_openai_layout_without_config_uses_openai_rules(fixtures):

@@ -41,7 +41,14 @@ def run_load(base_url: str, clients: int = 8, seconds: float = 30.0, token: str 
 
     def client(worker: int) -> None:
         with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
-            ids = [r["id"] for r in http.get("/api/search", params={"q": QUERIES[0], "k": 20}).json()["results"]]
+            try:  # the ids to look up; a failure here is the client's first error, not a lost thread
+                first = http.get("/api/search", params={"q": QUERIES[0], "k": 20})
+                first.raise_for_status()
+                ids = [r["id"] for r in first.json()["results"]]
+            except (httpx.HTTPError, ValueError, KeyError) as e:
+                with lock:
+                    report.errors.append(f"client {worker} first search: {type(e).__name__}: {e}")
+                return
             n = worker
             while time.perf_counter() < deadline:
                 kind = n % 3

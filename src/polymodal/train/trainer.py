@@ -172,6 +172,7 @@ class Trainer:
             self.ddp = shard(self.model)  # in place: self.model is the sharded model
         else:
             self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        self._write_run_info()
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr,
                                            betas=(o.beta1, o.beta2), eps=o.eps)
@@ -182,6 +183,16 @@ class Trainer:
         self._resume()
         if self.rank == 0:
             (self.out / "config.yaml").write_text(json.dumps(cfg.to_dict(), indent=1))  # JSON is valid YAML
+
+    def _write_run_info(self) -> None:
+        """``run_info.json``: how the run is parallelised and how many parameter elements this
+        process holds (under FSDP about 1/N of them: the proof that they are sharded)."""
+        local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in self.model.parameters())
+        if self.rank == 0:
+            info = {"processes": self.world, "parallel": "fsdp" if self.cfg.train.fsdp else
+                    ("ddp" if self.world > 1 else "none"),
+                    "parameters": sum(p.numel() for p in self.model.parameters()), "local_parameters": local}
+            (self.out / "run_info.json").write_text(json.dumps(info, indent=1))
 
     @torch.no_grad()
     def _frozen_text_features(self) -> torch.Tensor | None:
