@@ -1,4 +1,4 @@
-"""The ``polymodal`` command line: models, info, embed, zero-shot, demo."""
+"""The ``polymodal`` command line: models, info, embed, zero-shot, train, bind, index, search, serve, pipeline."""
 
 from __future__ import annotations
 
@@ -187,21 +187,6 @@ def zero_shot(
         raise typer.Exit(1)
 
 
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="where the model, images and labels go")] = Path("out/demo"),
-    steps: int = 1200,
-    seed: int = 0,
-) -> None:
-    """The main job: CLIP with the packaged MiniLM text tower, trained briefly, then zero-shot."""
-    from .demo import run_demo
-
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {out} exists and is not a folder")
-    results = run_demo(out, steps=steps, seed=seed, console=console)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context, config: Path) -> None:
     """Train from a YAML config; extra arguments are key=value overrides (e.g. train.steps=200).
@@ -209,6 +194,7 @@ def train(ctx: typer.Context, config: Path) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .train.config import ConfigError, load_config
+    from .recipes.world_clip import evaluate_for
     from .train.trainer import TrainingError, run
 
     try:
@@ -221,7 +207,7 @@ def train(ctx: typer.Context, config: Path) -> None:
         task = bar.add_task("train", total=cfg.train.steps, loss=float("nan"), rate=0.0)
         try:
             result = run(cfg, progress=lambda r: bar.update(task, completed=r["step"], loss=r["loss"],
-                                                            rate=r["samples_per_s"]))
+                                                            rate=r["samples_per_s"]), evaluate_fn=evaluate_for(cfg))
         except (ConfigError, TrainingError) as e:
             _fail(str(e))
     console.print_json(json.dumps(result))
@@ -233,7 +219,7 @@ def bind(ctx: typer.Context, config: Path) -> None:
     and IMU encoders to the frozen image space; reports emergent zero-shot against a supervised
     upper bound, retrieval and embedding arithmetic. Extra arguments are key=value overrides."""
     from .train.config import BindConfig, ConfigError, load_config
-    from .train.imagebind_recipe import run_recipe
+    from .recipes.imagebind import run_recipe
     from .train.trainer import TrainingError
 
     try:
@@ -338,7 +324,7 @@ def serve(
 def pipeline(out: Annotated[Path, typer.Option(help="folder for everything the run makes")] = Path("runs/pipeline")) -> None:
     """The whole pipeline on the world: CLIP stage, ImageBind binding stage, evaluation report with
     plots, held-out files indexed; ends with the command that serves the search UI."""
-    from .pipeline import run_pipeline
+    from .recipes.pipeline import run_pipeline
 
     run_pipeline(out, report=lambda line: console.print(line, highlight=False))
 
@@ -353,6 +339,7 @@ def evaluate_cmd(
     zero-shot accuracy; prints JSON and writes eval.json + eval.md beside the checkpoint."""
     from .modalities.text import load_tokenizer
     from .train.config import ConfigError, load_config
+    from .recipes.world_clip import evaluate_for
     from .train.trainer import evaluate
     from .weights import CheckpointError, load_checkpoint
 
@@ -362,7 +349,7 @@ def evaluate_cmd(
         tokenizer = load_tokenizer(checkpoint)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         _fail(str(e))
-    result = evaluate(model, tokenizer, cfg)
+    result = (evaluate_for(cfg) or evaluate)(model, tokenizer, cfg)
     (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in result.items())
     (checkpoint / "eval.md").write_text(f"| metric | value |\n|---|---|\n{rows}\n")

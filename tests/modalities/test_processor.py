@@ -48,7 +48,7 @@ def test_a_bound_model_embeds_sensor_files_exactly_as_it_was_trained(tmp_path):
     """Files written from world samples and read back through the saved processor equal the
     training inputs (world_sensor_input) bit for bit."""
     from polymodal.data.world import WorldDataset
-    from polymodal.train.binding import imagebind_from_clip
+    from polymodal.models.imagebind import imagebind_from_clip
 
     sensors = preset("imagebind-world")
     model = imagebind_from_clip(polymodal.create("clip-tiny"), sensors)

@@ -17,7 +17,7 @@ from polymodal.registry import preset
 from polymodal.tasks import Embedder
 from polymodal.search.ingest import index_folder
 from polymodal.search.store import Store
-from polymodal.train.binding import imagebind_from_clip
+from polymodal.models.imagebind import imagebind_from_clip
 
 
 @pytest.fixture(scope="session")

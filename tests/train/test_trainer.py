@@ -130,7 +130,7 @@ def test_two_process_fsdp_matches_one_process_and_saves_our_layout(tmp_path, tok
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
     trainer = Trainer(load_config(None, [*TINY, "train.steps=6", "train.ckpt_every=2", f"train.out={tmp_path}"]))
-    real = trainer.loss_fn
+    real = trainer.objective.loss_fn
     calls = []
 
     def poisoned(*args):
@@ -138,7 +138,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
         loss = real(*args)
         return loss * float("nan") if len(calls) == 5 else loss
 
-    trainer.loss_fn = poisoned
+    trainer.objective.loss_fn = poisoned
     with pytest.raises(TrainingError, match=r"at step 5; the last good checkpoint \(step 4\)"):
         trainer.train()
     assert torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)["step"] == 4

@@ -100,13 +100,13 @@ def test_trainer_streams_shards_and_resumes_exactly(tmp_path, shards):
               f"data.tokenizer={tmp_path / 'tok'}", "train.ckpt_every=3"]
     whole = Trainer(load_config(None, [*common, "train.steps=8", f"train.out={tmp_path / 'whole'}"])).train()
     crashing = Trainer(load_config(None, [*common, "train.steps=8", f"train.out={tmp_path / 'part'}"]))
-    save = crashing.save_checkpoint
+    save = crashing.engine.save_checkpoint
 
     def save_then_crash():
         save()
         raise KeyboardInterrupt  # the process dies right after its first checkpoint (step 3)
 
-    crashing.save_checkpoint = save_then_crash
+    crashing.engine.save_checkpoint = save_then_crash
     with pytest.raises(KeyboardInterrupt):
         crashing.train()
     resumed = Trainer(load_config(None, [*common, "train.steps=8", f"train.out={tmp_path / 'part'}"]))

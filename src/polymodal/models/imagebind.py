@@ -227,6 +227,25 @@ class ImageBind(nn.Module):
         return {m: self.encode(m, x) for m, x in inputs.items()}
 
 
+def imagebind_from_clip(clip, sensors: ImageBindConfig) -> ImageBind:
+    """Checkpoint surgery: an ImageBind whose image and text encoders are ``clip``'s towers (a 2-D
+    patch weight is inflated over ImageBind's 2-frame tubelets, a conv stem runs per frame — either
+    way an image embeds exactly as in the CLIP) and whose text scale is the CLIP's temperature; the
+    sensor encoders (sized by ``sensors``) are new."""
+    model = ImageBind.from_config(with_clip_towers(sensors, clip.config))
+    vision = dict(clip.visual.state_dict())
+    if clip.config.vision.stem == "conv":  # the same 2-D stem, run per frame
+        vision = {"stem." + k if k.startswith("stem.") else k: v for k, v in vision.items()}
+    else:
+        model.encoders["image"].stem.inflate_from(vision.pop("stem.proj.weight"))
+        vision["stem.proj.weight"] = model.encoders["image"].stem.proj.weight.detach().clone()
+    model.encoders["image"].load_state_dict(vision)  # strict: every other key has the same name
+    model.encoders["text"].load_state_dict(clip.text.state_dict())
+    with torch.no_grad():
+        model.postprocessors["text"].log_logit_scale.copy_(clip.logit_scale)
+    return model
+
+
 def _example_inputs(c: ImageBindConfig) -> dict:
     from ..registry import example_inputs
 

@@ -14,6 +14,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .base import Objective, split_batch
+
 
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather forward; backward sums every rank's gradient of the gathered tensor and keeps
@@ -73,3 +75,66 @@ class ClipLoss(nn.Module):
         per_image, per_text, labels = self.logits(image_features, text_features, logit_scale)
         ce = lambda logits: F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)  # noqa: E731
         return (ce(per_image) + ce(per_text)) / 2
+
+
+class Contrastive(Objective):
+    """CLIP training: a batch of (image, caption) pairs, every pair contrasted with every other.
+
+    Batch: ``pixels`` [B, 3, S, S] and either ``ids``/``mask`` [B, L] (the text tower runs) or
+    ``text_pooled`` [B, width] (a frozen text tower's pooled output, computed once: only its
+    projection trains). ``clip`` is the unwrapped model (its towers, projection and temperature).
+    """
+
+    def __init__(self, clip: nn.Module, loss_fn: ClipLoss | None = None):
+        self.clip, self.loss_fn = clip, loss_fn or ClipLoss()
+
+    def features(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised (image [b, E], text [b, E]) features in fp32 and the logit scale (from the
+        forward, where a sharded model's parameters are gathered)."""
+        if "text_pooled" in batch:
+            image = self.clip.encode_image(batch["pixels"], normalize=True)
+            text = F.normalize(self.clip.text.proj(batch["text_pooled"]), dim=-1)
+            scale = self.clip.scale()
+        else:
+            out = model(batch["pixels"], batch["ids"], batch["mask"])
+            image, text, scale = out["image_features"], out["text_features"], out["logit_scale"]
+        return image.float(), text.float(), scale
+
+    def loss(self, model, batch):
+        image, text, scale = self.features(model, batch)
+        return self.loss_fn(image, text, scale), {"logit_scale": scale.item()}
+
+    def loss_and_grads(self, model, batch, accum, sync, autocast, check):
+        """With ``accum`` k > 1 (open_clip's accum-freq): a no-grad pass caches every micro-batch's
+        features, then each micro-batch is recomputed with gradients and its features placed among
+        the cached ones, so the loss always contrasts the whole batch. The temperature takes its
+        gradient in the first pass only, which makes the accumulated gradient equal the one-pass one."""
+        if accum == 1:
+            return super().loss_and_grads(model, batch, accum, sync, autocast, check)
+        chunks = split_batch(batch, accum)
+        with torch.no_grad(), autocast:
+            cached = [self.features(model, c) for c in chunks]
+        images, texts = [c[0] for c in cached], [c[1] for c in cached]
+        for j, chunk in enumerate(chunks):
+            with sync(j == accum - 1):
+                with autocast:
+                    image, text, scale = self.features(model, chunk)
+                loss = self.loss_fn(torch.cat([*images[:j], image, *images[j + 1:]]),
+                                    torch.cat([*texts[:j], text, *texts[j + 1:]]), scale if j == 0 else scale.detach())
+                check(loss)
+                loss.backward()
+        return loss.detach(), {"logit_scale": scale.item()}
+
+
+class BindToTargets(Objective):
+    """ImageBind's stage 2: an encoder's normalised output [B, E] against fixed target embeddings
+    [B, E] (the frozen image tower's), symmetric InfoNCE at a fixed scale.
+
+    Batch: ``inputs`` (the encoder's input) and ``targets`` [B, E] L2-normalised."""
+
+    def __init__(self, scale: float, loss_fn: ClipLoss | None = None):
+        self.scale, self.loss_fn = scale, loss_fn or ClipLoss()
+
+    def loss(self, model, batch):
+        out = F.normalize(model(batch["inputs"]).float(), dim=-1)
+        return self.loss_fn(out, batch["targets"], self.scale), {}

@@ -1,8 +1,10 @@
-"""``torchrun --nproc_per_node N -m polymodal.train CONFIG.yaml [key=value …]``."""
+"""``torchrun --nproc_per_node N -m polymodal.train CONFIG.yaml [key=value …]`` — an entry point,
+like the CLI, so it wires in the world recipe's evaluation for world data."""
 
 import json
 import sys
 
+from ..recipes.world_clip import evaluate_for
 from .config import load_config
 from .trainer import run
 
@@ -10,8 +12,9 @@ from .trainer import run
 def main(argv: list[str]) -> None:
     path = argv[0] if argv and not "=" in argv[0] else None
     overrides = [a for a in argv if "=" in a]
-    result = run(load_config(path, overrides))
-    if result.get("text_to_image_R@1") is not None:
+    cfg = load_config(path, overrides)
+    result = run(cfg, evaluate_fn=evaluate_for(cfg))
+    if result:
         print(json.dumps(result, indent=1))
 
 

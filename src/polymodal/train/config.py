@@ -27,7 +27,9 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     kind: str = "world"  # "world" (generated), "csv" (your own pictures) or "wds" (WebDataset shards, streamed)
-    path: str | None = None  # csv: a CSV/TSV with columns filepath, caption; wds: a folder of .tar shards
+    path: str | None = None  # csv: a CSV/TSV of image paths and captions; wds: a folder of .tar shards
+    image_key: str = "filepath"  # csv: the column holding image paths (open_clip's --csv-img-key)
+    caption_key: str = "caption"  # csv: the column holding captions (open_clip's --csv-caption-key)
     val_path: str | None = None  # csv/wds: optional validation table / shards for retrieval metrics
     workers: int = 0  # wds: DataLoader workers per process (each reads its own shards)
     shuffle_buffer: int = 1000  # wds: samples held for shuffling
@@ -70,8 +72,16 @@ class TrainConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    kind: str = "contrastive"  # "contrastive" (CLIP: image–caption pairs) or "classification" (a ViT's head)
+    label: str = "place"  # classification on the world: "place" or "count" (objects in the scene)
+    label_smoothing: float = 0.0
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -97,12 +107,11 @@ class BindConfig:
     train_n: int = 4000
     test_n: int = 500
     seed: int = 0
-    steps: int = 300
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 30
-    precision: str = "bf16"
+    # Each encoder trains through the one engine with these (train.out, checkpoints and metrics
+    # files do not apply: the recipe writes its own log.jsonl).
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=30))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=300, batch_size=128, precision="bf16",
+                                                                   log_every=50))
     supervised: bool = True  # also train the (sensor, text) upper bound for each modality
     workers: int = 2  # processes rendering the world
     out: str = "runs/imagebind-world"
@@ -111,7 +120,8 @@ class BindConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"), "precision": ("fp32", "bf16")}
+CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"),
+           "objective.kind": ("contrastive", "classification"), "objective.label": ("place", "count")}
 
 
 def _check_type(value, hint, where: str):
@@ -149,11 +159,17 @@ def _build(cls, data: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
     values = {}
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls)
+                if f.default_factory is not dataclasses.MISSING}
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value, key)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+            # Keys not given keep this config's own defaults for the section (BindConfig's
+            # train.precision is bf16), not the section class's.
+            values[name] = _build(hint, {**dataclasses.asdict(defaults[name]), **value}, key)
         else:
             values[name] = _check_type(value, hint, key)
             allowed = CHOICES.get(key.split(": ")[-1])

@@ -124,3 +124,20 @@ def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank
     ids, mask = data.ids[idx, p], data.mask[idx, p]
     length = int(mask.sum(dim=1).max())  # drop all-padding columns: the text tower costs O(L)
     return normalize(data.images[idx]), ids[:, :length], mask[:, :length]
+
+
+def world_labels(split: str, n: int, seed: int, size: int, label: str) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Render ``n`` scenes of ``split`` with one label each → (images uint8 [n, 3, S, S], labels
+    int64 [n], class names). ``label``: ``place`` (the scene's place) or ``count`` (1–4 objects)."""
+    from ..data.world.scene import PLACES
+
+    if label not in ("place", "count"):
+        raise ValueError(f"unknown world label {label!r}; known: place, count")
+    classes = list(PLACES) if label == "place" else [1, 2, 3, 4]
+    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
+    labels = torch.empty(n, dtype=torch.long)
+    for i in range(n):
+        scene = sample_scene(seed, split, i)
+        images[i] = torch.from_numpy(render(scene, size).image).permute(2, 0, 1)
+        labels[i] = classes.index(scene.place if label == "place" else len(scene.objects))
+    return images, labels, classes

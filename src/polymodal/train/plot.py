@@ -1,5 +1,5 @@
-"""PNG curves of a run: loss, learning rate, temperature (logit scale) and validation metrics,
-read from ``RUN/metrics.jsonl``."""
+"""PNG curves of a run: loss, learning rate, what the objective logs (temperature, accuracy) and
+validation metrics, read from ``RUN/metrics.jsonl``."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not train:
         raise ValueError(f"{metrics} has no training records")
     steps = sorted(train)
-    panels = [("loss", "loss"), ("lr", "learning rate"), ("logit_scale", "temperature (logit scale)")]
-    val_keys = sorted({k for rec in val.values() for k in rec if k.startswith("val/") and "R@" in k})
+    optional = [("logit_scale", "temperature (logit scale)"), ("accuracy", "batch accuracy")]
+    panels = [("loss", "loss"), ("lr", "learning rate")] + [p for p in optional if p[0] in train[steps[0]]]
+    val_keys = sorted({k for rec in val.values() for k in rec if k.startswith("val/") and ("R@" in k or "acc" in k)})
     fig, axes = plt.subplots(1, len(panels) + bool(val_keys), figsize=(4.2 * (len(panels) + bool(val_keys)), 3.4))
     for ax, (key, title) in zip(axes, panels):
         ax.plot(steps, [train[s][key] for s in steps], lw=1.2)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -19,14 +20,16 @@ from typing import Callable
 import torch
 
 from ..data.world.sensor_inputs import world_processor
-from ..eval import binding as ev
+from ..models.imagebind import imagebind_from_clip
 from ..modalities.text import load_tokenizer
 from ..models.clip import CLIP
 from ..registry import preset
 from ..weights import load_checkpoint, save
-from .binding import fresh_encoder, freeze, imagebind_from_clip, train_encoder
+from ..train.binding import fresh_encoder, freeze, train_encoder
+from ..train.config import BindConfig, ConfigError, load_config
+from . import binding_eval as ev
+from .world_clip import evaluate_for
 from .binding_data import SENSORS, BindingData, embed_texts, prepare
-from .config import BindConfig, ConfigError, load_config
 
 # The zero-shot task each sensor is judged on for the ≥ 0.8 × supervised target (others are reported).
 PRIMARY = {"audio": "place", "depth": "count", "thermal": "place", "imu": "camera"}
@@ -41,7 +44,7 @@ def stage_one(cfg: BindConfig, report: Callable[[str], None]) -> Path:
         if not (folder / "config.json").is_file():
             raise ConfigError(f"stage1.model: {folder} is not a saved model folder (no config.json)")
         return folder
-    from .trainer import run
+    from ..train.trainer import run
 
     clip_cfg = load_config(cfg.stage1.config, cfg.stage1.overrides)
     folder = Path(clip_cfg.train.out) / "model"
@@ -50,7 +53,7 @@ def stage_one(cfg: BindConfig, report: Callable[[str], None]) -> Path:
         return folder
     report(f"stage 1: training the CLIP recipe {cfg.stage1.config} → {clip_cfg.train.out}")
     run(clip_cfg, progress=lambda r: report(f"stage 1 step {r['step']}/{clip_cfg.train.steps} loss {r['loss']:.3f}")
-        if r["step"] % 100 == 0 else None)
+        if r["step"] % 100 == 0 else None, evaluate_fn=evaluate_for(clip_cfg))
     return folder
 
 
@@ -115,9 +118,8 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
     results: dict = {"stage1_model": str(clip_dir), "config": cfg.to_dict(), "modalities": {}}
     for m in modalities:
         scale = config.scales[m]
-        kw = dict(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                  warmup=cfg.warmup_steps, seed=cfg.seed, precision=cfg.precision)
-        report(f"stage 2: binding {m} to the {'video clip' if m == 'imu' else 'image'} ({cfg.steps} steps)")
+        kw = dict(optim=cfg.optim, train=dataclasses.replace(cfg.train, seed=cfg.seed))
+        report(f"stage 2: binding {m} to the {'video clip' if m == 'imu' else 'image'} ({cfg.train.steps} steps)")
         train_encoder(model.encoders[m], scale, train.inputs[m], train.video if m == "imu" else train.image,
                       log=lambda r, m=m: (note({"modality": m, "kind": "emergent", **r}),
                                           report(f"  {m} step {r['step']} loss {r['loss']:.3f}")), **kw)

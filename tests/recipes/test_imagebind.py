@@ -8,11 +8,14 @@ import torch
 
 import polymodal
 from polymodal.data.world import WorldDataset
-from polymodal.eval import binding as ev
+from polymodal.recipes import binding_eval as ev
 from polymodal.models.imagebind import TowerConfig
 from polymodal.registry import preset
-from polymodal.train.binding import imagebind_from_clip, info_nce, train_encoder
-from polymodal.train.binding_data import video_clips_of, world_sensor_input
+from polymodal.models.imagebind import imagebind_from_clip
+from polymodal.objectives import ClipLoss
+from polymodal.recipes.binding_data import video_clips_of, world_sensor_input
+from polymodal.train.binding import train_encoder
+from polymodal.train.config import OptimConfig, TrainConfig
 from polymodal.train.config import BindConfig, ConfigError, load_config
 
 
@@ -53,10 +56,10 @@ def test_clip_towers_are_carried_over_exactly(stem):
     assert model.postprocessors["text"].scale().item() == pytest.approx(clip.scale().item())
 
 
-def test_info_nce_is_low_for_matched_rows_only():
+def test_binding_loss_is_low_for_matched_rows_only():
     a = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
-    assert info_nce(a, a, 20.0) < 0.05
-    assert info_nce(a, a.roll(1, 0), 20.0) > 5.0
+    assert ClipLoss()(a, a, 20.0) < 0.05
+    assert ClipLoss()(a, a.roll(1, 0), 20.0) > 5.0
 
 
 def test_train_encoder_learns_a_linear_binding_and_is_deterministic():
@@ -67,7 +70,8 @@ def test_train_encoder_learns_a_linear_binding_and_is_deterministic():
     def fit():
         torch.manual_seed(1)
         enc = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.GELU(), torch.nn.Linear(32, 8))
-        return enc, train_encoder(enc, 10.0, x, targets, steps=60, batch_size=64, lr=3e-3, warmup=5, precision="fp32")
+        return enc, train_encoder(enc, 10.0, x, targets, optim=OptimConfig(lr=3e-3, weight_decay=0.05, warmup_steps=5),
+                                  train=TrainConfig(steps=60, batch_size=64, precision="fp32"))
 
     enc, losses = fit()
     _, again = fit()
@@ -113,8 +117,11 @@ def test_zero_shot_truth_chance_and_arithmetic():
 
 
 def test_bind_config_is_validated(tmp_path):
-    cfg = load_config("configs/imagebind-world.yaml", ["steps=7"], cls=BindConfig)
-    assert cfg.steps == 7 and cfg.modalities == ["audio", "depth", "thermal", "imu"]
+    cfg = load_config("configs/imagebind-world.yaml", ["train.steps=7"], cls=BindConfig)
+    assert cfg.train.steps == 7 and cfg.modalities == ["audio", "depth", "thermal", "imu"]
+    # Keys a section does not give keep the recipe's defaults, not the section class's.
+    assert (cfg.train.precision, cfg.train.batch_size, cfg.optim.lr) == ("bf16", 128, 1e-3)
+    assert load_config(None, ["train.steps=5"], cls=BindConfig).train.precision == "bf16"
     with pytest.raises(ConfigError, match=r"modalities\[0\]: expected str"):
         load_config(None, ["modalities=[1]"], cls=BindConfig)
     with pytest.raises(ConfigError, match="unknown key"):
@@ -123,13 +130,13 @@ def test_bind_config_is_validated(tmp_path):
 
 @pytest.mark.slow
 def test_recipe_end_to_end_at_toy_size(tmp_path):
-    from polymodal.train.imagebind_recipe import run_recipe
+    from polymodal.recipes.imagebind import run_recipe
 
     stage1 = ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=64", "data.val_n=32",
               "data.tokenizer_vocab=400", "train.batch_size=32", "train.steps=2", "train.threads=1",
               "optim.warmup_steps=1", f"train.out={tmp_path / 'clip'}"]
     cfg = load_config(None, [f"stage1.overrides={json.dumps(stage1)}", "stage1.config=configs/clip-world-tiny.yaml",
-                             "train_n=48", "test_n=24", "steps=3", "batch_size=16", "warmup_steps=1", "workers=0",
+                             "train_n=48", "test_n=24", "train.steps=3", "train.batch_size=16", "optim.warmup_steps=1", "workers=0",
                              "modalities=[audio, imu]", f"out={tmp_path / 'bind'}"], cls=BindConfig)
     lines = []
     results = run_recipe(cfg, report=lines.append)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..data.world.captions import WHERE
 from ..data.world.scene import COLOURS, PLACES, SHAPES, Scene
-from .metrics import retrieval_metrics
+from ..eval.metrics import retrieval_metrics
 
 TASKS = {"audio": ("place", "shape"), "depth": ("count", "shape"), "thermal": ("place", "count"),
          "imu": ("camera",)}

@@ -17,7 +17,7 @@ from ..data.world.scene import Scene
 from ..data.world.sensor_inputs import SENSORS, VIDEO_FRAMES, video_clips_of, world_sensor_input
 from ..modalities.text import TextTokenizer
 from ..models.imagebind import ImageBind
-from .data import normalize
+from ..train.data import normalize
 
 @dataclass
 class BindingData:

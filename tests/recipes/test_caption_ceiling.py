@@ -7,7 +7,7 @@ import pytest
 
 from polymodal.data.world.captions import captions
 from polymodal.data.world.scene import sample_scene
-from polymodal.eval.caption_ceiling import fits, recall_at_1_ceiling
+from polymodal.recipes.caption_ceiling import fits, recall_at_1_ceiling
 
 
 def test_every_caption_fits_its_own_scene_and_states_its_objects():

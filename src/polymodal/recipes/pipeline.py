@@ -38,9 +38,10 @@ QUICK = PipelineSizes(64, 2, 48, 24, 3, 4, 32)  # for tests: every stage runs, n
 
 def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = PipelineSizes(),
                  report: Callable[[str], None] = print) -> dict:
-    from .train.config import BindConfig, StageOneConfig, load_config
-    from .train.imagebind_recipe import run_recipe
-    from .train.trainer import run
+    from ..train.config import BindConfig, StageOneConfig, load_config
+    from ..train.trainer import run
+    from .imagebind import run_recipe
+    from .world_clip import evaluate_for
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,23 +55,23 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
         f"train.out={out / 'clip'}"])
     report(f"[1/5] stage 1: CLIP on {s.clip_scenes} world scenes, {s.clip_steps} steps (frozen MiniLM text)")
     clip_eval = run(clip_cfg, progress=lambda r: report(f"  step {r['step']} loss {r['loss']:.3f}")
-                    if r["step"] % 50 == 0 else None)
+                    if r["step"] % 50 == 0 else None, evaluate_fn=evaluate_for(clip_cfg))
     report(f"  text→image R@1 {clip_eval['text_to_image_R@1']:.3f} R@5 {clip_eval['text_to_image_R@5']:.3f}")
     report(f"[2/5] stage 2: binding audio, depth, thermal, IMU to the image space ({s.bind_scenes} scenes)")
-    bind_cfg = load_config(None, [f"train_n={s.bind_scenes}", f"test_n={s.bind_test}", f"steps={s.bind_steps}",
-                                  f"batch_size={min(128, s.bind_scenes // 2)}", "warmup_steps=10",
+    bind_cfg = load_config(None, [f"train_n={s.bind_scenes}", f"test_n={s.bind_test}", f"train.steps={s.bind_steps}",
+                                  f"train.batch_size={min(128, s.bind_scenes // 2)}", "optim.warmup_steps=10",
                                   f"out={out / 'imagebind'}"], cls=BindConfig)
     bind_cfg.stage1 = StageOneConfig(model=str(out / "clip" / "model"))
     run_recipe(bind_cfg, report=lambda line: report("  " + line))
-    from .tasks import Embedder
+    from ..tasks import Embedder
 
     embedder = Embedder.from_checkpoint(out / "imagebind" / "model")
     report("[3/5] report: curves, retrieval examples, cross-modal similarities")
     report_file = write_report(out, embedder, clip_eval, n_grid=min(6, s.bind_test))
     report(f"[4/5] writing {s.index_scenes} held-out scenes as ordinary files")
-    from .data.world.files import write_files
-    from .search.ingest import index_folder
-    from .search.store import Store
+    from ..data.world.files import write_files
+    from ..search.ingest import index_folder
+    from ..search.store import Store
 
     files = write_files(out / "files", "test", s.index_scenes, start=s.bind_test)
     report("[5/5] indexing them")
@@ -93,8 +94,8 @@ def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .data.world import WorldDataset
-    from .train.data import normalize
+    from ..data.world import WorldDataset
+    from ..train.data import normalize
 
     model = embedder.model
     # Stage-2 loss curves (stage 1's are out/clip/curves.png, drawn by the trainer).
@@ -116,7 +117,7 @@ def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
     test = WorldDataset("test", 64, image_size=model.config.image_size,
                         modalities=("image", "caption", "audio", "depth", "thermal"))
     items = [test[i] for i in range(64)]
-    from .data.world.sensor_inputs import world_sensor_input
+    from ..data.world.sensor_inputs import world_sensor_input
 
     with torch.no_grad():
         images = torch.stack([it["image"] for it in items])
