@@ -194,6 +194,7 @@ def train(ctx: typer.Context, config: Path) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .train.config import ConfigError, load_config
+    from .eval.tables import metrics_table
     from .recipes.world_clip import evaluate_for
     from .train.trainer import TrainingError, run
 
@@ -210,7 +211,7 @@ def train(ctx: typer.Context, config: Path) -> None:
                                                             rate=r["samples_per_s"]), evaluate_fn=evaluate_for(cfg))
         except (ConfigError, TrainingError) as e:
             _fail(str(e))
-    console.print_json(json.dumps(result))
+    console.print(metrics_table(result, f"{cfg.train.out} (full values: eval.json)"))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -339,6 +340,7 @@ def evaluate_cmd(
     zero-shot accuracy; prints JSON and writes eval.json + eval.md beside the checkpoint."""
     from .modalities.text import load_tokenizer
     from .train.config import ConfigError, load_config
+    from .eval.tables import metrics_table
     from .recipes.world_clip import evaluate_for
     from .train.trainer import evaluate
     from .weights import CheckpointError, load_checkpoint
@@ -353,7 +355,7 @@ def evaluate_cmd(
     (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in result.items())
     (checkpoint / "eval.md").write_text(f"| metric | value |\n|---|---|\n{rows}\n")
-    console.print_json(json.dumps(result))
+    console.print(metrics_table(result, f"{checkpoint} (full values: eval.json)"))
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """The training engine: config validation, exact resume after SIGKILL, 2-process DDP, NaN guard."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,8 @@ def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
     result = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert {"text_to_image_R@1", "image_to_text_R@5", "zero_shot_held_out_top1"} <= set(result)
     assert json.loads((tmp_path / "run" / "config.yaml").read_text())["train"]["steps"] == 3
+    # People read a rounded table; the full values stay in eval.json.
+    assert "text_to_image_R@1" in ok.stdout and not re.search(r"\d\.\d{5,}", ok.stdout), ok.stdout
     bad = subprocess.run(exe + ["train.stepz=3"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "stepz" in bad.stderr
     again = subprocess.run([sys.executable, "-m", "polymodal.cli", "eval", "configs/clip-world-tiny.yaml",

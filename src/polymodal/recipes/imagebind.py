@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from ..data.world.sensor_inputs import world_processor
+from ..eval.tables import metrics_line
 from ..models.imagebind import imagebind_from_clip
 from ..modalities.text import load_tokenizer
 from ..models.clip import CLIP
@@ -130,7 +131,7 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
             train_encoder(supervised, scale, train.inputs[m], train.narration if m == "imu" else train.captions,
                           log=lambda r, m=m: note({"modality": m, "kind": "supervised", **r}), **kw)
         results["modalities"][m] = evaluate_modality(model, m, model.encoders[m], supervised, test, embed)
-        report(f"  {m}: " + json.dumps(results["modalities"][m]["zero_shot"]))
+        report(f"  {m} zero-shot: " + metrics_line(results["modalities"][m]["zero_shot"]))
     log.close()
     results["primary"] = {m: PRIMARY[m] for m in modalities}
     save(model, out / "model", processor=world_processor(model.config))
