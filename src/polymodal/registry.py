@@ -21,14 +21,14 @@ written with their registered ``kind`` and read back by it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
+
+from .plugins import import_all
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,7 @@ def register_preset(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any
 
 def load_all() -> None:
     """Import every module of :mod:`polymodal.models` (each registers its family and presets)."""
-    package = importlib.import_module("polymodal.models")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
+    import_all("polymodal.models")
 
 
 def preset(name: str):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import polymodal
-from polymodal.registry import PRESETS, build, preset
+from polymodal.registry import build, preset
 
 # Published counts: timm's ViTs (with the 1000-class head) and OpenAI's CLIP model card/notebook.
 PUBLISHED = {

@@ -9,11 +9,11 @@ more means a leading clip axis, whose embeddings are averaged). Adding a modalit
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from ..plugins import import_all
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ def register_modality(modality: Modality) -> Modality:
 
 
 def load_all() -> None:
-    package = importlib.import_module("polymodal.modalities")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
+    import_all("polymodal.modalities")
 
 
 def modality(name: str) -> Modality:

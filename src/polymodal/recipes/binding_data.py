@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..data.world import WorldDataset
 from ..data.world.scene import Scene
 from ..data.world.sensor_inputs import SENSORS, VIDEO_FRAMES, video_clips_of, world_sensor_input
 from ..modalities.text import TextTokenizer
+from ..tasks.embedder import Embedder
 from ..models.imagebind import ImageBind
 from ..train.data import normalize
 
@@ -36,19 +36,9 @@ class BindingData:
         return len(self.scenes)
 
 
-@torch.no_grad()
-def embed_texts(model: ImageBind, tokenizer: TextTokenizer, texts: list[str], batch: int = 256) -> torch.Tensor:
+def embed_texts(model: ImageBind, tokenizer: TextTokenizer, texts: list[str]) -> torch.Tensor:
     """Texts → [N, E] L2-normalised text embeddings."""
-    out = []
-    for i in range(0, len(texts), batch):
-        enc = tokenizer(texts[i:i + batch], truncate=True)
-        out.append(F.normalize(model.encode("text", enc.ids, enc.attention_mask, postprocess=False), dim=-1))
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def _embed(model: ImageBind, modality: str, x: torch.Tensor) -> torch.Tensor:
-    return F.normalize(model.encode(modality, x, postprocess=False), dim=-1)
+    return Embedder(model, tokenizer).embed_texts(texts)
 
 
 def _collate(items: list[dict]) -> list[dict]:
@@ -69,13 +59,13 @@ def prepare(model: ImageBind, tokenizer: TextTokenizer, split: str, n: int, seed
     inputs: dict[str, list] = {m: [] for m in modalities}
     image, video, scenes, captions, narration, pan = [], [], [], [], [], []
     was_training = model.training
-    model.eval()
+    embedder = Embedder(model, tokenizer)  # the frozen towers in eval mode
     for items in loader:
         for m in modalities:
             inputs[m].append(torch.stack([world_sensor_input(m, it, c.audio_frames) for it in items]))
-        image.append(_embed(model, "image", normalize(torch.stack([it["image"] for it in items]))))
+        image.append(embedder.embed("image", normalize(torch.stack([it["image"] for it in items]))))
         clips = torch.stack([video_clips_of(it["video"], c.video_frames) for it in items])  # [b, S, 3, k, H, W]
-        video.append(_embed(model, "image", clips))
+        video.append(embedder.embed("image", clips))
         for it in items:
             scenes.append(it["scene"])
             captions.append(it["captions"])
@@ -83,13 +73,13 @@ def prepare(model: ImageBind, tokenizer: TextTokenizer, split: str, n: int, seed
             pan.append(_pan_direction(it["narration"]))
         if progress is not None:
             progress(len(scenes), n)
-    model.train(was_training)
     p = len(captions[0])
-    cap = embed_texts(model, tokenizer, [t for row in captions for t in row]).view(n, p, -1)
+    cap = embedder.embed_texts([t for row in captions for t in row]).view(n, p, -1)
+    narration_emb = embedder.embed_texts(narration)
+    model.train(was_training)
     return BindingData(
         inputs={m: torch.cat(v) for m, v in inputs.items()}, image=torch.cat(image), video=torch.cat(video),
-        captions=cap, narration=embed_texts(model, tokenizer, narration), scenes=scenes, caption_texts=captions,
-        pan=torch.tensor(pan))
+        captions=cap, narration=narration_emb, scenes=scenes, caption_texts=captions, pan=torch.tensor(pan))
 
 
 def _pan_direction(narration: list[dict]) -> int:

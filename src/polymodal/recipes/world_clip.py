@@ -14,6 +14,7 @@ from ..modalities.text import TextTokenizer
 from ..models.clip import CLIP
 from ..train.config import RunConfig
 from ..train.data import world_captions
+from ..tasks.embedder import Embedder
 from ..train.trainer import embed_pairs
 from .caption_ceiling import recall_at_1_ceiling
 
@@ -39,8 +40,7 @@ def evaluate(model: CLIP, tokenizer: TextTokenizer, cfg: RunConfig, batch: int =
     result["text_to_image_R@1_ceiling"] = ceiling["r1_ceiling"]
     result["ambiguous_caption_fraction"] = ceiling["ambiguous_fraction"]
     classes = [(c, s) for c in COLOURS for s in SHAPES]
-    prompts = tokenizer([t.format(c, s) for c, s in classes for t in TEMPLATES], truncate=True)
-    cls = F.normalize(model.encode_text(prompts.ids, prompts.attention_mask), dim=-1)
+    cls = Embedder(model, tokenizer).embed_texts([t.format(c, s) for c, s in classes for t in TEMPLATES])
     cls = F.normalize(cls.view(len(classes), len(TEMPLATES), -1).mean(1), dim=-1)
     singles = [i for i in range(d.val_n) if len(scenes[i].objects) == 1]
     labels = torch.tensor([classes.index((o.colour, o.shape)) for i in singles for o in scenes[i].objects])

@@ -25,9 +25,10 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "bpe_simple_voca
 
 
 class Embedder:
-    """A model with its tokenizer and processor; embeds files, images, texts and ready tensors."""
+    """A model with its tokenizer and processor; embeds files, images, texts and ready tensors
+    (without a processor, only texts and tensors: e.g. during training)."""
 
-    def __init__(self, model: nn.Module, tokenizer: TextTokenizer | None, processor: Processor,
+    def __init__(self, model: nn.Module, tokenizer: TextTokenizer | None, processor: Processor | None = None,
                  model_dir: Path | None = None, model_id: str | None = None):
         for needed in ("modalities", "embed"):
             if not hasattr(model, needed):
@@ -84,21 +85,27 @@ class Embedder:
         return modality_entry(modality).read(Path(path), self.processor)
 
     @torch.no_grad()
-    def embed(self, modality: str, inputs: list) -> torch.Tensor:
-        """Inputs of one modality (from :meth:`load`) → [N, E] L2-normalised, fp32."""
+    def embed(self, modality: str, inputs: list | torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Inputs of one modality (from :meth:`load`, or a batched tensor [N, ...]) → [N, E]
+        L2-normalised, fp32, computed ``batch`` rows at a time."""
         if modality == "text":
-            return self.embed_texts(inputs)
+            return self.embed_texts(inputs, batch=batch)
         encoder = modality_entry(modality).encoder
-        x = torch.stack(inputs).to(self.dtype)
-        return F.normalize(self.model.embed(encoder, x).float(), dim=-1)
+        x = (inputs if isinstance(inputs, torch.Tensor) else torch.stack(inputs)).to(self.dtype)
+        return torch.cat([F.normalize(self.model.embed(encoder, x[i:i + batch]).float(), dim=-1)
+                          for i in range(0, len(x), batch)])
 
     @torch.no_grad()
-    def embed_texts(self, texts: list[str], truncate: bool = True) -> torch.Tensor:
-        """Texts → [N, E] L2-normalised (``truncate=False``: text longer than the context is an error)."""
+    def embed_texts(self, texts: list[str], truncate: bool = True, batch: int = 256) -> torch.Tensor:
+        """Texts → [N, E] L2-normalised (``truncate=False``: text longer than the context is an
+        error); tokenised and encoded ``batch`` texts at a time."""
         if self.tokenizer is None:
             raise ValueError(f"{self.model_dir or 'this model'} has no text encoder or no tokenizer files beside it")
-        batch = self.tokenizer(texts, truncate=truncate)
-        return F.normalize(self.model.embed("text", batch.ids, batch.attention_mask).float(), dim=-1)
+        out = []
+        for i in range(0, len(texts), batch):
+            tok = self.tokenizer(texts[i:i + batch], truncate=truncate)
+            out.append(F.normalize(self.model.embed("text", tok.ids, tok.attention_mask).float(), dim=-1))
+        return torch.cat(out)
 
     @torch.no_grad()
     def embed_images(self, images: list) -> torch.Tensor:

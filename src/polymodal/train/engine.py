@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..objectives import Objective
+from ..weights.loading import atomic_write
 from .config import ConfigError, OptimConfig, TrainConfig
 from .metrics_log import MetricsLog
 from .optim import param_groups, warmup_cosine
@@ -48,17 +48,6 @@ def distributed() -> tuple[int, int]:
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class Engine:
@@ -137,9 +126,9 @@ class Engine:
             return
         folder = self.out / "checkpoints"
         folder.mkdir(exist_ok=True)
-        _atomic_save({"model": model_state, "optimizer": optim_state, "scheduler": self.scheduler.state_dict(),
-                      "rng": torch.get_rng_state(), "step": self.step, "model_config": self.identity},
-                     folder / CHECKPOINT)
+        state = {"model": model_state, "optimizer": optim_state, "scheduler": self.scheduler.state_dict(),
+                 "rng": torch.get_rng_state(), "step": self.step, "model_config": self.identity}
+        atomic_write(folder / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
     def _saved_step(self) -> int | None:
         path = self.checkpoint_path

@@ -15,7 +15,6 @@ from typing import Iterable
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from ..eval.metrics import retrieval_metrics
@@ -24,11 +23,12 @@ from ..modalities.text import TextTokenizer, load_tokenizer, train_tokenizer
 from ..models.clip import CLIP
 from ..objectives import Classification, Contrastive
 from ..registry import build, config_to_dict, preset
+from ..tasks.embedder import Embedder
 from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
 from .data import (CaptionedImages, batch_indices, batch_rows, get_batch, normalize, tokenize_all, world_captions,
                    world_groups, world_labels)
-from .engine import Engine, TrainingError, distributed
+from .engine import Engine, TrainingError, distributed  # noqa: F401  (TrainingError: callers catch it from here)
 from .sharding import full_model_state
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
@@ -229,12 +229,8 @@ class Trainer:
 
 def embed_pairs(model: CLIP, tokenizer: TextTokenizer, images: torch.Tensor, texts: list[list[str]], batch: int):
     """Normalised embeddings of uint8 images [N, 3, S, S] and of each row's first caption: ([N, E], [N, E])."""
-    tok = tokenizer([t[0] for t in texts], truncate=True)
-    img = torch.cat([F.normalize(model.encode_image(normalize(images[i:i + batch])), dim=-1)
-                     for i in range(0, len(images), batch)])
-    txt = torch.cat([F.normalize(model.encode_text(tok.ids[i:i + batch], tok.attention_mask[i:i + batch]), dim=-1)
-                     for i in range(0, len(images), batch)])
-    return img, txt
+    embedder = Embedder(model, tokenizer)
+    return embedder.embed("image", normalize(images), batch), embedder.embed_texts([t[0] for t in texts], batch=batch)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from ..models.text_transformer import TextTransformerConfig
 from ..models.vit import ViTConfig
 from .files import CheckpointError
 from .hf_encoder import hf_act as _act
-from .keymap import drop, fuse_qkv, rename, transform
+from .keymap import drop, fuse_qkv, rename, submodule_rules, transform
 from .layout import Layout, any_key, register_layout
 
 RULES = [
@@ -26,12 +26,7 @@ RULES = [
     (r"vision_model\.encoder\.layers\.(\d+)\.(.*)", r"visual.transformer.blocks.\1.\2"),
     (r"text_model\.encoder\.layers\.(\d+)\.(.*)", r"text.transformer.blocks.\1.\2"),
 ]
-BLOCK_RULES = [
-    (r"(.*)\.layer_norm1\.(weight|bias)", r"\1.norm1.\2"),
-    (r"(.*)\.layer_norm2\.(weight|bias)", r"\1.norm2.\2"),
-    (r"(.*)\.self_attn\.out_proj\.(weight|bias)", r"\1.attn.out.\2"),
-    (r"(.*)\.mlp\.fc(1|2)\.(weight|bias)", r"\1.mlp.fc\2.\3"),
-]
+BLOCK_RULES = submodule_rules({"layer_norm1": "norm1", "layer_norm2": "norm2", "self_attn.out_proj": "attn.out"})
 DROP = [r".*\.position_ids"]
 
 

@@ -24,6 +24,12 @@ def rename(sd: dict[str, torch.Tensor], rules: list[Rule]) -> dict[str, torch.Te
     return out
 
 
+def submodule_rules(names: dict[str, str]) -> list[Rule]:
+    """Rules renaming a block's submodules wherever they sit: ``{"ln_1": "norm1"}`` maps
+    ``PREFIX.ln_1.weight|bias`` to ``PREFIX.norm1.weight|bias``."""
+    return [(rf"(.*)\.{re.escape(src)}\.(weight|bias)", rf"\1.{dst}.\2") for src, dst in names.items()]
+
+
 def fuse_qkv(sd: dict[str, torch.Tensor], pattern: str, names: tuple[str, str, str], target: str) -> dict:
     """Concatenate separate q/k/v projections into one fused ``qkv`` (in ``names`` order).
 

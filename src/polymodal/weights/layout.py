@@ -15,14 +15,13 @@ layout is a new file. A layout of a family we cannot build yet is registered wit
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from ..plugins import import_all
 from .files import CheckpointError
 
 StateDict = dict[str, torch.Tensor]
@@ -58,15 +57,9 @@ def register_layout(layout: Layout) -> Layout:
     return layout
 
 
-def _load_all() -> None:
-    package = importlib.import_module("polymodal.weights")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
-
-
 def layouts() -> list[Layout]:
     """Every registered layout in detection order (most specific first)."""
-    _load_all()
+    import_all("polymodal.weights")
     return sorted(LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
 
 

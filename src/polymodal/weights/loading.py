@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .files import CheckpointError, find_weights_file, read_state_dict
-from .layout import Layout, detect_layout, find_layout
+from .layout import Layout, find_layout
 from .ours import FORMAT
 
 

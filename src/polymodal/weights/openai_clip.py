@@ -15,7 +15,7 @@ from ..models.clip import CLIPConfig
 from ..models.text_transformer import TextTransformerConfig
 from ..models.vit import ViTConfig
 from .files import CheckpointError
-from .keymap import count_indexed, drop, rename, transform
+from .keymap import count_indexed, drop, rename, submodule_rules, transform
 from .layout import Layout, register_layout
 
 RULES = [
@@ -33,12 +33,9 @@ RULES = [
     (r"transformer\.resblocks\.(\d+)\.(.*)", r"text.transformer.blocks.\1.\2"),
 ]
 BLOCK_RULES = [
-    (r"(.*)\.ln_1\.(weight|bias)", r"\1.norm1.\2"),
-    (r"(.*)\.ln_2\.(weight|bias)", r"\1.norm2.\2"),
-    (r"(.*)\.attn\.in_proj_(weight|bias)", r"\1.attn.qkv.\2"),
-    (r"(.*)\.attn\.out_proj\.(weight|bias)", r"\1.attn.out.\2"),
-    (r"(.*)\.mlp\.c_fc\.(weight|bias)", r"\1.mlp.fc1.\2"),
-    (r"(.*)\.mlp\.c_proj\.(weight|bias)", r"\1.mlp.fc2.\2"),
+    (r"(.*)\.attn\.in_proj_(weight|bias)", r"\1.attn.qkv.\2"),  # a packed Parameter, not a submodule
+    *submodule_rules({"ln_1": "norm1", "ln_2": "norm2", "attn.out_proj": "attn.out", "mlp.c_fc": "mlp.fc1",
+                      "mlp.c_proj": "mlp.fc2"}),
 ]
 # Metadata tensors in OpenAI's TorchScript archives and open_clip's non-weight buffers.
 DROP = [r"input_resolution", r"context_length", r"vocab_size", r"(visual\.)?attn_mask"]

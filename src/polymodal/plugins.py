@@ -1,0 +1,14 @@
+"""Self-registering entries (families, checkpoint layouts, modalities): each registry is filled by
+importing every module of its package, so adding an entry is adding a file."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+
+def import_all(package_name: str) -> None:
+    """Import every module of ``package_name`` (already-imported ones cost a dict look-up)."""
+    package = importlib.import_module(package_name)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package_name}.{info.name}")
