@@ -173,4 +173,9 @@ def _read(path: Path, processor) -> torch.Tensor:
                        FbankOptions(sample_rate=a.sample_rate, num_mel_bins=a.mel_bins))  # [clips, 1, mel, frames]
 
 
-register_modality(Modality("audio", encoder="audio", sample_dims=3, read=_read, clips=True))
+def _stem(c, width: int) -> tuple[nn.Module, int]:
+    return (AudioStem(width, c.audio_patch, c.audio_stride),
+            AudioStem.num_tokens(c.audio_mel_bins, c.audio_frames, c.audio_patch, c.audio_stride))
+
+
+register_modality(Modality("audio", encoder="audio", sample_dims=3, read=_read, clips=True, stem=_stem))

@@ -111,4 +111,15 @@ def _read(path: Path, processor) -> torch.Tensor:
     return processor.image.transform().load(path)  # [3, size, size]
 
 
-register_modality(Modality("image", encoder="image", sample_dims=3, read=_read))
+def _stem(c, width: int):
+    """ImageBind's image stem: 2-frame tubelets (an image is repeated), or a CLIP's conv stem per frame."""
+    from ..layers import ConvStem, FrameStem, VideoPatchEmbed
+
+    if c.image_stem == "conv":
+        stem = FrameStem(ConvStem(3, width, tuple(c.image_stem_channels)))
+    else:
+        stem = VideoPatchEmbed(c.image_patch, c.video_frames, 3, width, bias=False)
+    return stem, (c.image_size // c.image_patch) ** 2
+
+
+register_modality(Modality("image", encoder="image", sample_dims=3, read=_read, stem=_stem))

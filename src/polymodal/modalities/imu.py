@@ -66,5 +66,11 @@ class IMUStem(nn.Module):
         return self.norm(self.proj(x))
 
 
-register_modality(Modality("imu", encoder="imu", sample_dims=2,
+def _stem(c, width: int) -> tuple[nn.Module, int]:
+    if c.imu_length % c.imu_patch:
+        raise ValueError(f"imu_length {c.imu_length} is not a multiple of imu_patch {c.imu_patch}")
+    return IMUStem(width, c.imu_patch), c.imu_length // c.imu_patch
+
+
+register_modality(Modality("imu", encoder="imu", sample_dims=2, stem=_stem,
                            read=lambda path, processor: processor.imu(load_imu(path, processor.imu.length))))

@@ -83,7 +83,15 @@ class MapStem(nn.Module):
         return self.norm(self.proj(x).flatten(2).transpose(1, 2))
 
 
-register_modality(Modality("depth", encoder="depth", sample_dims=3,
+def _stem(kind: str):
+    def build(c, width: int) -> tuple[nn.Module, int]:
+        patch = getattr(c, f"{kind}_patch")
+        return MapStem(width, patch), (c.map_size // patch) ** 2
+
+    return build
+
+
+register_modality(Modality("depth", encoder="depth", sample_dims=3, stem=_stem("depth"),
                            read=lambda path, processor: processor.depth(load_map(path))))
-register_modality(Modality("thermal", encoder="thermal", sample_dims=3,
+register_modality(Modality("thermal", encoder="thermal", sample_dims=3, stem=_stem("thermal"),
                            read=lambda path, processor: processor.thermal(load_map(path))))

@@ -24,6 +24,10 @@ class Modality:
     read: Callable[[Path, Any], Any]  # (file, processor) → one unbatched input (text: the string)
     clips: bool = False  # read() returns [clips, ...]: a clip axis the embedder averages over
     processing: tuple[str, ...] | None = None  # the Processor parts read() uses (default: its own name)
+    # (geometry config, width) → (stem module, tokens it makes), for a family with one encoder per
+    # modality (ImageBind; the config holds e.g. ``audio_patch``); None for modalities that feed
+    # another's encoder (video, PDF) or have their own tower (text).
+    stem: Callable[[Any, int], tuple[Any, int]] | None = None
 
 
 MODALITIES: dict[str, Modality] = {}

@@ -18,11 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import ConvStem, FrameStem, VideoPatchEmbed
-from ..modalities.audio import AudioStem
-from ..modalities.imu import IMUStem
-from ..modalities.maps import MapStem
 from ..modalities.registry import encoder_input_dims
+from ..modalities.registry import modality as modality_entry
 from ..registry import build, register_config, register_family, register_preset
 from .bert import BertConfig
 from .modality_transformer import ModalityTransformer
@@ -137,31 +134,19 @@ class Postprocessor(nn.Module):
 
 
 def build_encoder(config: ImageBindConfig, modality: str) -> nn.Module:
-    """The (stem → trunk → head) encoder of one modality, before postprocessing."""
-    c, e = config, config.embed_dim
+    """The (stem → trunk → head) encoder of one modality, before postprocessing. The stem comes
+    from the modality's registry entry; the trunk is ImageBind's: LayerNorm before the blocks for
+    images, one learned extra key/value per block for the sensors."""
+    c = config
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
     if modality == "text":
         return build(c.text)
     t: TowerConfig = getattr(c, modality)
-    common = dict(width=t.width, layers=t.layers, heads=t.heads, output_dim=e, drop_path=t.drop_path, eps=c.eps)
-    if modality == "image":
-        grid = c.image_size // c.image_patch
-        if c.image_stem == "conv":
-            stem = FrameStem(ConvStem(3, t.width, tuple(c.image_stem_channels)))
-        else:
-            stem = VideoPatchEmbed(c.image_patch, c.video_frames, 3, t.width, bias=False)
-        return ModalityTransformer(stem, grid * grid, pre_norm=True, **common)
-    if modality == "audio":
-        n = AudioStem.num_tokens(c.audio_mel_bins, c.audio_frames, c.audio_patch, c.audio_stride)
-        return ModalityTransformer(AudioStem(t.width, c.audio_patch, c.audio_stride), n, add_bias_kv=True, **common)
-    if modality in ("depth", "thermal"):
-        patch = c.depth_patch if modality == "depth" else c.thermal_patch
-        return ModalityTransformer(MapStem(t.width, patch), (c.map_size // patch) ** 2, add_bias_kv=True, **common)
-    if modality == "imu":
-        if c.imu_length % c.imu_patch:
-            raise ValueError(f"imu_length {c.imu_length} is not a multiple of imu_patch {c.imu_patch}")
-        return ModalityTransformer(IMUStem(t.width, c.imu_patch), c.imu_length // c.imu_patch, add_bias_kv=True,
-                                   head_dropout=c.imu_head_dropout, **common)
-    raise ValueError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
+    stem, num_tokens = modality_entry(modality).stem(c, t.width)
+    trunk = dict(pre_norm=True) if modality == "image" else dict(add_bias_kv=True)
+    return ModalityTransformer(stem, num_tokens, t.width, t.layers, t.heads, c.embed_dim, drop_path=t.drop_path,
+                               eps=c.eps, head_dropout=getattr(c, f"{modality}_head_dropout", 0.0), **trunk)
 
 
 class ImageBind(nn.Module):
