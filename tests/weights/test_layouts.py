@@ -16,7 +16,7 @@ EXPECTED = {
     "clip_openai": ("openai-clip", "clip", True),
     "clip_hf": ("hf-clip", "clip", True),
     "imagebind": ("imagebind", "imagebind", True),
-    "visualbert": ("hf-visualbert", "visualbert", False),
+    "visualbert": ("hf-visualbert", "visualbert", True),
     "vilbert": ("vilbert", "vilbert", False),
     "layoutlmv2": ("hf-layoutlmv2", "layoutlmv2", False),
     "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", False),

@@ -1,0 +1,36 @@
+"""Token-level prediction heads shared by the BERT-style families (VisualBERT, ViLBERT, LayoutLM).
+
+``MaskedLMHead``: dense → activation → LayerNorm → decoder. With a tied decoder the vocabulary
+projection is the word-embedding table passed in at call time (one Parameter, so safetensors
+stores it once), plus the head's own bias; an untied decoder (ViLBERT's region-class head) is a
+Linear of its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mlp import make_activation
+
+
+class MaskedLMHead(nn.Module):
+    """hidden [B, N, width] → logits [B, N, vocab]."""
+
+    def __init__(self, width: int, vocab: int, act: str = "gelu", eps: float = 1e-12, tied: bool = True):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.act = make_activation(act)
+        self.norm = nn.LayerNorm(width, eps=eps)
+        self.decoder = None if tied else nn.Linear(width, vocab)
+        self.bias = nn.Parameter(torch.zeros(vocab)) if tied else None
+
+    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """``embedding`` [vocab, width]: the tied word-embedding table (required when tied)."""
+        x = self.norm(self.act(self.dense(hidden)))
+        if self.decoder is not None:
+            return self.decoder(x)
+        if embedding is None:
+            raise ValueError("a tied MaskedLMHead needs the word-embedding table")
+        return F.linear(x, embedding, self.bias)
