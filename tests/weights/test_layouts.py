@@ -17,7 +17,7 @@ EXPECTED = {
     "clip_hf": ("hf-clip", "clip", True),
     "imagebind": ("imagebind", "imagebind", True),
     "visualbert": ("hf-visualbert", "visualbert", True),
-    "vilbert": ("vilbert", "vilbert", False),
+    "vilbert": ("vilbert", "vilbert", True),
     "layoutlmv2": ("hf-layoutlmv2", "layoutlmv2", False),
     "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", False),
     "videoclip": ("mmpt-videoclip", "videoclip", False),

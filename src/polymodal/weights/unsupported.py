@@ -12,8 +12,6 @@ def _unsupported(name: str, family: str, description: str, match, priority: int 
 
 
 # All of these contain HF-BERT-style layers (priority 10), so they are tried before it.
-_unsupported("vilbert", "vilbert", "ViLBERT (vilbert-multi-task)",
-             lambda keys, folder: any_key(keys, contains="encoder.c_layer.") or any_key(keys, contains="v_embeddings."))
 _unsupported("hf-layoutlmv2", "layoutlmv2", "Hugging Face LayoutLMv2", priority=72,
              match=lambda keys, folder: (any_key(keys, suffix="visual_segment_embedding")
                                          or any_key(keys, contains=".attention.self.qkv_linear.")))
