@@ -1,0 +1,56 @@
+"""Region features for users with only pictures: RoI-align over an image tower's patch grid.
+
+    image ──transform──▶ tower.forward_features ──▶ patch tokens [D, g, g] ──RoI-align(box)──▶ mean ──▶ [D]
+
+Boxes are in the original image's pixels (a detector's, the world's regions, or a box file); they
+follow the image through the tower's resize and centre crop. A box that falls outside the crop
+keeps what little of it remains (the samples outside are zeros), so check the crop for wide images.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from ..data.regions import Regions
+from ..layers.roi_align import roi_align
+from ..modalities.image import ImageTransform, to_rgb
+
+
+class RegionExtractor:
+    """``extractor(image, boxes [R, 4]) → Regions`` with features [R, width] from ``tower``'s final
+    patch tokens (a ViT-style :class:`~polymodal.models.modality_transformer.ModalityTransformer`
+    whose stem makes a square grid)."""
+
+    def __init__(self, tower, transform: ImageTransform, output_size: tuple[int, int] = (2, 2),
+                 sampling_ratio: int = 2):
+        self.tower, self.transform = tower.eval(), transform
+        self.output_size, self.sampling_ratio = output_size, sampling_ratio
+        grid = tower.num_tokens ** 0.5
+        if grid != int(grid):
+            raise ValueError(f"the tower makes {tower.num_tokens} tokens, not a square grid")
+        self.grid = int(grid)
+
+    def crop_boxes(self, boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """Boxes [R, 4] in the original image → the same boxes in the transformed [size, size] image."""
+        size = self.transform.size
+        resize = self.transform.resize_size or size
+        scale = resize / min(width, height)
+        new_w, new_h = int(resize * width / min(width, height)), int(resize * height / min(width, height))
+        if min(width, height) == resize:
+            scale, new_w, new_h = 1.0, width, height
+        left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+        return boxes * scale - torch.tensor([left, top, left, top], dtype=boxes.dtype)
+
+    @torch.no_grad()
+    def __call__(self, image: Image.Image, boxes: torch.Tensor) -> Regions:
+        if boxes.dim() != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
+            raise ValueError(f"expected boxes [R ≥ 1, 4] (x0, y0, x1, y1 pixels), got {tuple(boxes.shape)}")
+        image = to_rgb(image) if image.mode != "RGB" else image
+        pixels = self.transform(image)[None]
+        tokens = self.tower.forward_features(pixels)[:, 1:]  # [1, g·g, D], CLS dropped
+        fmap = tokens.transpose(1, 2).reshape(1, -1, self.grid, self.grid)
+        cropped = self.crop_boxes(boxes.float(), *image.size)
+        pooled = roi_align(fmap, cropped, torch.zeros(len(boxes), dtype=torch.long), self.output_size,
+                           spatial_scale=self.grid / self.transform.size, sampling_ratio=self.sampling_ratio)
+        return Regions(boxes.float(), pooled.mean(dim=(2, 3)), *image.size)
