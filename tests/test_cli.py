@@ -127,3 +127,20 @@ def test_world_files_writes_ordinary_files_and_labels(tmp_path):
     assert [r["scene"] for r in labels] == ["scene00000", "scene00001"] and all(r["objects"] for r in labels)
     bad = run("world", "files", "--out", tmp_path / "g", "--n", 1, "--modalities", "smell")
     assert bad.returncode == 2 and "unknown file modalities ['smell']" in bad.stderr
+
+
+def test_regions_writes_npz_per_image_and_reports_the_rest(checkpoint, images, tmp_path):
+    from polymodal.data.regions import read_npz
+
+    good, bad = images
+    boxes = {good[0].name: [[0, 0, 32, 32], [16, 16, 64, 64]], good[1].name: [[4, 4, 60, 40]],
+             bad.name: [[0, 0, 8, 8]]}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    extra = tmp_path / "unboxed.png"
+    Image.new("RGB", (64, 64)).save(extra)
+    proc = run("regions", *good, bad, extra, "--boxes", tmp_path / "boxes.json", "--checkpoint", checkpoint,
+               "--out", tmp_path / "feats", check_rc=1)
+    assert "corrupt.png" in proc.stderr and "no boxes for unboxed.png" in proc.stderr
+    first = read_npz(tmp_path / "feats" / f"{good[0].stem}.npz")
+    assert first.features.shape == (2, 128) and first.boxes.tolist()[1] == [16, 16, 64, 64]
+    assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == sorted(f"{g.stem}.npz" for g in good)

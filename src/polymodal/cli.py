@@ -187,6 +187,53 @@ def zero_shot(
         raise typer.Exit(1)
 
 
+@app.command()
+def regions(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    boxes: Annotated[Path, typer.Option(help='JSON: {"image file name": [[x0, y0, x1, y1], ...], ...} in pixels')],
+    checkpoint: Annotated[Path, typer.Option(help="a model folder whose image tower reads the regions (CLIP or ImageBind)")],
+    out: Annotated[Path, typer.Option(help="folder for one NAME.npz per image (boxes, features, image_w, image_h)")],
+) -> None:
+    """Region features without a detector: RoI-align over the image tower's patch grid for each box.
+    Writes what ``polymodal.data.regions.read_npz`` reads; bad images or boxes are reported, the rest
+    are written, and the exit code is 1 if any failed."""
+    import numpy as np
+    import torch
+
+    from .modalities.image import ImageReadError, load_image
+    from .tasks.region_extractor import RegionExtractor
+
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} exists and is not a folder")
+    try:
+        table = json.loads(boxes.read_text())
+        if not isinstance(table, dict):
+            raise ValueError("expected an object mapping image file names to lists of boxes")
+    except (OSError, ValueError) as e:
+        _fail(f"{boxes}: {e}")
+    encoder = _load_encoder(checkpoint)
+    tower = encoder.model.visual if hasattr(encoder.model, "visual") else encoder.model.encoders["image"]
+    extractor = RegionExtractor(tower, encoder.transform)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, written = [], 0
+    for path in images:
+        try:
+            if path.name not in table:
+                raise ValueError(f"no boxes for {path.name} in {boxes}")
+            box = torch.tensor(table[path.name], dtype=torch.float32)
+            r = extractor(load_image(path), box.reshape(-1, 4) if box.numel() else box)
+            np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),
+                     image_w=r.image_w, image_h=r.image_h)
+            written += 1
+        except (ImageReadError, OSError, ValueError, TypeError, RuntimeError) as e:
+            failed.append(f"{path}: {e}")
+    console.print(f"wrote region features of {written} image(s) to {out}")
+    for line in failed:
+        err.print(f"[red]failed:[/red] {line}")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context, config: Path) -> None:
     """Train from a YAML config; extra arguments are key=value overrides (e.g. train.steps=200).
