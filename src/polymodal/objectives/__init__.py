@@ -4,6 +4,7 @@ each training run minimises (model + batch → loss) through the one engine in `
 from .base import Objective, split_batch
 from .classification import Classification
 from .contrastive import BindToTargets, ClipLoss, Contrastive, gather_features
+from .masked_lm import MaskedLMAndMatching, mask_tokens
 
-__all__ = ["BindToTargets", "Classification", "ClipLoss", "Contrastive", "Objective", "gather_features",
-           "split_batch"]
+__all__ = ["BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching", "Objective",
+           "gather_features", "mask_tokens", "split_batch"]
