@@ -14,10 +14,7 @@ from .layout import Layout, any_key, register_layout
 
 _P = r"(?:bert\.)?"
 RULES = [
-    (_P + r"embeddings\.word_embeddings\.weight", r"stem.word.weight"),
-    (_P + r"embeddings\.position_embeddings\.weight", r"stem.position.weight"),
-    (_P + r"embeddings\.token_type_embeddings\.weight", r"stem.token_type.weight"),
-    (_P + r"embeddings\.LayerNorm\.(weight|bias)", r"stem.norm.\1"),
+    *hf_encoder.embedding_rules(_P + r"embeddings\."),
     (_P + r"pooler\.dense\.(weight|bias)", r"pooler.0.\1"),
     *hf_encoder.layer_rules(_P + r"encoder\.layer\.", "transformer.blocks."),
 ]
@@ -44,9 +41,11 @@ def sentence_pooling(folder: Path) -> str | None:
     raise ValueError(f"{cfg}: only mean or CLS sentence pooling is supported")
 
 
-def config_from_hf(hf: dict | None, sd: dict[str, torch.Tensor], pooling: str | None = None) -> BertConfig:
-    """BertConfig from a HF ``BertConfig`` dict, or inferred from the tensors (64-wide heads)."""
-    p = "bert." if any(k.startswith("bert.") for k in sd) else ""
+def config_from_hf(hf: dict | None, sd: dict[str, torch.Tensor], pooling: str | None = None,
+                   prefix: str | None = None) -> BertConfig:
+    """BertConfig from a HF ``BertConfig`` dict, or inferred from the tensors (64-wide heads), for
+    the BERT whose keys start with ``prefix`` (default: ``bert.`` if present, else none)."""
+    p = prefix if prefix is not None else ("bert." if any(k.startswith("bert.") for k in sd) else "")
     hf = hf or {}
     word = sd[f"{p}embeddings.word_embeddings.weight"]
     width = word.shape[1]

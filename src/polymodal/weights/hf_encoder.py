@@ -14,6 +14,17 @@ import torch
 from .keymap import Rule, fuse_qkv
 
 
+def embedding_rules(src: str, dst: str = "stem.") -> list[Rule]:
+    """Rename rules for a BERT embeddings module (word, position, token type, LayerNorm) at regex
+    prefix ``src`` (e.g. ``r"(?:bert\.)?embeddings\."``) onto our :class:`BertEmbeddings` at ``dst``."""
+    return [
+        (src + r"word_embeddings\.weight", f"{dst}word.weight"),
+        (src + r"position_embeddings\.weight", f"{dst}position.weight"),
+        (src + r"token_type_embeddings\.weight", f"{dst}token_type.weight"),
+        (src + r"LayerNorm\.(weight|bias)", rf"{dst}norm.\1"),
+    ]
+
+
 def layer_rules(src: str, dst: str, *, vit: bool = False) -> list[Rule]:
     """Rename rules for one encoder's layers, after :func:`fuse_attention`.
 

@@ -6,19 +6,16 @@ from pathlib import Path
 
 import torch
 
-from ..models.bert import BertConfig
 from ..models.visualbert import VisualBertConfig
 from . import hf_encoder
 from .files import CheckpointError
-from .keymap import count_indexed, drop, rename
+from .hf_bert import config_from_hf
+from .keymap import drop, rename
 from .layout import Layout, any_key, register_layout
 
 _E = r"(?:visual_bert\.)?embeddings\."
 RULES = [
-    (_E + r"word_embeddings\.weight", r"stem.word.weight"),
-    (_E + r"position_embeddings\.weight", r"stem.position.weight"),
-    (_E + r"token_type_embeddings\.weight", r"stem.token_type.weight"),
-    (_E + r"LayerNorm\.(weight|bias)", r"stem.norm.\1"),
+    *hf_encoder.embedding_rules(_E),
     (_E + r"visual_projection\.(weight|bias)", r"region_stem.proj.\1"),
     (_E + r"visual_token_type_embeddings\.weight", r"region_stem.token_type.weight"),
     (_E + r"visual_position_embeddings\.weight", r"region_stem.position.weight"),
@@ -51,18 +48,7 @@ def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _infer(sd: dict[str, torch.Tensor], cfg: dict | None, folder: Path | None) -> VisualBertConfig:
     """From a HF ``VisualBertConfig`` dict when given, else from the tensors (64-wide heads)."""
     p = "visual_bert." if any(k.startswith("visual_bert.") for k in sd) else ""
-    cfg = cfg or {}
-    word = sd[f"{p}embeddings.word_embeddings.weight"]
-    width = word.shape[1]
-    bert = BertConfig(
-        vocab_size=word.shape[0], width=width,
-        layers=count_indexed(sd, rf"{p}encoder\.layer\.(\d+)\.attention\.output\.dense\.weight"),
-        heads=cfg.get("num_attention_heads", width // 64),
-        mlp_hidden=sd[f"{p}encoder.layer.0.intermediate.dense.weight"].shape[0],
-        max_positions=sd[f"{p}embeddings.position_embeddings.weight"].shape[0],
-        type_vocab_size=sd[f"{p}embeddings.token_type_embeddings.weight"].shape[0],
-        act=hf_encoder.hf_act(cfg.get("hidden_act", "gelu")), eps=cfg.get("layer_norm_eps", 1e-12),
-        pad_token_id=cfg.get("pad_token_id", 1), tanh_pooler=True)
+    bert = config_from_hf({"pad_token_id": 1, **(cfg or {})}, sd, prefix=p)
     return VisualBertConfig(bert, visual_dim=sd[f"{p}embeddings.visual_projection.weight"].shape[1])
 
 

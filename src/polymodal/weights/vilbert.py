@@ -9,26 +9,24 @@ round. ``biOutput.q_dense1/2`` exist in the state dict but the reference never u
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
 
 import torch
 
-from ..models.bert import BertConfig
 from ..models.vilbert import ViLBertConfig
 from . import hf_encoder
 from .files import CheckpointError
+from .hf_bert import config_from_hf
 from .keymap import count_indexed, drop, rename
 from .layout import Layout, any_key, register_layout
 
 _C = r"bert\.encoder\.c_layer\.(\d+)\."
 _T, _I = r"transformer.co_blocks.\1.a_from_b.", r"transformer.co_blocks.\1.b_from_a."
 RULES = [
-    (r"bert\.embeddings\.word_embeddings\.weight", r"stem.word.weight"),
-    (r"bert\.embeddings\.position_embeddings\.weight", r"stem.position.weight"),
-    (r"bert\.embeddings\.token_type_embeddings\.weight", r"stem.token_type.weight"),
-    (r"bert\.embeddings\.LayerNorm\.(weight|bias)", r"stem.norm.\1"),
+    *hf_encoder.embedding_rules(r"bert\.embeddings\."),
     (r"bert\.v_embeddings\.image_embeddings\.(weight|bias)", r"region_stem.proj.\1"),
     (r"bert\.v_embeddings\.image_location_embeddings\.(weight|bias)", r"region_stem.box.\1"),
     (r"bert\.v_embeddings\.LayerNorm\.(weight|bias)", r"region_stem.norm.\1"),
@@ -90,17 +88,11 @@ def _infer(sd: dict[str, torch.Tensor], cfg: dict | None, folder: Path | None) -
     if "v_biattention_id" not in args or "t_biattention_id" not in args:
         raise CheckpointError(f"{folder}: a ViLBERT checkpoint needs its config (v_biattention_id, t_biattention_id, "
                               "heads) in a config.json beside it; the tensors cannot show the co-attention schedule")
-    word = sd["bert.embeddings.word_embeddings.weight"]
-    layer = lambda name: count_indexed(sd, rf"bert\.encoder\.{name}\.(\d+)\.attention\.output\.dense\.weight")  # noqa: E731
-    text = BertConfig(
-        vocab_size=word.shape[0], width=word.shape[1], layers=layer("layer"), heads=args["num_attention_heads"],
-        mlp_hidden=sd["bert.encoder.layer.0.intermediate.dense.weight"].shape[0],
-        max_positions=sd["bert.embeddings.position_embeddings.weight"].shape[0],
-        type_vocab_size=sd["bert.embeddings.token_type_embeddings.weight"].shape[0],
-        act=hf_encoder.hf_act(args.get("hidden_act", "gelu")), pad_token_id=0, tanh_pooler=False)
+    text = dataclasses.replace(config_from_hf(args, sd, prefix="bert."), pad_token_id=0, tanh_pooler=False)
     image_proj = sd["bert.v_embeddings.image_embeddings.weight"]
     return ViLBertConfig(
-        text, visual_dim=image_proj.shape[1], image_width=image_proj.shape[0], image_layers=layer("v_layer"),
+        text, visual_dim=image_proj.shape[1], image_width=image_proj.shape[0],
+        image_layers=count_indexed(sd, r"bert\.encoder\.v_layer\.(\d+)\.attention\.output\.dense\.weight"),
         image_heads=args["v_num_attention_heads"],
         image_mlp_hidden=sd["bert.encoder.v_layer.0.intermediate.dense.weight"].shape[0],
         co_width=sd["bert.encoder.c_layer.0.biattention.query1.weight"].shape[0],
