@@ -117,6 +117,13 @@ def _visualbert_base() -> VisualBertConfig:
     return VisualBertConfig()
 
 
+@register_preset("visualbert-world")
+def _visualbert_world() -> VisualBertConfig:
+    """all-MiniLM-L6-v2's geometry (its weights initialise the text side) over the world recipe's
+    192-wide image-tower regions."""
+    return VisualBertConfig(BertConfig(width=384, layers=6, heads=12, mlp_hidden=1536, tanh_pooler=True), visual_dim=192)
+
+
 @register_preset("visualbert-tiny")
 def _visualbert_tiny() -> VisualBertConfig:
     """The sizes of tests/fixtures/visualbert."""

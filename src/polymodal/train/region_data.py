@@ -1,0 +1,90 @@
+"""Training data for the region models (VisualBERT, ViLBERT): world scenes as region features +
+tokenised captions, and masked-LM / image–text-matching batches that are a pure function of
+(seed, step), so that a resumed run sees the batches an uninterrupted one would.
+
+Regions per scene: the whole image first (as the bottom-up features' convention), then each
+object's ground-truth box, their features read off a frozen image tower by RoI-align
+(:class:`~polymodal.tasks.region_extractor.RegionExtractor`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from ..data.regions import RegionFeatures
+from ..data.world import WorldDataset
+from ..modalities.text import TextTokenizer
+from ..objectives.masked_lm import mask_tokens
+from ..tasks.region_extractor import RegionExtractor
+from .data import batch_indices, tokenize_all
+
+MAX_REGIONS = 5  # the whole image + at most 4 objects
+
+
+@dataclass
+class RegionCaptions:
+    regions: torch.Tensor  # [N, R, D] float32 (padded)
+    region_mask: torch.Tensor  # [N, R] int64
+    locations: torch.Tensor  # [N, R, 5] (x0, y0, x1, y1, area) in [0, 1], for ViLBERT
+    ids: torch.Tensor  # [N, P, L] int64 (P paraphrases)
+    mask: torch.Tensor  # [N, P, L] int64
+    texts: list[list[str]]
+
+    def __len__(self) -> int:
+        return self.regions.shape[0]
+
+
+@torch.no_grad()
+def world_region_captions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
+                          tokenizer: TextTokenizer) -> RegionCaptions:
+    """Render ``n`` scenes of ``split`` at ``size`` px → their regions (through ``extractor``) and captions."""
+    dataset = WorldDataset(split, n, seed, image_size=size, modalities=("image", "regions", "caption"))
+    items, texts = [], []
+    for i in range(n):
+        it = dataset[i]
+        whole = torch.tensor([[0.0, 0.0, size, size]])
+        image = Image.fromarray(it["image"].permute(1, 2, 0).numpy())
+        items.append(extractor(image, torch.cat([whole, it["boxes"].float()])[:MAX_REGIONS]))
+        texts.append(it["captions"])
+    batch = RegionFeatures.collate(items, MAX_REGIONS)
+    return RegionCaptions(batch.features, batch.mask, batch.locations(), *tokenize_all(texts, tokenizer), texts)
+
+
+def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
+    """[MASK] and the ids masking must never pick ([CLS], [SEP], [PAD]) of a WordPiece tokenizer."""
+    tok = tokenizer.tokenizer
+    ids = {name: tok.token_to_id(f"[{name}]") for name in ("MASK", "CLS", "SEP", "PAD")}
+    missing = [name for name, i in ids.items() if i is None]
+    if missing:
+        raise ValueError(f"masked-LM training needs a WordPiece tokenizer with [MASK], [CLS], [SEP], [PAD]; "
+                         f"this one lacks {missing}")
+    return ids
+
+
+def mlm_itm_batch(data: RegionCaptions, step: int, batch_size: int, seed: int, tokenizer_ids: dict[str, int],
+                  vocab_size: int, rank: int = 0, world: int = 1) -> dict:
+    """This rank's slice of global batch ``step``: the first half of its pairs keep their caption,
+    the second half take the caption of the next sample in that half (another scene: label 1, the
+    reference's "does not match"); then 15 % of the words are masked (BERT's 80/10/10)."""
+    idx, epoch = batch_indices(step, batch_size, len(data), seed)
+    b = batch_size // world
+    idx = idx[rank * b:(rank + 1) * b]
+    paraphrase = (epoch + idx) % data.ids.shape[1]
+    caption_of = idx.clone()
+    half = b // 2
+    if b - half > 1:
+        caption_of[half:] = idx[half:].roll(1)
+    itm = torch.zeros(b, dtype=torch.long)
+    itm[half:] = (caption_of[half:] != idx[half:]).long()
+    ids, mask = data.ids[caption_of, paraphrase], data.mask[caption_of, paraphrase]
+    length = int(mask.sum(dim=1).max())
+    ids, mask = ids[:, :length], mask[:, :length]
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step * 7 + rank)
+    masked, labels = mask_tokens(ids, mask, mask_id=tokenizer_ids["MASK"], vocab_size=vocab_size, generator=g,
+                                 special_ids=(tokenizer_ids["CLS"], tokenizer_ids["SEP"], tokenizer_ids["PAD"]))
+    return {"ids": masked, "attention_mask": mask, "regions": data.regions[idx], "region_mask": data.region_mask[idx],
+            "mlm_labels": labels, "itm_labels": itm}
+

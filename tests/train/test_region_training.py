@@ -1,0 +1,87 @@
+"""VisualBERT pretraining on world regions through `polymodal train` (objective.kind=mlm_itm):
+batches are a pure function of the step, half the pairs are mismatched, and a run trains,
+evaluates with and without its regions, saves and resumes."""
+
+import json
+
+import pytest
+import torch
+
+import polymodal
+from polymodal.train.config import ConfigError, load_config
+from polymodal.train.region_data import MAX_REGIONS, mlm_itm_batch
+from polymodal.train.trainer import Trainer, run
+
+
+@pytest.fixture(scope="module")
+def tower(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tower") / "clip"
+    torch.manual_seed(0)
+    polymodal.save(polymodal.create("clip-world-tiny"), folder)  # a conv-stem 64 px image tower, width 192
+    return folder
+
+
+def _cfg(tmp_path, tower, minilm_dir, *extra):
+    return load_config(None, ["objective.kind=mlm_itm", "model.preset=visualbert-tiny", f"data.region_tower={tower}",
+                              f"data.tokenizer={minilm_dir}", "data.context_length=32", "data.train_n=64",
+                              "data.val_n=32", "train.batch_size=16", "train.steps=4", "train.ckpt_every=2",
+                              "train.threads=1", "train.log_every=1", "optim.warmup_steps=1", f"train.out={tmp_path}", *extra])
+
+
+def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tower, minilm_dir):
+    trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir))
+    data = trainer.data
+    assert data.regions.shape == (64, MAX_REGIONS, 192) and bool((data.region_mask[:, :2] == 1).all())
+    b1, b2 = trainer._batch(3), trainer._batch(3)
+    assert all(torch.equal(b1[k], b2[k]) for k in b1)  # a pure function of the step
+    assert b1["itm_labels"].tolist() == [0] * 8 + [1] * 8
+    assert not torch.equal(b1["regions"][8:], b1["regions"][:8])
+    assert (b1["mlm_labels"] != -100).any() and not ((b1["mlm_labels"] != -100) & (b1["attention_mask"] == 0)).any()
+    result = run(_cfg(tmp_path / "b", tower, minilm_dir))
+    assert {"mlm_accuracy", "mlm_accuracy_without_regions", "itm_accuracy"} <= set(result)
+    assert result["masked_words"] > 0 and 0 <= result["itm_accuracy"] <= 1
+    saved = json.loads((tmp_path / "b" / "model" / "config.json").read_text())
+    assert saved["family"] == "visualbert" and saved["config"]["visual_dim"] == 192
+    # Killed after its checkpoint at step 2, a run resumes there and ends with the same losses.
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    whole = [r["loss"] for r in records if "loss" in r]
+    part = Trainer(_cfg(tmp_path / "c", tower, minilm_dir))
+    save = part.engine.save_checkpoint
+
+    def save_then_crash():
+        save()
+        raise KeyboardInterrupt  # the process dies right after its first checkpoint (step 2)
+
+    part.engine.save_checkpoint = save_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        part.train()
+    resumed = Trainer(_cfg(tmp_path / "c", tower, minilm_dir))
+    assert resumed.step == 2
+    assert [r["loss"] for r in resumed.train()] == pytest.approx(whole[2:], rel=0, abs=0)
+
+
+def test_mlm_itm_needs_regions_a_wordpiece_tokenizer_and_a_region_model(tmp_path, tower, minilm_dir):
+    with pytest.raises(ConfigError, match="needs data.region_tower"):
+        Trainer(_cfg(tmp_path / "a", tower, minilm_dir, "data.region_tower=null"))
+    with pytest.raises(ConfigError, match="'clip-tiny' is not a single-stream region model"):
+        Trainer(_cfg(tmp_path / "b", tower, minilm_dir, "model.preset=clip-tiny"))
+    with pytest.raises(ConfigError, match="needs a WordPiece tokenizer"):
+        Trainer(_cfg(tmp_path / "c", tower, minilm_dir, "data.tokenizer=null"))
+    with pytest.raises(ConfigError, match="'regression' is not one of"):
+        load_config(None, ["objective.kind=regression"])
+
+
+def test_mismatched_halves_take_another_scenes_caption():
+    from polymodal.train.region_data import RegionCaptions
+
+    n = 8
+    data = RegionCaptions(torch.randn(n, 2, 4), torch.ones(n, 2, dtype=torch.long), torch.zeros(n, 2, 5),
+                          torch.arange(n).view(n, 1, 1).expand(n, 1, 3).clone() + 10,
+                          torch.ones(n, 1, 3, dtype=torch.long), [["x"]] * n)
+    b = mlm_itm_batch(data, 0, 8, 0, {"MASK": 1, "CLS": 2, "SEP": 3, "PAD": 0}, 100)
+    idx_of_caption = b["ids"].clone()
+    keep = b["mlm_labels"] != -100
+    idx_of_caption[keep] = b["mlm_labels"][keep]  # undo the masking
+    first, second = idx_of_caption[:4, 0] - 10, idx_of_caption[4:, 0] - 10
+    regions_of = [int(torch.nonzero((data.regions == r).all(-1).all(-1))[0]) for r in b["regions"]]
+    assert first.tolist() == regions_of[:4] and all(c != r for c, r in zip(second.tolist(), regions_of[4:]))
