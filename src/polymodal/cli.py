@@ -398,7 +398,12 @@ def evaluate_cmd(
         tokenizer = load_tokenizer(checkpoint)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         _fail(str(e))
-    result = (evaluate_for(cfg) or evaluate)(model, tokenizer, cfg)
+    if cfg.objective.kind == "mlm_itm":
+        from .train.trainer import evaluate_region_lm, region_extractor
+
+        result = evaluate_region_lm(model, cfg, region_extractor(cfg.data.region_tower), tokenizer)
+    else:
+        result = (evaluate_for(cfg) or evaluate)(model, tokenizer, cfg)
     (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in result.items())
     (checkpoint / "eval.md").write_text(f"| metric | value |\n|---|---|\n{rows}\n")

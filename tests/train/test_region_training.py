@@ -38,8 +38,9 @@ def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tow
     assert not torch.equal(b1["regions"][8:], b1["regions"][:8])
     assert (b1["mlm_labels"] != -100).any() and not ((b1["mlm_labels"] != -100) & (b1["attention_mask"] == 0)).any()
     result = run(_cfg(tmp_path / "b", tower, minilm_dir))
-    assert {"mlm_accuracy", "mlm_accuracy_without_regions", "itm_accuracy"} <= set(result)
-    assert result["masked_words"] > 0 and 0 <= result["itm_accuracy"] <= 1
+    assert {"mlm_accuracy", "mlm_without_regions_accuracy", "itm_accuracy", "colour_words_accuracy",
+            "shape_words_without_regions_accuracy", "count_words_n"} <= set(result)
+    assert result["mlm_n"] > 0 and result["itm_n"] == 32 and result["colour_words_n"] >= 16  # a colour per caption
     saved = json.loads((tmp_path / "b" / "model" / "config.json").read_text())
     assert saved["family"] == "visualbert" and saved["config"]["visual_dim"] == 192
     # Killed after its checkpoint at step 2, a run resumes there and ends with the same losses.
@@ -69,6 +70,19 @@ def test_mlm_itm_needs_regions_a_wordpiece_tokenizer_and_a_region_model(tmp_path
         Trainer(_cfg(tmp_path / "c", tower, minilm_dir, "data.tokenizer=null"))
     with pytest.raises(ConfigError, match="'regression' is not one of"):
         load_config(None, ["objective.kind=regression"])
+
+
+def test_object_words_are_found_and_masked(minilm_dir):
+    from polymodal.modalities.text import load_tokenizer
+    from polymodal.train.region_data import mask_words, object_word_ids
+
+    tok = load_tokenizer(minilm_dir, 16)
+    groups = object_word_ids(tok)
+    assert {"colour", "shape", "count"} == set(groups) and len(groups["colour"]) == 8
+    ids = tok(["two red squares on a beach"]).ids
+    masked, labels = mask_words(ids, groups["colour"], 103)
+    red = tok.tokenizer.token_to_id("red")
+    assert (labels == red).sum() == 1 and (masked == 103).sum() == 1 and (labels != -100).sum() == 1
 
 
 def test_mismatched_halves_take_another_scenes_caption():

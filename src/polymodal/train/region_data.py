@@ -64,6 +64,24 @@ def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
     return ids
 
 
+def object_word_ids(tokenizer: TextTokenizer) -> dict[str, set[int]]:
+    """The world's object words that are one token each: colours, shapes (synonyms and plurals
+    included) and counts → {"colour": ids, "shape": ids, "count": ids}."""
+    from ..data.world.captions import NUMBERS, SYNONYMS, plural
+    from ..data.world.scene import COLOURS
+
+    words = {"colour": list(COLOURS), "count": list(NUMBERS.values()),
+             "shape": [w for names in SYNONYMS.values() for n in names for w in (n, plural(n))]}
+    ids = {group: {tokenizer.tokenizer.token_to_id(w) for w in ws} - {None} for group, ws in words.items()}
+    return {group: found for group, found in ids.items() if found}
+
+
+def mask_words(ids: torch.Tensor, word_ids: set[int], mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every occurrence of ``word_ids`` → [MASK]: (masked ids, labels: the word there, -100 elsewhere)."""
+    chosen = torch.isin(ids, torch.tensor(sorted(word_ids)))
+    return torch.where(chosen, torch.full_like(ids, mask_id), ids), torch.where(chosen, ids, torch.full_like(ids, -100))
+
+
 def mlm_itm_batch(data: RegionCaptions, step: int, batch_size: int, seed: int, tokenizer_ids: dict[str, int],
                   vocab_size: int, rank: int = 0, world: int = 1) -> dict:
     """This rank's slice of global batch ``step``: the first half of its pairs keep their caption,

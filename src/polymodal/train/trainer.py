@@ -30,7 +30,7 @@ from .csv_data import read_pairs
 from .data import (CaptionedImages, batch_indices, batch_rows, get_batch, normalize, tokenize_all, world_captions,
                    world_groups, world_labels)
 from .engine import Engine, TrainingError, distributed  # noqa: F401  (TrainingError: callers catch it from here)
-from .region_data import mlm_itm_batch, special_ids, world_region_captions
+from .region_data import mask_words, mlm_itm_batch, object_word_ids, special_ids, world_region_captions
 from .sharding import full_model_state
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
@@ -295,7 +295,7 @@ class Trainer:
         if self.cfg.objective.kind == "classification":
             every = lambda: evaluate_classifier(self.model, self.cfg)  # noqa: E731
         elif self.cfg.objective.kind == "mlm_itm":
-            every = lambda: evaluate_region_lm(self.model, self)  # noqa: E731
+            every = lambda: evaluate_region_lm(self.model, self.cfg, self.extractor, self.tokenizer)  # noqa: E731
         else:
             every = lambda: self.evaluate_fn(self.model, self.tokenizer, self.cfg)  # noqa: E731
         return self.engine.fit(progress, every if self.cfg.train.eval_every else None)
@@ -338,26 +338,43 @@ def evaluate_classifier(model: nn.Module, cfg: RunConfig, batch: int = 250) -> d
 
 
 @torch.no_grad()
-def evaluate_region_lm(model: nn.Module, trainer: "Trainer", batch: int = 128) -> dict:
-    """On ``val_n`` world val scenes (fixed masks): masked-word accuracy with the regions and with
-    every region masked out (what the image adds), and image–text matching accuracy."""
+def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtractor, tokenizer: TextTokenizer,
+                       batch: int = 128) -> dict:
+    """On ``val_n`` world val scenes: masked-word accuracy (BERT masking, fixed seed) with the
+    regions and with every region masked out, image–text matching accuracy, and — on the matched
+    pairs — the accuracy of filling in every colour, shape and count word, with and without regions."""
     model.eval()
-    d = trainer.cfg.data
-    val = world_region_captions("val", d.val_n, d.seed, d.image_size, trainer.extractor, trainer.tokenizer)
-    hits = {"with_regions": 0, "without_regions": 0}
-    itm_hits, words, pairs = 0, 0, 0
-    for step in range(max(1, len(val) // batch)):
-        b = mlm_itm_batch(val, step, min(batch, len(val)), d.seed + 1, trainer.special, trainer.tokenizer.vocab_size)
-        chosen = b["mlm_labels"] != -100
-        for name, region_mask in (("with_regions", b["region_mask"]), ("without_regions", torch.zeros_like(b["region_mask"]))):
-            out = model(b["ids"], b["regions"], b["attention_mask"], region_mask)
-            hits[name] += int((out["mlm_logits"][:, :b["ids"].shape[1]].argmax(-1)[chosen] == b["mlm_labels"][chosen]).sum())
-            if name == "with_regions":
-                itm_hits += int((out["itm_logits"].argmax(-1) == b["itm_labels"]).sum())
-        words, pairs = words + int(chosen.sum()), pairs + len(b["itm_labels"])
-    return {"mlm_accuracy": hits["with_regions"] / max(words, 1),
-            "mlm_accuracy_without_regions": hits["without_regions"] / max(words, 1),
-            "itm_accuracy": itm_hits / max(pairs, 1), "masked_words": words}
+    d = cfg.data
+    special = special_ids(tokenizer)
+    val = world_region_captions("val", d.val_n, d.seed, d.image_size, extractor, tokenizer)
+    groups = object_word_ids(tokenizer)
+    hits, counts = {}, {}
+
+    def score(name: str, ids, labels, regions, region_mask, attention_mask):
+        chosen = labels != -100
+        for suffix, mask in (("", region_mask), ("_without_regions", torch.zeros_like(region_mask))):
+            out = model(ids, regions, attention_mask, mask)
+            pred = out["mlm_logits"][:, :ids.shape[1]].argmax(-1)
+            hits[name + suffix] = hits.get(name + suffix, 0) + int((pred[chosen] == labels[chosen]).sum())
+            counts[name + suffix] = counts.get(name + suffix, 0) + int(chosen.sum())
+            if not suffix and name == "mlm":
+                hits["itm"] = hits.get("itm", 0) + int((out["itm_logits"].argmax(-1) == itm).sum())
+                counts["itm"] = counts.get("itm", 0) + len(itm)
+
+    size = min(batch, len(val))
+    for step in range(max(1, len(val) // size)):
+        b = mlm_itm_batch(val, step, size, d.seed + 1, special, tokenizer.vocab_size)
+        itm = b["itm_labels"]
+        score("mlm", b["ids"], b["mlm_labels"], b["regions"], b["region_mask"], b["attention_mask"])
+        matched = itm == 0
+        original = torch.where(b["mlm_labels"] != -100, b["mlm_labels"], b["ids"])[matched]
+        for group, word_ids in groups.items():
+            ids, labels = mask_words(original, word_ids, special["MASK"])
+            score(f"{group}_words", ids, labels, b["regions"][matched], b["region_mask"][matched],
+                  b["attention_mask"][matched])
+    result = {f"{k}_accuracy": hits[k] / max(counts[k], 1) for k in hits}
+    result.update({f"{k}_n": counts[k] for k in counts if not k.endswith("_without_regions")})
+    return result
 
 
 def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
@@ -376,7 +393,7 @@ def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
         if cfg.objective.kind == "classification":
             result = evaluate_classifier(model, cfg)
         elif cfg.objective.kind == "mlm_itm":
-            result = evaluate_region_lm(model, trainer)
+            result = evaluate_region_lm(model, cfg, trainer.extractor, trainer.tokenizer)
         else:
             result = (evaluate_fn or evaluate)(model, trainer.tokenizer, cfg)
         (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))
