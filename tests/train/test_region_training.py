@@ -28,7 +28,8 @@ def _cfg(tmp_path, tower, minilm_dir, *extra):
                               "train.threads=1", "train.log_every=1", "optim.warmup_steps=1", f"train.out={tmp_path}", *extra])
 
 
-def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tower, minilm_dir):
+def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tower, minilm_dir,
+                                                                  crash_after_first_checkpoint):
     trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir))
     data = trainer.data
     assert data.regions.shape == (64, MAX_REGIONS, 192) and bool((data.region_mask[:, :2] == 1).all())
@@ -46,16 +47,7 @@ def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tow
     # Killed after its checkpoint at step 2, a run resumes there and ends with the same losses.
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     whole = [r["loss"] for r in records if "loss" in r]
-    part = Trainer(_cfg(tmp_path / "c", tower, minilm_dir))
-    save = part.engine.save_checkpoint
-
-    def save_then_crash():
-        save()
-        raise KeyboardInterrupt  # the process dies right after its first checkpoint (step 2)
-
-    part.engine.save_checkpoint = save_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        part.train()
+    crash_after_first_checkpoint(Trainer(_cfg(tmp_path / "c", tower, minilm_dir)))  # dies after step 2
     resumed = Trainer(_cfg(tmp_path / "c", tower, minilm_dir))
     assert resumed.step == 2
     assert [r["loss"] for r in resumed.train()] == pytest.approx(whole[2:], rel=0, abs=0)

@@ -93,23 +93,16 @@ def test_bad_samples_are_reported_and_skipped(tmp_path, shards):
     assert all(b["pixels"].shape[0] == 6 for b in batches)  # short streams refill: batches stay whole
 
 
-def test_trainer_streams_shards_and_resumes_exactly(tmp_path, shards):
+def test_trainer_streams_shards_and_resumes_exactly(tmp_path, shards, crash_after_first_checkpoint):
     folder, tok = shards
     tok.save(tmp_path / "tok")
     common = [*TINY, "data.kind=wds", f"data.path={folder}", "data.workers=2", "data.shuffle_buffer=16",
               f"data.tokenizer={tmp_path / 'tok'}", "train.ckpt_every=3"]
     whole = Trainer(load_config(None, [*common, "train.steps=8", f"train.out={tmp_path / 'whole'}"])).train()
-    crashing = Trainer(load_config(None, [*common, "train.steps=8", f"train.out={tmp_path / 'part'}"]))
-    save = crashing.engine.save_checkpoint
-
-    def save_then_crash():
-        save()
-        raise KeyboardInterrupt  # the process dies right after its first checkpoint (step 3)
-
-    crashing.engine.save_checkpoint = save_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        crashing.train()
-    resumed = Trainer(load_config(None, [*common, "train.steps=8", f"train.out={tmp_path / 'part'}"]))
+    # The process dies right after its first checkpoint (step 3).
+    part = [*common, "train.steps=8", f"train.out={tmp_path / 'part'}"]
+    crash_after_first_checkpoint(Trainer(load_config(None, part)))
+    resumed = Trainer(load_config(None, part))
     assert resumed.step == 3
     tail = resumed.train()
     assert [r["loss"] for r in tail] == [r["loss"] for r in whole[3:]]

