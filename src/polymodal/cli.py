@@ -287,22 +287,27 @@ def index(
     out: Annotated[Path, typer.Option(help="the index folder (created; re-running updates it)")],
     batch: int = 32,
     approximate: Annotated[bool, typer.Option(help="HNSW instead of exact inner product (large collections)")] = False,
+    trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
 ) -> None:
     """Index every file below FOLDER by content (images, audio, video, text, depth/thermal/IMU .npy):
-    new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported."""
+    new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported.
+    One run writes an index at a time; a second one waits, saying which process holds it."""
     from rich.progress import Progress
 
     from .tasks import Embedder
     from .search.ingest import index_folder
     from .search.store import IndexError_, Store
+    from .weights import trust_torchscript as allowing
 
     try:
-        embedder = Embedder.from_checkpoint(model)
+        with allowing(trust_torchscript):
+            embedder = Embedder.from_checkpoint(model)
         store = Store(out, embedder.dim, embedder.model_id, str(model.resolve()), "hnsw" if approximate else "flat")
         with Progress(console=console) as bar:
             task = bar.add_task("embedding", total=None)
             report = index_folder(folder, embedder, store, batch,
-                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                  on_wait=lambda who: err.print(f"[yellow]{who}[/yellow]", highlight=False))
     except (IndexError_, ValueError, NotADirectoryError) as e:
         _fail(str(e))
     for path, error in report.failed:
@@ -322,6 +327,7 @@ def search(
     modality: Annotated[Optional[str], typer.Option(help="only these result modalities, e.g. image,audio")] = None,
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
     model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
+    trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
 ) -> None:
     """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
     from .search.detect import UnsupportedFile
@@ -331,7 +337,7 @@ def search(
 
     try:
         store = Store(index_dir)
-        embedder = embedder_for(store, model)
+        embedder = embedder_for(store, model, trust_torchscript)
         files = [f for f in (image, audio, file) if f is not None]
         vector = query_vector(embedder, text, files, plus or [], minus or [])
         wanted = set(modality.split(",")) if modality else None
@@ -349,23 +355,69 @@ def serve(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX")],
     host: str = "127.0.0.1",
     port: int = 8000,
-    token: Annotated[Optional[str], typer.Option(help="require this bearer token on every request")] = None,
+    token: Annotated[Optional[str], typer.Option(help="the bearer token every /api request needs (default: a new "
+                                                      "random one, printed in the page's URL)")] = None,
+    no_token: Annotated[bool, typer.Option("--no-token", help="no authentication (loopback hosts only)")] = False,
+    allowed_host: Annotated[Optional[list[str]], typer.Option(help="a Host name clients use (default: the loopback "
+                                                                   "names, or HOST); repeat for several")] = None,
     model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
+    trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
     max_upload_mb: float = 25.0,
     timeout: Annotated[float, typer.Option(help="seconds a request may take")] = 30.0,
 ) -> None:
-    """Serve the search API and web UI for INDEX (FastAPI + uvicorn, 127.0.0.1 by default)."""
+    """Serve the search API and web UI for INDEX (FastAPI + uvicorn, 127.0.0.1 by default).
+
+    Every /api request needs a bearer token: give one with --token or use the random one printed
+    in the URL (the page takes it from the URL's #fragment, which never reaches the server's logs,
+    and drops it from the address bar)."""
+    import ipaddress
+    import secrets
+
     import uvicorn
 
     from .search.store import IndexError_
-    from .server.app import create_app
+    from .server.app import LOOPBACK_NAMES, create_app
 
     try:
-        app = create_app(index_dir, model, token, max_upload_mb, timeout)
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if no_token and token:
+        _fail("give --token or --no-token, not both")
+    if no_token and not loopback:
+        _fail(f"refusing to serve {host} without a token: anyone who can reach it could read the index; "
+              "drop --no-token (a random token is made) or bind to 127.0.0.1")
+    token = None if no_token else token or secrets.token_urlsafe(24)
+    hosts = allowed_host or (LOOPBACK_NAMES if loopback else [host])
+    try:
+        app = create_app(index_dir, model, token, max_upload_mb, timeout, allowed_hosts=hosts,
+                         trust_torchscript=trust_torchscript)
     except (IndexError_, ValueError) as e:
         _fail(str(e))
-    console.print(f"serving {index_dir} at http://{host}:{port}/", highlight=False)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    fragment = f"#token={token}" if token else ""
+    console.print(f"serving {index_dir} at http://{shown}:{port}/{fragment}", highlight=False, soft_wrap=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="a checkpoint file or folder in any supported layout")],
+    out: Annotated[Path, typer.Argument(help="folder for model.safetensors + config.json")],
+    trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript archive (it holds code)")] = False,
+) -> None:
+    """Convert a checkpoint to polymodal's own format (safetensors + config.json), once: e.g. an
+    OpenAI CLIP TorchScript .pt, so that it never has to be loaded as code again."""
+    from .weights import CheckpointError, load_checkpoint, save
+    from .weights import trust_torchscript as allowing
+
+    try:
+        with allowing(trust_torchscript):
+            model = load_checkpoint(source)
+    except (CheckpointError, ValueError, OSError) as e:
+        _fail(str(e))
+    save(model, out)
+    console.print(f"wrote {out / 'model.safetensors'} and {out / 'config.json'}", highlight=False)
 
 
 @app.command()

@@ -21,6 +21,6 @@ def test_pipeline_runs_every_stage(tmp_path):
     assert "<table>" in html and 'src="similarity_matrix.png"' in html and "http" not in html
     assert summary["index"]["indexed"] == {m: QUICK.index_scenes for m in
                                            ("image", "audio", "video", "text", "depth", "thermal", "imu")}
-    assert Store(run / "index").faiss().ntotal == 7 * QUICK.index_scenes
+    assert Store(run / "index").ntotal() == 7 * QUICK.index_scenes
     assert json.loads((run / "summary.json").read_text())["report"].endswith("report.html")
     assert any(line.startswith("Serve the UI:  polymodal serve") for line in lines)

@@ -63,7 +63,7 @@ def test_index_search_and_failures(tmp_path, embedder, world_files):
     assert len(only_audio) == 3 and all(i.modality == "audio" for i, _ in only_audio)
     # The FAISS file on disk agrees with SQLite and is read back without rebuilding.
     again = Store(tmp_path / "idx")
-    assert again.faiss().ntotal == 24
+    assert again.ntotal() == 24
     # Arithmetic: the query is the normalised sum of the normalised parts.
     a, b = query_vector(embedder, "a red circle"), query_vector(embedder, files=[folder / "scene00001.wav"])
     both = query_vector(embedder, "a red circle", plus=[str(folder / "scene00001.wav")])
@@ -82,7 +82,7 @@ def test_incremental_updates(tmp_path, embedder, world_files):
     (folder / "scene00002.wav").unlink()
     store, report = _index(folder, embedder, tmp_path / "idx")
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 1, 16, 1)
-    assert store.faiss().ntotal == 17
+    assert store.ntotal() == 17
     paths = {i.path for i, _ in store.search(query_vector(embedder, "anything"), k=100)}
     assert str(folder / "scene00002.wav") not in paths and len(paths) == 17
     hit = store.search(query_vector(embedder, "a small blue square in a kitchen"), k=1, modalities={"text"})
@@ -130,7 +130,7 @@ def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path, model_dir, embe
     assert sorted(killed) == sorted(clean) and len(clean) == 72
     for path, v in clean.items():
         np.testing.assert_allclose(killed[path], v, atol=1e-5, err_msg=path)
-    assert Store(tmp_path / "killed").faiss().ntotal == 72
+    assert Store(tmp_path / "killed").ntotal() == 72
 
 
 def test_approximate_index_finds_the_same_items(tmp_path, embedder, world_files):
@@ -185,14 +185,14 @@ def test_pdf_pages_are_items_and_follow_their_file(tmp_path, embedder):
     folder.mkdir()
     _pdf(folder / "report.pdf", 3)
     store, report = _index(folder, embedder, tmp_path / "idx")
-    paths = sorted(store.known())
+    paths = store.known()[str(folder / "report.pdf")][3]
     assert paths == [f"{folder / 'report.pdf'}#page={i}" for i in (1, 2, 3)] and report.added == 1
     assert store.counts()["indexed"] == {"pdf": 3}
     store, report = _index(folder, embedder, tmp_path / "idx")
     assert report.unchanged == 1 and report.added == report.updated == 0
     _pdf(folder / "report.pdf", 2)  # fewer pages now: the third page item goes
     store, report = _index(folder, embedder, tmp_path / "idx")
-    assert report.updated == 1 and sorted(store.known()) == paths[:2] and store.faiss().ntotal == 2
+    assert report.updated == 1 and store.known()[str(folder / "report.pdf")][3] == paths[:2] and store.ntotal() == 2
     (folder / "report.pdf").unlink()
     store, report = _index(folder, embedder, tmp_path / "idx")
     assert report.removed == 2 and store.known() == {}

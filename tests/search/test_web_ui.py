@@ -21,7 +21,7 @@ def page(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         page = browser.new_page()
-        page.goto(f"{base}/?token=s3cret")
+        page.goto(f"{base}/#token=s3cret")
         page.wait_for_selector("#status:has-text('items indexed')", timeout=20_000)
         yield page
         browser.close()

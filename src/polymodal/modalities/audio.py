@@ -21,7 +21,11 @@ from torch import nn
 from .registry import Modality, register_modality
 
 SAMPLE_RATE = 16_000
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm")  # read by content
+# Checked from the header before decoding: a 237 KB FLAC of silence decodes to 1.45 GB.
+MAX_SECONDS = 4 * 3600
+MAX_WHOLE_SAMPLES = 16_000 * 600  # read whole up to this (64 MB of float32); longer files by windows
+MAX_DECODED_SECONDS = 1200  # formats only PyAV reads are decoded whole, up to this
 # ImageBind's dataset statistics for the normalised filterbank: (fbank - MEAN) / STD.
 FBANK_MEAN, FBANK_STD = -4.268, 9.138
 
@@ -121,29 +125,122 @@ def audio_clips(waveform: torch.Tensor, clip_seconds: float = 2.0, clips: int = 
     return torch.stack([fbank_clip(waveform[s:s + clip_samples], target_frames, opts) for s in starts])
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Read .wav/.flac/.ogg with soundfile → mono float32 [N] at ``sample_rate``.
+def _mono(block: np.ndarray) -> np.ndarray:
+    return block.mean(axis=1).astype(np.float32) if block.ndim == 2 else block.astype(np.float32)
 
-    Stereo is averaged; another rate is resampled with a polyphase filter (scipy).
-    """
+
+def _resample(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    if rate == sample_rate:
+        return mono
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate, sample_rate)
+    return resample_poly(mono, sample_rate // g, rate // g).astype(np.float32)
+
+
+def _soundfile(path: Path):
+    """An open ``soundfile.SoundFile``, or None when libsndfile cannot read the container."""
     import soundfile as sf
 
-    path = Path(path)
-    if path.suffix.lower() not in AUDIO_EXTENSIONS:
-        raise AudioReadError(f"{path}: expected an audio file ({', '.join(AUDIO_EXTENSIONS)}), got {path.suffix!r}")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/OSError for bad files
-        raise AudioReadError(f"{path}: not a readable audio file ({e})") from e
-    if data.shape[0] == 0:
-        raise AudioReadError(f"{path}: the audio file has no samples")
-    mono = data.mean(axis=1)
-    if rate != sample_rate:
-        from scipy.signal import resample_poly
+        return sf.SoundFile(str(path))
+    except Exception:  # LibsndfileError (a RuntimeError) and friends: try PyAV
+        return None
 
-        g = math.gcd(rate, sample_rate)
-        mono = resample_poly(mono, sample_rate // g, rate // g).astype(np.float32)
+
+def _check_duration(path: Path, seconds: float) -> None:
+    if seconds > MAX_SECONDS:
+        raise AudioReadError(f"{path}: {seconds:.0f} s of audio is longer than the {MAX_SECONDS} s limit")
+
+
+def _read_pyav(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """Decode the first audio stream of any container PyAV reads (m4a, opus, webm, aac …) to mono
+    float32 at ``sample_rate``, streaming, refusing past ``max_seconds``."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioReadError(f"{path}: not a readable audio file (no audio stream)")
+            _check_duration(path, (container.duration or 0) / 1e6)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            chunks, total = [], 0
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    total += chunks[-1].shape[0]
+                if total > max_seconds * sample_rate:
+                    raise AudioReadError(f"{path}: more than {max_seconds:g} s of audio decoded (the limit "
+                                         "for formats read whole)")
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except AudioReadError:
+        raise
+    except Exception as e:  # av.error.*
+        raise AudioReadError(f"{path}: not a readable audio file ({e})") from e
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Read an audio file, whatever its name, → mono float32 [N] at ``sample_rate``.
+
+    libsndfile (WAV, FLAC, Ogg Vorbis/Opus, MP3 …) first, then PyAV for what it cannot read
+    (AAC/M4A, WebM …). Stereo is averaged; another rate is resampled with a polyphase filter
+    (scipy). The length is checked from the header first (:data:`MAX_SECONDS`), and a file read
+    whole by PyAV stops at :data:`MAX_DECODED_SECONDS`.
+    """
+    path = Path(path)
+    f = _soundfile(path)
+    if f is None:
+        mono = _read_pyav(path, sample_rate, MAX_DECODED_SECONDS)
+    else:
+        with f:
+            _check_duration(path, f.frames / f.samplerate)
+            if f.frames * f.channels > MAX_WHOLE_SAMPLES:
+                raise AudioReadError(f"{path}: {f.frames / f.samplerate:.0f} s is too long to read whole; "
+                                     "use audio_clips_from_file")
+            try:
+                mono = _resample(_mono(f.read(dtype="float32", always_2d=True)), f.samplerate, sample_rate)
+            except Exception as e:
+                raise AudioReadError(f"{path}: not a readable audio file ({e})") from e
+    if mono.shape[0] == 0:
+        raise AudioReadError(f"{path}: the audio file has no samples")
     return torch.from_numpy(np.ascontiguousarray(mono))
+
+
+def audio_clips_from_file(path: str | Path, clip_seconds: float = 2.0, clips: int = 3, target_frames: int = 204,
+                          opts: FbankOptions = FbankOptions()) -> torch.Tensor:
+    """An audio file → [clips, 1, mel, target_frames], as ``audio_clips(load_audio(path))`` gives.
+
+    A long file that libsndfile can seek is not read whole: only the ``clips`` windows are read
+    (each with a margin for the resampling filter), so an hour of audio costs what 6 s cost.
+    """
+    path = Path(path)
+    f = _soundfile(path)
+    if f is None or f.frames * f.channels <= MAX_WHOLE_SAMPLES:
+        if f is not None:
+            f.close()
+        return audio_clips(load_audio(path, opts.sample_rate), clip_seconds, clips, target_frames, opts)
+    with f:
+        _check_duration(path, f.frames / f.samplerate)
+        rate, target = f.samplerate, opts.sample_rate
+        clip_samples = int(round(clip_seconds * target))
+        margin = rate // 10  # 100 ms either side: the polyphase filter's edge effects stay outside
+        out = []
+        try:
+            for start in clip_starts(int(f.frames * target / rate), clip_samples, clips):
+                first = max(int(start * rate / target) - margin, 0)
+                f.seek(first)
+                block = _mono(f.read(int(clip_samples * rate / target) + 2 * margin, dtype="float32",
+                                     always_2d=True))
+                wave = _resample(block, rate, target)
+                skip = int(round((start * rate / target - first) * target / rate))
+                out.append(fbank_clip(torch.from_numpy(np.ascontiguousarray(wave[skip:skip + clip_samples])),
+                                      target_frames, opts))
+        except AudioReadError:
+            raise
+        except Exception as e:
+            raise AudioReadError(f"{path}: not a readable audio file ({e})") from e
+    return torch.stack(out)
 
 
 class AudioStem(nn.Module):
@@ -169,8 +266,8 @@ class AudioStem(nn.Module):
 
 def _read(path: Path, processor) -> torch.Tensor:
     a = processor.audio
-    return audio_clips(load_audio(path, a.sample_rate), a.clip_seconds, a.clips, a.frames,
-                       FbankOptions(sample_rate=a.sample_rate, num_mel_bins=a.mel_bins))  # [clips, 1, mel, frames]
+    return audio_clips_from_file(path, a.clip_seconds, a.clips, a.frames,
+                                 FbankOptions(sample_rate=a.sample_rate, num_mel_bins=a.mel_bins))  # [clips, 1, mel, frames]
 
 
 def _stem(c, width: int) -> tuple[nn.Module, int]:

@@ -19,8 +19,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# Decoded size is width × height × channels whatever the file's size: a 97 KB PNG can claim 100 M
+# pixels. Files above this are refused from their header, before any pixel is decoded.
+MAX_PIXELS = 64_000_000
+
+
 class ImageReadError(ValueError):
     """An image file could not be read; the message names the file."""
+
+
+def check_pixels(img: Image.Image, path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an opened (not yet decoded) image whose header claims more than ``max_pixels``."""
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageReadError(f"{path}: image of {w}×{h} pixels is over the {max_pixels / 1e6:g} M pixel limit")
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -52,9 +64,12 @@ def load_image(path: str | Path) -> Image.Image:
     """Open an image file as RGB; raises :class:`ImageReadError` naming the file."""
     try:
         with Image.open(path) as img:
+            check_pixels(img, path)
             img.load()
             return to_rgb(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"cannot read image {path}: {e}") from e
 
 

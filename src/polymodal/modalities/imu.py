@@ -40,6 +40,8 @@ def load_imu(path: str | Path, length: int | None = None) -> torch.Tensor:
         arr = arr.T
     if arr.ndim != 2 or arr.shape[0] != IMU_CHANNELS:
         raise IMUReadError(f"{path}: expected IMU data [6, T] (accelerometer + gyroscope), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+        raise IMUReadError(f"{path}: IMU data must be finite numbers (found NaN, infinity or {arr.dtype})")
     if length is not None:
         if arr.shape[1] < length:
             raise IMUReadError(f"{path}: {arr.shape[1]} IMU samples, the model needs {length}")

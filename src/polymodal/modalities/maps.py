@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .image import check_pixels
 from .registry import Modality, register_modality
 
 MAP_EXTENSIONS = (".png", ".npy", ".tif", ".tiff")
@@ -32,6 +33,7 @@ def load_map(path: str | Path) -> torch.Tensor:
             arr = np.load(path, allow_pickle=False)
         else:
             with Image.open(path) as img:
+                check_pixels(img, path)
                 if img.mode not in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
                     raise MapReadError(f"{path}: a map must be single-channel (16-bit or 8-bit grey), "
                                        f"got image mode {img.mode}")

@@ -254,8 +254,17 @@ def load_tokenizer(folder: str | Path, context_length: int | None = None) -> Tex
 MAX_TEXT_CHARS = 2000  # of a text file embedded as one query or item
 
 
+def read_utf8_prefix(path: Path, limit: int) -> str:
+    """The first ``limit`` bytes of a file as UTF-8 text; a character cut at the limit is dropped,
+    an invalid byte anywhere raises ``UnicodeDecodeError``."""
+    import codecs
+
+    with open(path, "rb") as f:
+        return codecs.getincrementaldecoder("utf-8")().decode(f.read(limit), final=False)
+
+
 def _read(path: Path, processor) -> str:
-    return Path(path).read_text(encoding="utf-8", errors="strict")[:MAX_TEXT_CHARS]
+    return read_utf8_prefix(Path(path), 4 * MAX_TEXT_CHARS)[:MAX_TEXT_CHARS]
 
 
 register_modality(Modality("text", encoder="text", sample_dims=1, read=_read, processing=()))

@@ -17,33 +17,89 @@ from .image import ImageTransform
 from .registry import Modality, register_modality
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
+# Checked from the container's metadata before decoding: a 96 KB file can hold 3,000 frames.
+MAX_SECONDS = 3 * 3600
+MAX_FRAMES = 200_000
+MAX_PIXELS = 4096 * 4096  # per frame
 
 
 class VideoReadError(ValueError):
     """A video file could not be decoded or holds no frames; the message names the file."""
 
 
-def load_video_frames(path: str | Path, max_frames: int = 512) -> np.ndarray:
-    """Decode the first video stream: uint8 [N, H, W, 3] (at most ``max_frames`` frames, evenly
-    thinned when the video is longer, so memory stays bounded)."""
+def _open_video(path: Path):
+    """(container, first video stream), after checking frame size and duration from metadata."""
     import av
 
-    path = Path(path)
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoReadError(f"{path}: the file has no video stream")
-            stream = container.streams.video[0]
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    except VideoReadError:
-        raise
+        container = av.open(str(path))
     except Exception as e:  # av.error.* for corrupt or non-video files
         raise VideoReadError(f"{path}: not a decodable video ({e})") from e
-    if not frames:
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(f"{path}: the file has no video stream")
+    stream = container.streams.video[0]
+    w, h = stream.codec_context.width, stream.codec_context.height
+    seconds = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+               else (container.duration or 0) / 1e6)
+    problem = (f"frames of {w}×{h} pixels are over the {MAX_PIXELS / 1e6:g} M pixel limit" if w * h > MAX_PIXELS
+               else f"{seconds:.0f} s is longer than the {MAX_SECONDS} s limit" if seconds > MAX_SECONDS else None)
+    if problem:
+        container.close()
+        raise VideoReadError(f"{path}: {problem}")
+    return container, stream
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames in the first video stream: its packets, counted without decoding any (refused past
+    :data:`MAX_FRAMES`)."""
+    path = Path(path)
+    container, stream = _open_video(path)
+    n = 0
+    try:
+        with container:
+            for packet in container.demux(stream):
+                n += packet.size > 0
+                if n > MAX_FRAMES:
+                    raise VideoReadError(f"{path}: more than {MAX_FRAMES} frames")
+    except VideoReadError:
+        raise
+    except Exception as e:
+        raise VideoReadError(f"{path}: not a decodable video ({e})") from e
+    if n == 0:
         raise VideoReadError(f"{path}: the video has no frames")
-    if len(frames) > max_frames:
-        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
-    return np.stack(frames)
+    return n
+
+
+def load_video_frames(path: str | Path, indices: list[int] | np.ndarray | None = None,
+                      max_frames: int = 512) -> np.ndarray:
+    """Decode the frames ``indices`` of the first video stream: uint8 [len(indices), H, W, 3].
+
+    Only the wanted frames are converted and kept, so memory is bounded by them, not by the video.
+    Without ``indices``, ``max_frames`` frames spread evenly over the video. An index past the last
+    decodable frame (a container whose packet count overstates it) takes the last frame.
+    """
+    path = Path(path)
+    if indices is None:
+        n = count_frames(path)
+        indices = np.linspace(0, n - 1, min(n, max_frames)).round().astype(int)
+    wanted = {int(i) for i in indices}
+    frames: dict[int, np.ndarray] = {}
+    last = None  # the last frame decoded, for indices past the end
+    container, stream = _open_video(path)
+    try:
+        with container:
+            for i, last in enumerate(container.decode(stream)):
+                if i in wanted:
+                    frames[i] = last.to_ndarray(format="rgb24")
+                if i >= max(wanted):
+                    break
+    except Exception as e:
+        raise VideoReadError(f"{path}: not a decodable video ({e})") from e
+    if last is None:
+        raise VideoReadError(f"{path}: the video has no frames")
+    tail = None if len(frames) == len(wanted) else last.to_ndarray(format="rgb24")
+    return np.stack([frames.get(int(i), tail) for i in indices])
 
 
 def clip_frame_indices(num_frames: int, clips: int, frames_per_clip: int) -> np.ndarray:
@@ -56,13 +112,14 @@ def clip_frame_indices(num_frames: int, clips: int, frames_per_clip: int) -> np.
 
 
 def video_clips(frames: np.ndarray | torch.Tensor, clips: int = 5, frames_per_clip: int = 2,
-                transform: ImageTransform | None = None) -> torch.Tensor:
-    """uint8 frames [N, H, W, 3] → normalised clips [clips, 3, frames_per_clip, size, size]."""
+                transform: ImageTransform | None = None, indices: np.ndarray | None = None) -> torch.Tensor:
+    """uint8 frames [N, H, W, 3] → normalised clips [clips, 3, frames_per_clip, size, size]
+    (``indices`` [clips, frames_per_clip] picks the frames; by default :func:`clip_frame_indices`)."""
     frames = frames.numpy() if isinstance(frames, torch.Tensor) else frames
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"expected frames [N, H, W, 3], got shape {frames.shape}")
     transform = transform or ImageTransform()
-    idx = clip_frame_indices(frames.shape[0], clips, frames_per_clip)
+    idx = clip_frame_indices(frames.shape[0], clips, frames_per_clip) if indices is None else indices
     cache: dict[int, torch.Tensor] = {}
     for i in np.unique(idx):
         cache[int(i)] = transform(Image.fromarray(frames[i]))
@@ -71,8 +128,11 @@ def video_clips(frames: np.ndarray | torch.Tensor, clips: int = 5, frames_per_cl
 
 def load_video(path: str | Path, clips: int = 5, frames_per_clip: int = 2,
                transform: ImageTransform | None = None) -> torch.Tensor:
-    """Video file → [clips, 3, frames_per_clip, size, size]."""
-    return video_clips(load_video_frames(path), clips, frames_per_clip, transform)
+    """Video file → [clips, 3, frames_per_clip, size, size], decoding only the sampled frames."""
+    idx = clip_frame_indices(count_frames(path), clips, frames_per_clip)
+    frames = load_video_frames(path, idx.reshape(-1))  # [clips · frames_per_clip, H, W, 3]
+    n = len(frames)
+    return video_clips(frames, clips, frames_per_clip, transform, np.arange(n).reshape(idx.shape))
 
 
 def _read(path: Path, processor) -> torch.Tensor:

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..modalities.text import read_utf8_prefix
+
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
-MAX_TEXT_BYTES = 1 << 20
+MAX_TEXT_BYTES = 1 << 20  # checked for valid UTF-8
 
 
 class UnsupportedFile(ValueError):
@@ -19,8 +21,31 @@ def _head(path: Path, n: int = 16) -> bytes:
         return f.read(n)
 
 
+def _is_audio(head: bytes) -> bool:
+    return (head[:4] in (b"fLaC", b"FORM", b".snd") or head[:3] == b"ID3"
+            or (head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"RF64"))
+            or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0))  # MPEG audio / ADTS AAC sync
+
+
+def _probe(path: Path) -> str:
+    """``video`` or ``audio`` for a container that may hold either (MP4/M4A, Matroska/WebM, Ogg):
+    a video stream that is not just cover art makes it a video."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if any(not s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video):
+                return "video"
+            if container.streams.audio:
+                return "audio"
+    except Exception as e:  # av.error.*
+        raise UnsupportedFile(f"{path}: not a readable audio or video container ({e})") from e
+    raise UnsupportedFile(f"{path}: the container holds no audio or video stream")
+
+
 def detect(path: str | Path) -> str:
-    """``image``, ``audio``, ``video``, ``text``, ``pdf``, ``depth``, ``thermal`` or ``imu``.
+    """``image``, ``audio``, ``video``, ``text``, ``pdf``, ``depth``, ``thermal`` or ``imu``, from the
+    file's bytes: a sound named ``.oga`` or a picture named ``.dat`` is found all the same.
 
     .npy arrays: [6, T] or [T, 6] is IMU; a 2-D map is depth or thermal, told apart by the file's
     name (``*depth*`` / ``*thermal*``), which is the only place that fact lives.
@@ -33,24 +58,25 @@ def detect(path: str | Path) -> str:
         return "pdf"
     if head.startswith(b"\x93NUMPY"):
         return _array_kind(path)
-    if head[:4] in (b"RIFF", b"fLaC", b"OggS") or head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
-        if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-            return "video"
-        return "audio"
-    if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3":  # MP4/MOV, Matroska/WebM
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
+    if head[4:8] == b"ftyp" or head[:4] in (b"\x1a\x45\xdf\xa3", b"OggS"):  # MP4/M4A/MOV, Matroska/WebM, Ogg
+        return _probe(path)
+    if _is_audio(head):
+        return "audio"
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.verify()
         return "image"
+    except Image.DecompressionBombError:  # an image, too large to decode: reading it says so
+        return "image"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         pass
     if path.suffix.lower() in TEXT_SUFFIXES or path.suffix == "":
-        data = path.read_bytes()[:MAX_TEXT_BYTES]
         try:
-            data.decode("utf-8")
+            read_utf8_prefix(path, MAX_TEXT_BYTES)
             return "text"
         except UnicodeDecodeError:
             pass

@@ -12,18 +12,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..modalities.pdf import pdf_pages
-from .detect import UnsupportedFile, detect
 from ..tasks.embedder import Embedder
 from ..weights.files import sha256_of
-from .store import Store
-
-
-PAGE = "#page="
-
-
-def file_of(item_path: str) -> str:
-    """The file an item comes from (a PDF page item ``FILE#page=N`` → ``FILE``)."""
-    return item_path.split(PAGE, 1)[0]
+from .detect import detect
+from .store import PAGE, Store
 
 
 @dataclass
@@ -49,34 +41,54 @@ def walk(folder: Path, skip: Path | None = None) -> list[Path]:
 
 
 def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: int = 32,
-                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
-    """Bring ``store`` up to date with ``folder``; ``progress(done, total)`` after each batch."""
+                 progress: Callable[[int, int], None] | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> IngestReport:
+    """Bring ``store`` up to date with ``folder``; ``progress(done, total)`` after each batch.
+
+    Holds the index's writer lock for the whole run (``on_wait`` hears who holds it when it is
+    busy). Whatever one file does — vanish, refuse to open, claim a billion pixels — is recorded
+    against that file and the run carries on.
+    """
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
+    with store.writing(on_wait):
+        store.set_root(folder)
+        return _index(folder, embedder, store, batch, progress)
+
+
+def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress) -> IngestReport:
     files = walk(folder, skip=store.folder.resolve())
     known = store.known()
-    by_file: dict[str, list[str]] = {}
-    for item_path in known:
-        by_file.setdefault(file_of(item_path), []).append(item_path)
     report = IngestReport()
     present = {str(p) for p in files}
-    removed = [p for p in known if file_of(p) not in present and Path(file_of(p)).is_relative_to(folder)]
+    removed = [item for file, (*_, items) in known.items() if file not in present for item in items]
     if removed:
         store.write([], deleted=removed)
         report.removed = len(removed)
     todo: list[tuple[Path, os.stat_result, str]] = []
     for path in files:
-        st = path.stat()
-        items = by_file.get(str(path), [])
-        old = known[items[0]] if items else None
+        old = known.get(str(path))
+        try:
+            st = path.stat()
+        except OSError:  # deleted while we walked: it is simply not there
+            continue
         if old is not None and old[0] == st.st_size and old[1] == st.st_mtime:
             report.unchanged += 1
             continue
-        digest = sha256_of(path)
+        try:
+            digest = sha256_of(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # unreadable: recorded, and retried when its size or mtime changes
+            error = f"{path}: {e.strerror or e}"
+            store.write([{"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": "",
+                          "model_id": embedder.model_id, "error": error}],
+                        deleted=[i for i in (old[3] if old else []) if i != str(path)])
+            report.failed.append((str(path), error))
+            continue
         if old is not None and old[2] == digest:  # touched, not changed
-            for item_path in items:
-                store.touch(item_path, st.st_mtime)
+            store.touch(str(path), st.st_mtime)
             report.unchanged += 1
             continue
         todo.append((path, st, digest))
@@ -86,7 +98,7 @@ def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: in
             report.added += 1
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
-        stale = [item for path, _, _ in chunk for item in by_file.get(str(path), [])]  # e.g. a PDF's old pages
+        stale = [item for path, _, _ in chunk if str(path) in known for item in known[str(path)][3]]
         _ingest_batch(chunk, embedder, store, report, stale)
         if progress is not None:
             progress(min(start + batch, len(todo)), len(todo))
@@ -97,20 +109,20 @@ def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: in
 def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport, stale: list[str]) -> None:
     rows, groups = [], {}
     for path, st, digest in chunk:
-        row = {"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": digest,
+        row = {"path": str(path), "file": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": digest,
                "model_id": embedder.model_id}
         try:
             row["modality"] = detect(path)
             if row["modality"] == "pdf":
                 for i, page in enumerate(pdf_pages(path, embedder.processor.image.size)):
-                    page_row = {**row, "path": f"{path}{PAGE}{i + 1}"}
+                    page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
                     groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
                     rows.append(page_row)
                 continue
             groups.setdefault(row["modality"], []).append((row, embedder.load(path, row["modality"])))
-        except (UnsupportedFile, ValueError, OSError, RuntimeError) as e:
-            row["error"] = str(e)
-            report.failed.append((str(path), str(e)))
+        except Exception as e:  # any decoder's failure on this file (bombs included) is this file's error
+            row["error"] = _message(path, e)
+            report.failed.append((str(path), row["error"]))
         rows.append(row)
     for modality, items in groups.items():
         try:
@@ -121,9 +133,18 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                 try:
                     vectors.append(embedder.embed(modality, [x])[0])
                 except (ValueError, RuntimeError) as e:
-                    row["error"] = f"{row['path']}: {e}"
-                    report.failed.append((row["path"], str(e)))
+                    row["error"] = _message(row["path"], e)
                     vectors.append(None)
         for (row, _), v in zip(items, vectors):
+            if v is not None and not bool(v.isfinite().all()):
+                row["error"], v = f"{row['path']}: the embedding is not finite (NaN or infinity in the input?)", None
             row["vector"] = None if v is None else v.numpy()
+            if v is None:
+                report.failed.append((row["path"], row["error"]))
     store.write(rows, deleted=stale)
+
+
+def _message(path, e: Exception) -> str:
+    """An error line that names the file once, whatever the exception says."""
+    text = str(e) or type(e).__name__
+    return text if str(path) in text else f"{path}: {text}"

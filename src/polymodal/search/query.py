@@ -10,17 +10,26 @@ import torch
 import torch.nn.functional as F
 
 from ..tasks.embedder import Embedder
+from ..weights.files import sha256_of
 from .detect import detect
 
 
-def embedder_for(store, model_dir: str | Path | None = None) -> Embedder:
-    """The embedder of an index: its recorded model (or ``model_dir``), refused when it is not the
-    model the index was built with."""
+def embedder_for(store, model_dir: str | Path | None = None, trust_torchscript: bool = False) -> Embedder:
+    """The embedder of an index: ``model_dir``, or else the model path the index records.
+
+    The index's metadata may come from someone else, so the weights file is hashed and checked
+    against the index's ``model_id`` *before* it is loaded, and a TorchScript archive (code) is
+    refused unless ``trust_torchscript``.
+    """
+    from ..weights.files import find_weights_file, trust_torchscript as allowing
+
     meta = store.meta()
-    embedder = Embedder.from_checkpoint(model_dir or meta["model_path"])
-    if embedder.model_id != meta["model_id"]:
-        raise ValueError(f"{store.folder} was built with model {meta['model_id']}, not {embedder.model_id}")
-    return embedder
+    path = Path(model_dir or meta["model_path"])
+    found = sha256_of(find_weights_file(path))[:16]
+    if found != meta["model_id"]:
+        raise ValueError(f"{store.folder} was built with model {meta['model_id']}, not {found} ({path})")
+    with allowing(trust_torchscript):
+        return Embedder.from_checkpoint(path)
 
 
 def embed_file(embedder: Embedder, path: str | Path, modality: str | None = None) -> torch.Tensor:

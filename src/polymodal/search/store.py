@@ -1,18 +1,28 @@
 """An index folder: SQLite holds every item's metadata *and* its vector (the source of truth, one
-transaction per batch), FAISS holds the same vectors for fast search.
+transaction per batch), FAISS holds the same vectors for fast search, one index per modality (a
+filtered query searches only its modalities' indexes).
 
-Crash safety: a batch is either committed to SQLite or absent. ``vectors.faiss`` is replaced
-atomically (temp file + rename) together with a stamp of the SQLite generation it was built from;
-when the stamp does not match (a run was killed before writing it) the FAISS index is rebuilt
-from SQLite on open, so nothing is lost and nothing duplicated.
+Crash safety: a batch is either committed to SQLite or absent. The FAISS files are replaced
+atomically (temp file + fsync + rename) and then a stamp naming the SQLite generation and the
+vector counts they were built from. On open the stamp, the generation and the counts are checked
+(read in one SQLite transaction); on any mismatch or an unreadable file the indexes are rebuilt
+from SQLite, so nothing is lost and nothing duplicated. Writers take an exclusive lock on the
+folder (:meth:`Store.writing`); readers never need it, and a reader notices a new generation on
+its next search.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sqlite3
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -28,7 +38,9 @@ CREATE TABLE IF NOT EXISTS items (
     sha256 TEXT NOT NULL,
     model_id TEXT,
     error TEXT,
-    vector BLOB
+    vector BLOB,
+    file TEXT,      -- the file an item comes from (a PDF page's PDF)
+    page INTEGER    -- a PDF page's number, 1-based; NULL otherwise
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -41,6 +53,10 @@ class IndexError_(ValueError):
     """A problem with an index folder; the message names it."""
 
 
+ITEM_COLUMNS = "id, path, modality, size, mtime, sha256, error, file, page"
+PAGE = "#page="  # a PDF page item is stored as FILE#page=N
+
+
 @dataclass
 class Item:
     id: int
@@ -50,6 +66,8 @@ class Item:
     mtime: float
     sha256: str
     error: str | None
+    file: str
+    page: int | None
 
 
 class Store:
@@ -61,8 +79,9 @@ class Store:
         if self.folder.exists() and not self.folder.is_dir():
             raise IndexError_(f"{self.folder} exists and is not an index folder")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.folder / "meta.sqlite", check_same_thread=check_same_thread)
+        self.db = sqlite3.connect(self.folder / "meta.sqlite", check_same_thread=check_same_thread, timeout=60)
         self.db.executescript(SCHEMA)
+        self._migrate()
         meta = self.meta()
         if dim is None:
             if "dim" not in meta:
@@ -80,44 +99,108 @@ class Store:
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
         meta = self.meta()
         self.dim, self.kind = int(meta["dim"]), meta["kind"]
-        self._faiss = None
+        self._faiss: dict[str, object] | None = None
+        self._faiss_generation = -1
+
+    def _migrate(self) -> None:
+        """Indexes made before items had ``file``/``page`` columns get them (from the item paths)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+        if "file" in columns:
+            return
+        with self.db:
+            self.db.execute("ALTER TABLE items ADD COLUMN file TEXT")
+            self.db.execute("ALTER TABLE items ADD COLUMN page INTEGER")
+            for item_id, path, modality in self.db.execute("SELECT id, path, modality FROM items").fetchall():
+                file, page = path, None
+                if modality == "pdf" and PAGE in path:
+                    file, number = path.rsplit(PAGE, 1)
+                    page = int(number) if number.isdigit() else None
+                self.db.execute("UPDATE items SET file = ?, page = ? WHERE id = ?", (file, page, item_id))
 
     def meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM meta"))
 
+    def generation(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    @property
+    def root(self) -> Path | None:
+        """The folder this index holds (recorded by the first ``polymodal index``)."""
+        root = self.meta().get("root")
+        return Path(root) if root else None
+
+    def set_root(self, folder: Path) -> None:
+        """Record the indexed folder; an index holds one folder, so another one is refused."""
+        folder = Path(folder).resolve()
+        if self.root is not None and self.root != folder:
+            raise IndexError_(f"{self.folder} holds the folder {self.root}, not {folder}; use another index folder")
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (str(folder),))
+
+    @contextmanager
+    def writing(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the folder's exclusive writer lock (``flock`` on ``lock``, released by the kernel if the
+        process dies). When another process holds it, ``on_wait`` is told who, and we wait."""
+        with open(self.folder / "lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                if on_wait is not None:
+                    on_wait(f"{self.folder} is being written by {f.read().strip() or 'another process'}; waiting")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            f.flush()
+            try:
+                yield
+            finally:
+                f.truncate(0)
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     # ------------------------------------------------------------------ items
-    def known(self) -> dict[str, tuple[int, float, str]]:
-        """path → (size, mtime, sha256) of every recorded file (indexed or failed)."""
-        return {p: (s, m, h) for p, s, m, h in self.db.execute("SELECT path, size, mtime, sha256 FROM items")}
+    def known(self) -> dict[str, tuple[int, float, str, list[str]]]:
+        """file → (size, mtime, sha256, its item paths) of every recorded file (indexed or failed)."""
+        out: dict[str, tuple[int, float, str, list[str]]] = {}
+        for path, file, size, mtime, digest in self.db.execute(
+                "SELECT path, file, size, mtime, sha256 FROM items ORDER BY id"):
+            out.setdefault(file, (size, mtime, digest, []))[3].append(path)
+        return out
 
     def write(self, rows: list[dict], deleted: list[str] = ()) -> None:
-        """Delete ``deleted`` paths, then upsert ``rows`` (path, modality, size, mtime, sha256, model_id,
-        error, vector [E] or None), in one transaction."""
+        """Delete ``deleted`` item paths, then upsert ``rows`` (path, file, page, modality, size, mtime,
+        sha256, model_id, error, vector [E] or None), in one transaction."""
         with self.db:
             for p in deleted:
                 self.db.execute("DELETE FROM items WHERE path = ?", (p,))
             for r in rows:
                 vec = None if r.get("vector") is None else np.asarray(r["vector"], np.float32).tobytes()
                 self.db.execute(
-                    "INSERT INTO items (path, modality, size, mtime, sha256, model_id, error, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET modality=excluded.modality, "
-                    "size=excluded.size, mtime=excluded.mtime, sha256=excluded.sha256, model_id=excluded.model_id, "
-                    "error=excluded.error, vector=excluded.vector",
+                    "INSERT INTO items (path, modality, size, mtime, sha256, model_id, error, vector, file, page) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+                    "modality=excluded.modality, size=excluded.size, mtime=excluded.mtime, sha256=excluded.sha256, "
+                    "model_id=excluded.model_id, error=excluded.error, vector=excluded.vector, file=excluded.file, "
+                    "page=excluded.page",
                     (r["path"], r.get("modality"), r["size"], r["mtime"], r["sha256"], r.get("model_id"),
-                     r.get("error"), vec))
+                     r.get("error"), vec, r.get("file", r["path"]), r.get("page")))
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         self._faiss = None
 
-    def touch(self, path: str, mtime: float) -> None:
+    def touch(self, file: str, mtime: float) -> None:
+        """A file whose content did not change got a new mtime: record it on all its items."""
         with self.db:
-            self.db.execute("UPDATE items SET mtime = ? WHERE path = ?", (mtime, path))
+            self.db.execute("UPDATE items SET mtime = ? WHERE file = ?", (mtime, file))
 
     def item(self, item_id: int) -> Item | None:
-        row = self.db.execute("SELECT id, path, modality, size, mtime, sha256, error FROM items WHERE id = ?",
-                              (item_id,)).fetchone()
+        if not 0 < item_id < 2**63:
+            return None
+        row = self.db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
         return Item(*row) if row else None
 
     def vector(self, item_id: int) -> np.ndarray | None:
+        if not 0 < item_id < 2**63:
+            return None
         row = self.db.execute("SELECT vector FROM items WHERE id = ?", (item_id,)).fetchone()
         return None if row is None or row[0] is None else np.frombuffer(row[0], np.float32)
 
@@ -135,68 +218,108 @@ class Store:
         return list(self.db.execute("SELECT path, error FROM items WHERE error IS NOT NULL ORDER BY path"))
 
     # ------------------------------------------------------------------ vectors
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids [N] int64, vectors [N, E] float32) of every indexed item, in id order."""
-        rows = self.db.execute("SELECT id, vector FROM items WHERE vector IS NOT NULL ORDER BY id").fetchall()
+    def vectors(self, modality: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [N] int64, vectors [N, E] float32) of every indexed item (of ``modality``), in id order."""
+        where = "vector IS NOT NULL" + (" AND modality = ?" if modality else "")
+        rows = self.db.execute(f"SELECT id, vector FROM items WHERE {where} ORDER BY id",
+                               (modality,) if modality else ()).fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
         vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
         return ids, vecs
 
-    def _build(self):
+    def _snapshot(self, with_vectors: bool):
+        """(generation, {modality: count} or {modality: (ids, vectors)}), read in one transaction so
+        that a writer committing meanwhile cannot make them disagree."""
+        self.db.execute("BEGIN")
+        try:
+            generation = self.generation()
+            counts = dict(self.db.execute(
+                "SELECT modality, COUNT(*) FROM items WHERE vector IS NOT NULL GROUP BY modality"))
+            if not with_vectors:
+                return generation, counts
+            return generation, {m: self.vectors(m) for m in counts}
+        finally:
+            self.db.execute("COMMIT")
+
+    def _new_index(self):
         import faiss
 
-        ids, vecs = self.vectors()
         if self.kind == "hnsw":
             base = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             base.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             base.hnsw.efSearch = HNSW_EF_SEARCH
         else:
             base = faiss.IndexFlatIP(self.dim)
-        index = faiss.IndexIDMap2(base)
-        if len(ids):
-            index.add_with_ids(np.ascontiguousarray(vecs), ids)
-        return index
+        return faiss.IndexIDMap2(base)
 
-    def save_faiss(self) -> None:
-        """Write ``vectors.faiss`` and its stamp atomically (the stamp last)."""
+    def _build(self) -> tuple[int, dict]:
+        generation, data = self._snapshot(with_vectors=True)
+        indexes = {}
+        for modality, (ids, vecs) in data.items():
+            indexes[modality] = self._new_index()
+            indexes[modality].add_with_ids(np.ascontiguousarray(vecs), ids)
+        return generation, indexes
+
+    def _read_saved(self) -> tuple[int, dict] | None:
+        """The saved indexes when their stamp names the current generation and every file holds the
+        counted vectors; None otherwise (missing, stale, truncated or corrupt files)."""
         import faiss
 
-        index = self.faiss()
-        atomic_write(self.folder / "vectors.faiss", lambda p: faiss.write_index(index, p))
-        stamp = {"generation": int(self.meta()["generation"]), "count": int(index.ntotal)}
+        stamp_file = self.folder / "vectors.json"
+        try:
+            stamp = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
+            generation, counts = self._snapshot(with_vectors=False)
+            if stamp.get("generation") != generation or stamp.get("counts") != counts:
+                return None
+            indexes = {m: faiss.read_index(str(self.folder / f"vectors.{m}.faiss")) for m in counts}
+        except (RuntimeError, ValueError, OSError, TypeError, AttributeError):  # faiss raises RuntimeError
+            return None
+        if any(indexes[m].ntotal != n or indexes[m].d != self.dim for m, n in counts.items()):
+            return None
+        return generation, indexes
+
+    def save_faiss(self) -> None:
+        """Write one ``vectors.<modality>.faiss`` per modality, then the stamp naming the generation
+        they were built from (atomically, stamp last)."""
+        import faiss
+
+        indexes = self.faiss()
+        for modality, index in indexes.items():
+            atomic_write(self.folder / f"vectors.{modality}.faiss", lambda p, i=index: faiss.write_index(i, p))
+        stamp = {"generation": self._faiss_generation, "counts": {m: int(i.ntotal) for m, i in indexes.items()}}
         atomic_write(self.folder / "vectors.json", lambda p: Path(p).write_text(json.dumps(stamp)))
 
-    def faiss(self):
-        """The FAISS index, read from disk when its stamp matches SQLite, else rebuilt from SQLite."""
-        if self._faiss is None:
-            import faiss
-
-            stamp_file, index_file = self.folder / "vectors.json", self.folder / "vectors.faiss"
-            stamp = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
-            if stamp.get("generation") == int(self.meta()["generation"]) and index_file.is_file():
-                self._faiss = faiss.read_index(str(index_file))
-            else:
-                self._faiss = self._build()
+    def faiss(self) -> dict:
+        """{modality: FAISS index}, read from disk when its stamp matches SQLite, else rebuilt from
+        SQLite; reloaded when another process has committed a new generation since."""
+        if self._faiss is None or self.generation() != self._faiss_generation:
+            self._faiss_generation, self._faiss = self._read_saved() or self._build()
         return self._faiss
 
+    def ntotal(self) -> int:
+        """Vectors in the FAISS indexes (all modalities)."""
+        return sum(int(index.ntotal) for index in self.faiss().values())
+
     def search(self, query: np.ndarray, k: int = 10, modalities: set[str] | None = None) -> list[tuple[Item, float]]:
-        """Nearest items to ``query`` [E] by inner product (cosine for normalised vectors)."""
-        index = self.faiss()
+        """Nearest items to ``query`` [E] by inner product (cosine for normalised vectors), searching
+        only the indexes of ``modalities`` when given."""
+        indexes = self.faiss()
         query = np.asarray(query, np.float32).reshape(1, -1)
-        want = min(k, index.ntotal)
-        while want > 0:  # with a filter, widen the candidate list until k items pass it (or none are left)
-            scores, ids = index.search(query, want)
-            out = []
-            for i, s in zip(ids[0].tolist(), scores[0].tolist()):
-                item = self.item(i) if i >= 0 else None
-                if item is not None and (not modalities or item.modality in modalities):
-                    out.append((item, s))
-                    if len(out) == k:
-                        return out
-            if want == index.ntotal:
-                return out
-            want = min(4 * want, index.ntotal)
-        return []
+        if query.shape[1] != self.dim:
+            raise IndexError_(f"a query of width {query.shape[1]} for an index of width {self.dim}")
+        hits: list[tuple[float, int]] = []
+        for modality, index in indexes.items():
+            if (modalities and modality not in modalities) or index.ntotal == 0:
+                continue
+            scores, ids = index.search(query, min(k, index.ntotal))
+            hits += [(s, i) for s, i in zip(scores[0].tolist(), ids[0].tolist()) if i >= 0]
+        hits.sort(key=lambda h: -h[0])
+        out = []
+        for score, item_id in hits[:k]:
+            item = self.item(item_id)
+            if item is not None:
+                out.append((item, score))
+        return out
 
     def close(self) -> None:
         self.db.close()

@@ -1,38 +1,60 @@
 """HTTP API over a search index (FastAPI): search by text, by an uploaded file, by embedding
 arithmetic; item metadata; media served by item id only; health and stats.
 
+Security model: every ``/api`` route needs the bearer token (``polymodal serve`` makes one up
+when none is given); a request whose ``Host`` is not one of the server's names is refused (DNS
+rebinding), and so is a cross-site request (``Origin`` or ``Sec-Fetch-Site``) that is not a
+simple read. Media is served only for items that were embedded, from inside the indexed folder,
+as the file that was indexed (see ``server.media``). Uploads are streamed and cut at the size
+limit; they are decoded in a worker process with a time and memory limit (``server.decode``).
+
 Every user mistake is a 4xx JSON ``{"detail": ...}``: unsupported or empty upload (415/400),
-oversize upload (413), malformed JSON (422), unknown item or modality (404/400), missing or wrong
-bearer token (401), a request running past the time limit (503).
+oversize upload (413), malformed JSON or an out-of-range id (422), unknown item or modality
+(404/400), missing or wrong bearer token (401), a cross-site request (403), a request running
+past the time limit (503).
 """
 
 from __future__ import annotations
 
 import asyncio
-import mimetypes
+import hmac
+import os
+import re
 import tempfile
 import threading
 from pathlib import Path
+from typing import Annotated, Union
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..modalities.registry import modality_names
-from ..search.detect import UnsupportedFile, detect
+from ..search.detect import UnsupportedFile
 from ..search.query import embedder_for
-from ..search.query import embed_file
 from ..search.store import Store
+from .decode import DecodeCrashed, DecodePool, DecodeTimeout
+from .limits import BodyLimit, same_origin
+from .media import SAFE_HEADERS, MediaGone, chunks, container_type, open_item, picture_png, png_bytes, read_all, \
+    sensor_picture
 
 STATIC = Path(__file__).parent / "static"
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+MAX_PARTS = 64  # items added or subtracted in one arithmetic query
+ItemId = Annotated[int, Field(ge=1, lt=2**63)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 
 class ArithmeticQuery(BaseModel):
     text: str | None = Field(None, max_length=2000)
-    plus: list[int | str] = Field(default_factory=list, description="item ids or texts to add")
-    minus: list[int | str] = Field(default_factory=list, description="item ids or texts to subtract")
+    plus: list[Union[ItemId, Text]] = Field(default_factory=list, max_length=MAX_PARTS,
+                                            description="item ids or texts to add")
+    minus: list[Union[ItemId, Text]] = Field(default_factory=list, max_length=MAX_PARTS,
+                                             description="item ids or texts to subtract")
     k: int = Field(10, ge=1, le=200)
     modality: str | None = None
 
@@ -40,9 +62,9 @@ class ArithmeticQuery(BaseModel):
 class Engine:
     """The index and the model, shared by request threads (SQLite and torch calls are serialised)."""
 
-    def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None):
+    def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None, trust_torchscript: bool = False):
         self.store = Store(index_dir, check_same_thread=False)
-        self.embedder = embedder_for(self.store, model_dir)
+        self.embedder = embedder_for(self.store, model_dir, trust_torchscript)
         self.lock = threading.Lock()
 
     def results(self, vector: np.ndarray, k: int, modality: str | None) -> dict:
@@ -52,6 +74,10 @@ class Engine:
         return {"results": [{"id": item.id, "name": Path(item.path).name, "modality": item.modality,
                              "score": round(float(score), 6), "media": f"/api/items/{item.id}/media"}
                             for item, score in hits]}
+
+    def embed(self, modality: str, x) -> np.ndarray:
+        with self.lock:
+            return self.embedder.embed(modality, [x])[0].numpy()
 
 
 def _modalities(modality: str | None) -> set[str] | None:
@@ -64,26 +90,47 @@ def _modalities(modality: str | None) -> set[str] | None:
     return wanted
 
 
+def safe_name(filename: str | None) -> str:
+    """An upload's name reduced to a plain file name (letters, digits, ``._-``), kept only for the
+    hints it carries (``*depth*``); ``..``, slashes and empty names become ``upload``."""
+    name = re.sub(r"[^\w.-]", "_", Path(filename or "").name)[-80:].lstrip(".")
+    return name or "upload"
+
+
 def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token: str | None = None,
-               max_upload_mb: float = 25.0, timeout_s: float = 30.0) -> FastAPI:
-    engine = Engine(index_dir, model_dir)
+               max_upload_mb: float = 25.0, timeout_s: float = 30.0, allowed_hosts: list[str] | None = None,
+               decode_memory_mb: float = 1024, trust_torchscript: bool = False) -> FastAPI:
+    """The app. ``token`` None means no authentication (the CLI allows that on loopback only);
+    ``allowed_hosts`` are the ``Host`` names accepted (default: the loopback names)."""
+    engine = Engine(index_dir, model_dir, trust_torchscript)
+    root = engine.store.root
+    decoder = DecodePool(engine.embedder.processor, engine.embedder.modalities, decode_memory_mb)
+    decoder.warm_up()
     bearer = HTTPBearer(auto_error=False)
+    max_upload = int(max_upload_mb * 2**20)
 
     def auth(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if token is not None and (cred is None or cred.credentials != token):
+        if token is not None and (cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode())):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     # The page itself holds no data, so it is served without the token; every /api route needs it.
     app = FastAPI(title="polymodal search", docs_url=None, redoc_url=None)
     api = APIRouter(prefix="/api", dependencies=[Depends(auth)])
-    app.state.engine = engine
+    app.state.engine, app.state.decoder = engine, decoder
+    app.router.on_shutdown.append(decoder.close)
 
     @app.middleware("http")
-    async def time_limit(request: Request, call_next):
+    async def guard(request: Request, call_next):
+        if not same_origin(request):
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         try:
             return await asyncio.wait_for(call_next(request), timeout_s)
         except asyncio.TimeoutError:
             return JSONResponse({"detail": f"the request took longer than {timeout_s:g} s"}, status_code=503)
+
+    # Outermost first: Host check, then the body limit (before anything reads the body).
+    app.add_middleware(BodyLimit, max_bytes=max_upload + 2**16)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_NAMES)
 
     @api.get("/health")
     def health() -> dict:
@@ -105,25 +152,26 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
     @api.post("/search/file")
     async def search_file(file: UploadFile = File(...), k: int = Query(10, ge=1, le=200),
                           modality: str | None = None) -> dict:
-        data = await file.read(int(max_upload_mb * 2**20) + 1)
-        if len(data) > max_upload_mb * 2**20:
+        name = safe_name(file.filename)
+        data = await file.read(max_upload + 1)
+        if len(data) > max_upload:
             raise HTTPException(413, f"upload larger than {max_upload_mb:g} MiB")
         if not data:
             raise HTTPException(400, "the uploaded file is empty")
-        suffix = Path(file.filename or "upload").suffix[:16]
-        name = Path(file.filename or "upload").name
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / (Path(name).stem[:64] + suffix)  # keep *depth*/*thermal* hints in the name
+            path = Path(tmp) / name  # keeps *depth*/*thermal* hints in the name
             path.write_bytes(data)
             try:
-                kind = detect(path)
-                with engine.lock:
-                    vector = embed_file(engine.embedder, path, kind).numpy()
+                kind, x = await decoder.decode(path, timeout_s)
             except UnsupportedFile as e:
                 raise HTTPException(415, str(e).replace(str(path), name)) from None
-            except (ValueError, OSError, RuntimeError) as e:
+            except DecodeTimeout as e:
+                raise HTTPException(503, f"{name}: {e}") from None
+            except (DecodeCrashed, ValueError, OSError, RuntimeError) as e:
                 raise HTTPException(400, f"{name}: {str(e).replace(str(path), name)}") from None
-        return {"query_modality": kind, **engine.results(vector, k, modality)}
+        vector = await run_in_threadpool(engine.embed, kind, x)
+        results = await run_in_threadpool(engine.results, vector, k, modality)
+        return {"query_modality": kind, **results}
 
     @api.post("/search/arithmetic")
     def search_arithmetic(query: ArithmeticQuery) -> dict:
@@ -146,44 +194,48 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
             raise HTTPException(400, "the parts cancel out")
         return engine.results((total / norm).astype(np.float32), query.k, query.modality)
 
-    @api.get("/items/{item_id}")
-    def item(item_id: int) -> dict:
+    def indexed(item_id: int):
         with engine.lock:
             it = engine.store.item(item_id)
         if it is None:
             raise HTTPException(404, f"no item {item_id}")
+        return it
+
+    @api.get("/items/{item_id}")
+    def item(item_id: Annotated[int, PathParam(ge=1, lt=2**63)]) -> dict:
+        it = indexed(item_id)
         return {"id": it.id, "name": Path(it.path).name, "path": it.path, "modality": it.modality, "size": it.size,
                 "mtime": it.mtime, "sha256": it.sha256, "error": it.error, "media": f"/api/items/{it.id}/media"}
 
     @api.get("/items/{item_id}/media")
-    def media(item_id: int):
-        with engine.lock:
-            it = engine.store.item(item_id)
-        if it is None:
-            raise HTTPException(404, f"no item {item_id}")
-        if it.modality == "pdf":  # FILE#page=N: render that page
-            import io
+    def media(item_id: Annotated[int, PathParam(ge=1, lt=2**63)]):
+        it = indexed(item_id)
+        if it.error is not None or root is None:
+            raise HTTPException(404, f"item {item_id} was not indexed ({it.error or 'no folder recorded'})")
+        try:
+            fd, st = open_item(root, it)
+        except MediaGone as e:
+            raise HTTPException(404, f"item {item_id}: {e}; re-run polymodal index") from None
+        name = Path(it.file).name
+        if it.modality in ("audio", "video"):
+            head = os.pread(fd, 16, 0)
+            return StreamingResponse(chunks(fd), media_type=container_type(it.modality, head),
+                                     headers={**SAFE_HEADERS, "Content-Length": str(st.st_size)})
+        data = read_all(fd, st.st_size)
+        try:
+            if it.modality == "text":
+                body, media_type = data, "text/plain; charset=utf-8"
+            elif it.modality == "image":
+                body, media_type = picture_png(data, name), "image/png"
+            elif it.modality == "pdf":
+                from ..modalities.pdf import pdf_page
 
-            from ..modalities.pdf import pdf_pages
-            from ..search.ingest import PAGE, file_of
-
-            source = Path(file_of(it.path))
-            if not source.is_file():
-                raise HTTPException(404, f"item {item_id}'s file is gone; re-run polymodal index")
-            number = int(it.path.rsplit(PAGE, 1)[1])
-            page = pdf_pages(source, 512, max_pages=number)[number - 1]
-            buf = io.BytesIO()
-            page.save(buf, format="PNG")
-            return Response(buf.getvalue(), media_type="image/png")
-        path = Path(it.path)
-        if not path.is_file():
-            raise HTTPException(404, f"item {item_id}'s file is gone; re-run polymodal index")
-        if it.modality in ("depth", "thermal", "imu"):
-            from .render import sensor_png
-
-            return Response(sensor_png(path, it.modality), media_type="image/png")
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type)
+                body, media_type = png_bytes(pdf_page(data, it.page or 1, 512, name=name)), "image/png"
+            else:  # depth, thermal, imu
+                body, media_type = sensor_picture(data, name, it.modality), "image/png"
+        except (ValueError, OSError) as e:
+            raise HTTPException(404, f"item {item_id}: {e}; re-run polymodal index") from None
+        return Response(body, media_type=media_type, headers=SAFE_HEADERS)
 
     import swagger_ui_bundle
     from fastapi.openapi.docs import get_swagger_ui_html

@@ -2,8 +2,10 @@
 
 * ``.safetensors`` → safetensors.
 * ``.bin`` / ``.pt`` / ``.pth`` → ``torch.load(weights_only=True)``.
-* OpenAI's TorchScript ``.pt`` archives → ``torch.jit.load`` (TorchScript's own restricted
-  format, not Python pickle), keeping only the state dict.
+* OpenAI's TorchScript ``.pt`` archives → ``torch.jit.load``, keeping only the state dict; only
+  inside ``with trust_torchscript():`` (the CLI's ``--trust-torchscript``), because a TorchScript
+  archive carries code that ``torch.jit.load`` compiles. Convert it once to safetensors with
+  ``polymodal convert`` and load that instead.
 * A folder → the first known weights file inside it.
 """
 
@@ -13,6 +15,8 @@ import hashlib
 import pickle
 import warnings
 import zipfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import torch
@@ -27,6 +31,19 @@ WEIGHT_FILES = (
 
 class CheckpointError(ValueError):
     """A checkpoint could not be read or does not fit the model; the message names file and keys."""
+
+
+_TRUST_TORCHSCRIPT: ContextVar[bool] = ContextVar("trust_torchscript", default=False)
+
+
+@contextmanager
+def trust_torchscript(trust: bool = True):
+    """Allow TorchScript archives (which hold code) to be read inside this block."""
+    token = _TRUST_TORCHSCRIPT.set(trust)
+    try:
+        yield
+    finally:
+        _TRUST_TORCHSCRIPT.reset(token)
 
 
 def find_weights_file(path: str | Path) -> Path:
@@ -65,6 +82,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if file.suffix == ".safetensors":
             sd = load_file(str(file))
         elif _is_torchscript(file):
+            if not _TRUST_TORCHSCRIPT.get():
+                raise CheckpointError(
+                    f"{file} is a TorchScript archive, which holds code that loading it would compile; "
+                    "if you trust its source, pass --trust-torchscript (Python: `with trust_torchscript():`) "
+                    "or convert it once with `polymodal convert --trust-torchscript` and use the safetensors copy")
             with warnings.catch_warnings():  # torch marks TorchScript deprecated; OpenAI still ships it
                 warnings.simplefilter("ignore", DeprecationWarning)
                 sd = dict(torch.jit.load(str(file), map_location="cpu").state_dict())
