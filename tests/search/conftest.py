@@ -55,20 +55,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(index, attempts: int = 3):
+def _serve(index, *options: str, attempts: int = 3):
     """`polymodal serve` on a free port: (process, client, base URL). The port is free when chosen but
-    another process may take it before the server binds; then the server exits and we try another."""
+    another process may take it before the server binds; then the server exits and we try another.
+    ``options`` replace the default ``--token TOKEN --max-upload-mb 0.05``."""
+    options = options or ("--token", TOKEN, "--max-upload-mb", "0.05")
     for _ in range(attempts):
         port = _free_port()
         proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", str(index), "--port", str(port),
-                                 "--token", TOKEN, "--max-upload-mb", "0.05"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         deadline = time.time() + 60
         while time.time() < deadline and proc.poll() is None:
             try:
-                if client.get("/api/health").status_code == 200:
+                if client.get("/api/health").status_code in (200, 401):  # up (401: a token we were not told)
                     return proc, client, base
             except httpx.TransportError:
                 time.sleep(0.2)

@@ -69,6 +69,8 @@ def load_image(path: str | Path) -> Image.Image:
             return to_rgb(img)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError as e:  # Pillow's own check at open, for twice its limit
+        raise ImageReadError(f"{path}: image is over the {MAX_PIXELS / 1e6:g} M pixel limit ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"cannot read image {path}: {e}") from e
 
