@@ -34,7 +34,7 @@ def video_bomb(path: Path, frames: int = 3000, width: int = 320, height: int = 2
     """``frames`` black frames: a small H.264 file that decodes to frames × width × height × 3 bytes."""
     import av
 
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")
