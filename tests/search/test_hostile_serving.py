@@ -213,3 +213,47 @@ def test_a_slow_upload_is_decoded_off_the_event_loop_and_stopped_at_the_limit(si
         proc.terminate()
         proc.wait(10)
     assert order == [("text", 200), ("upload", 503)]
+
+
+def _peak_rss_mb(pid: int) -> dict[int, float]:
+    """VmHWM (peak resident memory) of a process and all its descendants, in MB."""
+    out, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = open(f"/proc/{p}/status").read()
+            out[p] = int(status.split("VmHWM:")[1].split()[0]) / 1024
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in open(f"/proc/{p}/task/{task}/children").read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+@pytest.mark.slow
+def test_decompression_bombs_keep_the_server_under_1_gb(site, tmp_path):
+    """Each bomb of the issue, uploaded within the 25 MiB limit: a clear 4xx or a result, and no
+    process of the server (itself, its decoder worker) ever resident past 1 GB."""
+    from hostile_files import flac_bomb, pdf_bomb, png_pixel_bomb, video_bomb
+
+    _, _, _, _, root = site
+    bombs = {"frames.mp4": video_bomb(tmp_path / "frames.mp4", frames=3000, width=640, height=480),
+             "silence.flac": flac_bomb(tmp_path / "silence.flac", seconds=3600),
+             "pages.pdf": pdf_bomb(tmp_path / "pages.pdf"),
+             "pixels.png": png_pixel_bomb(tmp_path / "pixels.png")}
+    proc, client, _ = _serve(root / "idx", "--token", TOKEN, "--max-upload-mb", "25")
+    answers = {}
+    try:
+        for name, path in bombs.items():
+            assert path.stat().st_size < 25 * 2**20
+            r = client.post("/api/search/file", files={"file": (name, path.read_bytes(), "application/octet-stream")})
+            answers[name] = (r.status_code, r.json().get("detail", ""))
+        peaks = _peak_rss_mb(proc.pid)
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+    assert answers["pixels.png"][0] == 400 and "pixel limit" in answers["pixels.png"][1]
+    assert {answers[n][0] for n in ("frames.mp4", "silence.flac", "pages.pdf")} == {200}  # sampled, not refused
+    print("peak RSS MB per process:", peaks)
+    assert len(peaks) >= 2 and max(peaks.values()) < 1024, peaks
