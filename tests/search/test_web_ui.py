@@ -66,3 +66,11 @@ def test_a_bad_drop_shows_the_servers_message(page):
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
     page.wait_for_selector("#status.error", timeout=20_000)
     assert "blob.bin" in page.inner_text("#status")
+
+
+def test_the_token_is_taken_once_and_kept_out_of_the_address_bar(page, server):
+    _, _, base = server
+    assert page.url == f"{base}/" and "s3cret" not in page.evaluate("location.href")
+    page.reload()  # the tab remembers it (sessionStorage), the history entry never held it
+    page.wait_for_selector("#status:has-text('items indexed')", timeout=20_000)
+    assert page.evaluate("history.length") <= 2 and "token" not in page.url

@@ -4,6 +4,7 @@ on PIL images, as open_clip and HF use them."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
 def load_image(path: str | Path) -> Image.Image:
     """Open an image file as RGB; raises :class:`ImageReadError` naming the file."""
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels applies our limit
+            img = Image.open(path)
+        with img:
             check_pixels(img, path)
             img.load()
             return to_rgb(img)
@@ -71,7 +75,7 @@ def load_image(path: str | Path) -> Image.Image:
         raise
     except Image.DecompressionBombError as e:  # Pillow's own check at open, for twice its limit
         raise ImageReadError(f"{path}: image is over the {MAX_PIXELS / 1e6:g} M pixel limit ({e})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"cannot read image {path}: {e}") from e
 
 

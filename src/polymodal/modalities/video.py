@@ -51,21 +51,25 @@ def _open_video(path: Path):
 
 
 def count_frames(path: str | Path) -> int:
-    """Frames in the first video stream: its packets, counted without decoding any (refused past
-    :data:`MAX_FRAMES`)."""
+    """Frames in the first video stream: the container's own count when it has one, else its
+    packets, counted without decoding any. Refused past :data:`MAX_FRAMES`. (A count that lies
+    costs nothing: decoding stops at the last real frame, and memory holds only sampled ones.)"""
     path = Path(path)
     container, stream = _open_video(path)
     n = 0
     try:
         with container:
-            for packet in container.demux(stream):
-                n += packet.size > 0
-                if n > MAX_FRAMES:
-                    raise VideoReadError(f"{path}: more than {MAX_FRAMES} frames")
-    except VideoReadError:
-        raise
+            if stream.frames > 0:
+                n = stream.frames
+            else:
+                for packet in container.demux(stream):
+                    n += packet.size > 0
+                    if n > MAX_FRAMES:
+                        break
     except Exception as e:
         raise VideoReadError(f"{path}: not a decodable video ({e})") from e
+    if n > MAX_FRAMES:
+        raise VideoReadError(f"{path}: more than {MAX_FRAMES} frames")
     if n == 0:
         raise VideoReadError(f"{path}: the video has no frames")
     return n

@@ -68,8 +68,10 @@ def detect(path: str | Path) -> str:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the reader applies our limit
+            img = Image.open(path)
+        with img:
             img.verify()
         return "image"
     except Image.DecompressionBombError:  # an image, too large to decode: reading it says so

@@ -7,6 +7,7 @@ A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,12 +33,26 @@ class IngestReport:
 
 
 def walk(folder: Path, skip: Path | None = None) -> list[Path]:
-    """Every regular file below ``folder`` (sorted; hidden files and ``skip`` left out)."""
-    out = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (skip is None or Path(root, d) != skip))
-        out += [Path(root, f) for f in sorted(files) if not f.startswith(".")]
-    return [p for p in out if p.is_file() and not p.is_symlink()]
+    """Every regular file below ``folder``, sorted; hidden entries, links and ``skip`` left out. Entry
+    types come from the directory listing itself (``scandir``), so the walk costs no ``stat``."""
+    out: list[Path] = []
+    todo = [folder]
+    while todo:
+        current = todo.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:  # a folder removed or made unreadable while we walk
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if skip is None or Path(entry.path) != skip:
+                    todo.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                out.append(Path(entry.path))
+    return sorted(out)
 
 
 def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: int = 32,
@@ -70,8 +85,10 @@ def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress)
     for path in files:
         old = known.get(str(path))
         try:
-            st = path.stat()
+            st = path.lstat()
         except OSError:  # deleted while we walked: it is simply not there
+            continue
+        if not stat.S_ISREG(st.st_mode):  # swapped for a link or a folder since the walk
             continue
         if old is not None and old[0] == st.st_size and old[1] == st.st_mtime:
             report.unchanged += 1
@@ -102,7 +119,8 @@ def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress)
         _ingest_batch(chunk, embedder, store, report, stale)
         if progress is not None:
             progress(min(start + batch, len(todo)), len(todo))
-    store.save_faiss()
+    if not store.saved_is_current():  # an unchanged folder rewrites nothing
+        store.save_faiss()
     return report
 
 

@@ -260,6 +260,16 @@ class Store:
             indexes[modality].add_with_ids(np.ascontiguousarray(vecs), ids)
         return generation, indexes
 
+    def saved_is_current(self) -> bool:
+        """Whether the stamp on disk names the current generation and counts (files not opened)."""
+        stamp_file = self.folder / "vectors.json"
+        try:
+            stamp = json.loads(stamp_file.read_text())
+        except (OSError, ValueError):
+            return False
+        generation, counts = self._snapshot(with_vectors=False)
+        return stamp.get("generation") == generation and stamp.get("counts") == counts
+
     def _read_saved(self) -> tuple[int, dict] | None:
         """The saved indexes when their stamp names the current generation and every file holds the
         counted vectors; None otherwise (missing, stale, truncated or corrupt files)."""

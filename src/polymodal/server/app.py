@@ -45,6 +45,7 @@ from .media import SAFE_HEADERS, MediaGone, chunks, container_type, open_item, p
 STATIC = Path(__file__).parent / "static"
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 MAX_PARTS = 64  # items added or subtracted in one arithmetic query
+MAX_PREVIEW_BYTES = 256 * 2**20  # pictures, PDFs and sensor files larger than this are not rendered
 ItemId = Annotated[int, Field(ge=1, lt=2**63)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
@@ -217,15 +218,17 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
         except MediaGone as e:
             raise HTTPException(404, f"item {item_id}: {e}; re-run polymodal index") from None
         name = Path(it.file).name
-        if it.modality in ("audio", "video"):
-            head = os.pread(fd, 16, 0)
-            return StreamingResponse(chunks(fd), media_type=container_type(it.modality, head),
+        if it.modality in ("audio", "video", "text"):  # streamed as they are, whatever their size
+            kind = "text/plain; charset=utf-8" if it.modality == "text" else container_type(it.modality,
+                                                                                            os.pread(fd, 16, 0))
+            return StreamingResponse(chunks(fd), media_type=kind,
                                      headers={**SAFE_HEADERS, "Content-Length": str(st.st_size)})
+        if st.st_size > MAX_PREVIEW_BYTES:
+            os.close(fd)
+            raise HTTPException(404, f"item {item_id}: {name} is too large to preview ({st.st_size} bytes)")
         data = read_all(fd, st.st_size)
         try:
-            if it.modality == "text":
-                body, media_type = data, "text/plain; charset=utf-8"
-            elif it.modality == "image":
+            if it.modality == "image":
                 body, media_type = picture_png(data, name), "image/png"
             elif it.modality == "pdf":
                 from ..modalities.pdf import pdf_page

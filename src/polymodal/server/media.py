@@ -101,12 +101,15 @@ def container_type(modality: str, head: bytes) -> str:
 
 def picture_png(data: bytes, name: str) -> bytes:
     """Any image file's bytes → a PNG preview (long side ≤ :data:`PREVIEW_SIDE`)."""
-    from ..modalities.image import check_pixels, to_rgb
+    from ..modalities.image import ImageReadError, check_pixels, to_rgb
 
-    with Image.open(io.BytesIO(data)) as img:
-        check_pixels(img, name)
-        img.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))  # JPEG: decode at a reduced scale
-        img = to_rgb(img)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            check_pixels(img, name)
+            img.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))  # JPEG: decode at a reduced scale
+            img = to_rgb(img)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{name}: {e}") from None
     img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     return png_bytes(img)
 
