@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import socket
 import subprocess
 import sys
@@ -30,17 +31,18 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", args.index, "--port", str(port)],
-                            stdout=subprocess.DEVNULL)
+    token = secrets.token_urlsafe(16)
+    proc = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "serve", args.index, "--port", str(port),
+                             "--token", token], stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                if httpx.get(base + "/api/health").status_code == 200:
+                if httpx.get(base + "/api/health", headers={"Authorization": f"Bearer {token}"}).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        report = run_load(base, args.clients, args.seconds, upload=args.upload)
+        report = run_load(base, args.clients, args.seconds, token=token, upload=args.upload)
         print(json.dumps({"clients": args.clients, "seconds": args.seconds, **report.summary()}))
         for e in report.errors[:5]:
             print("error:", e)

@@ -92,6 +92,4 @@ class DecodePool:
             raise DecodeCrashed(f"decoding needs more than the {self.memory_mb:g} MiB allowed") from None
 
     def close(self) -> None:
-        for process in list(getattr(self._pool, "_processes", {}).values()):
-            process.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
