@@ -30,19 +30,19 @@ def png_pixel_bomb(path: Path, side: int = 10000) -> Path:
     return path
 
 
-def video_bomb(path: Path, frames: int = 3000, width: int = 320, height: int = 240) -> Path:
+def video_bomb(path: Path, frames: int = 3000, width: int = 320, height: int = 240, container: str = "mp4") -> Path:
     """``frames`` black frames: a small H.264 file that decodes to frames × width × height × 3 bytes."""
     import av
 
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")
         for _ in range(frames):
             for packet in stream.encode(frame):
-                container.mux(packet)
+                out.mux(packet)
         for packet in stream.encode():
-            container.mux(packet)
+            out.mux(packet)
     return path
 
 

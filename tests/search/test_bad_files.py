@@ -98,21 +98,27 @@ def test_sounds_pictures_and_videos_are_recognised_by_their_bytes(tmp_path):
     wave = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     sf.write(tmp_path / "bell.oga", wave, 16000, format="OGG", subtype="VORBIS")  # freedesktop's sound theme
     sf.write(tmp_path / "noext", wave, 16000, format="FLAC")
-    with av.open(str(tmp_path / "voice.m4a"), "w", format="mp4") as c:  # AAC in MP4: only PyAV reads it
-        stream = c.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(wave[None], format="flt", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            c.mux(packet)
+    for name, container, codec, rate in [("voice.m4a", "mp4", "aac", 16000), ("voice.aac", "adts", "aac", 16000),
+                                         ("voice.opus", "ogg", "libopus", 48000),
+                                         ("voice.webm", "webm", "libopus", 48000)]:  # only PyAV reads these
+        with av.open(str(tmp_path / name), "w", format=container) as c:
+            stream = c.add_stream(codec, rate=rate)
+            frame = av.AudioFrame.from_ndarray(np.repeat(wave, rate // 16000)[None], format="flt", layout="mono")
+            frame.sample_rate = rate
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                c.mux(packet)
     picture = Image.fromarray(rng.integers(0, 255, (20, 30, 3), np.uint8))
     picture.save(tmp_path / "photo.webp")
     picture.save(tmp_path / "scan.tif")
     picture.save(tmp_path / "icon.bmp")
     video_bomb(tmp_path / "clip.mkv.bin", frames=10, width=32, height=32)  # an MP4 whatever its name says
+    video_bomb(tmp_path / "film.mkv", frames=10, width=32, height=32, container="matroska")
     kinds = {p.name: detect(p) for p in tmp_path.iterdir()}
-    assert kinds == {"bell.oga": "audio", "noext": "audio", "voice.m4a": "audio", "photo.webp": "image",
-                     "scan.tif": "image", "icon.bmp": "image", "clip.mkv.bin": "video"}
-    for name in ("bell.oga", "noext", "voice.m4a"):
+    audio = ("bell.oga", "noext", "voice.m4a", "voice.aac", "voice.opus", "voice.webm")
+    assert kinds == {**dict.fromkeys(audio, "audio"), "photo.webp": "image", "scan.tif": "image", "icon.bmp": "image",
+                     "clip.mkv.bin": "video", "film.mkv": "video"}
+    assert load_video(tmp_path / "film.mkv", 2, 2).shape[:3] == (2, 3, 2)
+    for name in audio:
         assert load_audio(tmp_path / name).shape[0] > 15000
     for name in ("photo.webp", "scan.tif", "icon.bmp"):
         assert load_image(tmp_path / name).size == (30, 20)

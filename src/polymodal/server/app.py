@@ -212,7 +212,8 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
     def media(item_id: Annotated[int, PathParam(ge=1, lt=2**63)]):
         it = indexed(item_id)
         if it.error is not None or root is None:
-            raise HTTPException(404, f"item {item_id} was not indexed ({it.error or 'no folder recorded'})")
+            why = it.error or "the index records no folder: re-run polymodal index"
+            raise HTTPException(404, f"item {item_id} was not indexed ({why})")
         try:
             fd, st = open_item(root, it)
         except MediaGone as e:
