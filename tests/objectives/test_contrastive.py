@@ -49,7 +49,10 @@ def _worker(rank, init_file, out_dir):
     if rank == 0:
         torch.save({"loss": mean_loss, "grads": {n: p.grad for n, p in model.module.named_parameters()}},
                    f"{out_dir}/rank0.pt")
-    dist.barrier()  # no rank tears gloo down while another still sends (it aborts: "terminate called")
+    # Tear down in order: DDP's reducer (it holds the group) first, then wait for every rank, then the
+    # group; a rank that frees gloo while a peer or its own reducer still uses it aborts ("terminate called").
+    del model, loss
+    dist.barrier()
     dist.destroy_process_group()
 
 
