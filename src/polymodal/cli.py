@@ -454,6 +454,11 @@ def evaluate_cmd(
         from .train.trainer import evaluate_region_lm, region_extractor
 
         result = evaluate_region_lm(model, cfg, region_extractor(cfg.data.region_tower), tokenizer)
+    elif cfg.objective.kind == "vqa":
+        from .train.trainer import region_extractor
+        from .train.vqa import evaluate_vqa, load_answers
+
+        result = evaluate_vqa(model, cfg, region_extractor(cfg.data.region_tower), tokenizer, load_answers(checkpoint))
     else:
         result = (evaluate_for(cfg) or evaluate)(model, tokenizer, cfg)
     (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))

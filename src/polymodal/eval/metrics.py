@@ -32,3 +32,30 @@ def accuracy(image_emb: torch.Tensor, class_emb: torch.Tensor, labels: torch.Ten
     """Top-k accuracy of nearest-class prediction: image_emb [N, E], class_emb [C, E], labels [N]."""
     top = (image_emb.float() @ class_emb.float().T).topk(min(k, class_emb.shape[0]), dim=1).indices
     return (top == labels.unsqueeze(1)).any(dim=1).float().mean().item()
+
+
+def vqa_score(answer: str, annotators: list[str]) -> float:
+    """VQA's accuracy of one predicted answer: ``min(#annotators who gave it / 3, 1)``. With fewer
+    than 3 annotators (the world gives one answer per question) the 3 becomes their number, so a
+    single reference answer is plain exact match. Answers are compared after :func:`normalize_answer`."""
+    if not annotators:
+        raise ValueError("a question needs at least one reference answer")
+    wanted = normalize_answer(answer)
+    matches = sum(normalize_answer(a) == wanted for a in annotators)
+    return min(matches / min(3, len(annotators)), 1.0)
+
+
+def vqa_accuracy(predicted: list[str], annotators: list[list[str]]) -> float:
+    """Mean :func:`vqa_score` over questions; an answer outside the vocabulary simply scores 0."""
+    if len(predicted) != len(annotators):
+        raise ValueError(f"{len(predicted)} predictions for {len(annotators)} questions")
+    return sum(vqa_score(p, a) for p, a in zip(predicted, annotators)) / max(len(predicted), 1)
+
+
+def normalize_answer(answer: str) -> str:
+    """Lower case, no surrounding space or final full stop, articles dropped, number words as digits —
+    the parts of the official VQA normalisation that change which answers match."""
+    words = answer.strip().lower().rstrip(".").replace(",", "").split()
+    numbers = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+               "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+    return " ".join(numbers.get(w, w) for w in words if w not in ("a", "an", "the"))

@@ -70,6 +70,8 @@ class ReLUPooler(nn.Module):
 class ViLBert(nn.Module):
     """Text ids [B, L] + regions [B, R, visual_dim] with boxes [B, R, 5] → both streams and heads."""
 
+    HEADS = ("mlm", "region_head", "align")  # the pretraining heads; a task model drops them
+
     def __init__(self, config: ViLBertConfig):
         super().__init__()
         self.config = c = config
@@ -89,31 +91,38 @@ class ViLBert(nn.Module):
         self.align = nn.Linear(c.co_width, 2)  # [aligned, not aligned]
         init_bert(self)
 
-    def forward(self, ids: torch.Tensor, regions: torch.Tensor, boxes: torch.Tensor,
-                attention_mask: torch.Tensor | None = None, region_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
-        """``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding.
-
-        Returns ``text`` [B, L, width], ``image`` [B, R, image_width], ``pooled_text`` /
-        ``pooled_image`` [B, co_width], ``mlm_logits`` [B, L, vocab], ``region_logits``
-        [B, R, region_classes], ``align_logits`` [B, 2]; with ``need_weights`` also ``attentions``
-        ({"a": text blocks, "b": image blocks, "co": (text→image, image→text) per co-block}).
-        """
+    def forward_features(self, ids: torch.Tensor, regions: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         region_mask: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
+                         token_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
+        """Both streams without the pretraining heads: ``text`` [B, L, width], ``image`` [B, R, image_width],
+        ``pooled_text`` / ``pooled_image`` [B, co_width] and ``pooled`` [B, co_width], their product (the
+        reference's "mul" fusion, what its task heads read). ``boxes`` [B, R, 5] (x0, y0, x1, y1, area
+        in [0, 1]) are required; ``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding."""
         c = self.config
-        if regions.dim() != 3 or regions.shape[-1] != c.visual_dim or boxes.shape != (*regions.shape[:2], 5):
+        if boxes is None or regions.dim() != 3 or regions.shape[-1] != c.visual_dim \
+                or boxes.shape != (*regions.shape[:2], 5):
             raise ValueError(f"expected regions [B, R, {c.visual_dim}] and boxes [B, R, 5], got "
-                             f"{tuple(regions.shape)} and {tuple(boxes.shape)}")
+                             f"{tuple(regions.shape)} and {None if boxes is None else tuple(boxes.shape)}")
         text_pad = None if attention_mask is None else attention_mask == 0
         image_pad = None if region_mask is None else region_mask == 0
         text, image, weights = self.transformer(self.stem(ids, token_type_ids), self.region_stem(regions, boxes),
                                                 text_pad, image_pad, need_weights=need_weights)
         pooled_text, pooled_image = self.text_pooler(text), self.image_pooler(image)
         out = {"text": text, "image": image, "pooled_text": pooled_text, "pooled_image": pooled_image,
-               "mlm_logits": self.mlm(text, self.stem.word.weight), "region_logits": self.region_head(image),
-               "align_logits": self.align(pooled_text * pooled_image)}  # the reference's "mul" fusion
+               "pooled": pooled_text * pooled_image}
         if need_weights:
             out["attentions"] = weights
         return out
+
+    def forward(self, ids: torch.Tensor, regions: torch.Tensor, boxes: torch.Tensor,
+                attention_mask: torch.Tensor | None = None, region_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
+        """:meth:`forward_features` plus the heads: ``mlm_logits`` [B, L, vocab], ``region_logits``
+        [B, R, region_classes], ``align_logits`` [B, 2]; with ``need_weights`` also ``attentions``
+        ({"a": text blocks, "b": image blocks, "co": (text→image, image→text) per co-block})."""
+        out = self.forward_features(ids, regions, attention_mask, region_mask, boxes, token_type_ids, need_weights)
+        return {**out, "mlm_logits": self.mlm(out["text"], self.stem.word.weight),
+                "region_logits": self.region_head(out["image"]), "align_logits": self.align(out["pooled"])}
 
 
 def _example_inputs(c: ViLBertConfig) -> dict:

@@ -50,6 +50,8 @@ class RegionEmbeddings(nn.Module):
 class VisualBert(nn.Module):
     """Text ids [B, L] + regions [B, R, visual_dim] → hidden [B, L + R, width] and the heads' outputs."""
 
+    HEADS = ("mlm", "itm")  # the pretraining heads; a task model drops them and uses forward_features
+
     def __init__(self, config: VisualBertConfig):
         super().__init__()
         self.config = config
@@ -76,14 +78,14 @@ class VisualBert(nn.Module):
         text = self.stem.sum(ids, token_type_ids)
         return self.stem.normalize(torch.cat([text, self.region_stem(regions, region_type_ids)], dim=1))
 
-    def forward(self, ids: torch.Tensor, regions: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                region_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
-                region_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
-        """``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding.
-
-        Returns ``hidden`` [B, L + R, width], ``pooled`` [B, width], ``mlm_logits`` [B, L + R, vocab],
-        ``itm_logits`` [B, 2], and with ``need_weights`` ``attentions`` (per layer [B, H, L+R, L+R]).
-        """
+    def forward_features(self, ids: torch.Tensor, regions: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         region_mask: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
+                         token_type_ids: torch.Tensor | None = None, region_type_ids: torch.Tensor | None = None,
+                         need_weights: bool = False) -> dict:
+        """The trunk without the pretraining heads (HF's ``VisualBertModel``): ``hidden`` [B, L + R, width],
+        ``pooled`` [B, width] and, with ``need_weights``, ``attentions`` (per layer [B, H, L+R, L+R]).
+        ``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding. ``boxes`` is
+        accepted for the region models' common signature and unused: VisualBERT has no box embedding."""
         b, n, r = ids.shape[0], ids.shape[1], regions.shape[1]
         ones = torch.ones(b, n + r, dtype=torch.long, device=ids.device)
         text_mask = ones[:, :n] if attention_mask is None else attention_mask
@@ -91,12 +93,18 @@ class VisualBert(nn.Module):
         pad = torch.cat([text_mask, image_mask], dim=1) == 0
         x = self.embed(ids, regions, token_type_ids, region_type_ids)
         hidden, attentions = self.transformer(x, need_weights=need_weights, key_padding_mask=pad)
-        pooled = self.pooler(pooling.pool_cls(hidden))
-        out = {"hidden": hidden, "pooled": pooled, "mlm_logits": self.mlm(hidden, self.stem.word.weight),
-               "itm_logits": self.itm(pooled)}
+        out = {"hidden": hidden, "pooled": self.pooler(pooling.pool_cls(hidden))}
         if need_weights:
             out["attentions"] = attentions
         return out
+
+    def forward(self, ids: torch.Tensor, regions: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                region_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                region_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
+        """:meth:`forward_features` plus the heads: ``mlm_logits`` [B, L + R, vocab] and ``itm_logits`` [B, 2]."""
+        out = self.forward_features(ids, regions, attention_mask, region_mask, None, token_type_ids,
+                                    region_type_ids, need_weights)
+        return {**out, "mlm_logits": self.mlm(out["hidden"], self.stem.word.weight), "itm_logits": self.itm(out["pooled"])}
 
 
 def _example_inputs(c: VisualBertConfig) -> dict:

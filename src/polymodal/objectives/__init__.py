@@ -5,6 +5,7 @@ from .base import Objective, split_batch
 from .classification import Classification
 from .contrastive import BindToTargets, ClipLoss, Contrastive, gather_features
 from .masked_lm import MaskedLMAndMatching, mask_tokens
+from .soft_score import SoftScoreBCE
 
 __all__ = ["BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching", "Objective",
-           "gather_features", "mask_tokens", "split_batch"]
+           "SoftScoreBCE", "gather_features", "mask_tokens", "split_batch"]

@@ -22,6 +22,7 @@ class ModelConfig:
     text_weights: str | None = None  # "minilm" = the packaged all-MiniLM-L6-v2, or a checkpoint folder
     freeze_text: bool = False
     grad_checkpointing: bool = False
+    init_from: str | None = None  # vqa: a pretraining run's model folder whose trunk the task starts from
 
 
 @dataclass
@@ -41,7 +42,7 @@ class DataConfig:
     tokenizer_vocab: int = 1024  # vocabulary of that BPE
     context_length: int = 64
     hard_negatives: int = 0  # world: batches of runs of this many scenes sharing place + colours (0: random)
-    region_tower: str | None = None  # objective mlm_itm: a saved CLIP/ImageBind folder whose image tower reads regions
+    region_tower: str | None = None  # objective mlm_itm/vqa: a saved CLIP/ImageBind folder whose image tower reads regions
 
 
 @dataclass
@@ -74,8 +75,9 @@ class TrainConfig:
 
 @dataclass
 class ObjectiveConfig:
-    # "contrastive" (CLIP: image–caption pairs), "classification" (a ViT's head) or "mlm_itm"
-    # (VisualBERT pretraining: masked words + image–text matching over world regions)
+    # "contrastive" (CLIP: image–caption pairs), "classification" (a ViT's head), "mlm_itm"
+    # (VisualBERT pretraining: masked words + image–text matching over world regions) or "vqa"
+    # (questions about world scenes answered from their regions: an answer head, soft-score BCE)
     kind: str = "contrastive"
     label: str = "place"  # classification on the world: "place" or "count" (objects in the scene)
     label_smoothing: float = 0.0
@@ -124,7 +126,7 @@ class BindConfig:
 
 
 CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"),
-           "objective.kind": ("contrastive", "classification", "mlm_itm"), "objective.label": ("place", "count")}
+           "objective.kind": ("contrastive", "classification", "mlm_itm", "vqa"), "objective.label": ("place", "count")}
 
 
 def _check_type(value, hint, where: str):

@@ -9,7 +9,9 @@ object's ground-truth box, their features read off a frozen image tower by RoI-a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -22,6 +24,7 @@ from ..tasks.region_extractor import RegionExtractor
 from .data import batch_indices, tokenize_all
 
 MAX_REGIONS = 5  # the whole image + at most 4 objects
+REGION_TOWER_FILE = "region_tower.json"
 
 
 @dataclass
@@ -38,19 +41,82 @@ class RegionCaptions:
 
 
 @torch.no_grad()
-def world_region_captions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
-                          tokenizer: TextTokenizer) -> RegionCaptions:
-    """Render ``n`` scenes of ``split`` at ``size`` px → their regions (through ``extractor``) and captions."""
-    dataset = WorldDataset(split, n, seed, image_size=size, modalities=("image", "regions", "caption"))
+def world_regions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
+                  with_captions: bool = False) -> tuple[RegionFeatures, list[list[str]]]:
+    """Render ``n`` scenes of ``split`` at ``size`` px → their regions through ``extractor`` (padded
+    to :data:`MAX_REGIONS`), and each scene's captions when asked for."""
+    dataset = WorldDataset(split, n, seed, image_size=size,
+                           modalities=("image", "regions", "caption") if with_captions else ("image", "regions"))
     items, texts = [], []
     for i in range(n):
         it = dataset[i]
         whole = torch.tensor([[0.0, 0.0, size, size]])
         image = Image.fromarray(it["image"].permute(1, 2, 0).numpy())
         items.append(extractor(image, torch.cat([whole, it["boxes"].float()])[:MAX_REGIONS]))
-        texts.append(it["captions"])
-    batch = RegionFeatures.collate(items, MAX_REGIONS)
+        texts.append(it.get("captions", []))
+    return RegionFeatures.collate(items, MAX_REGIONS), texts
+
+
+def world_region_captions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
+                          tokenizer: TextTokenizer) -> RegionCaptions:
+    """Render ``n`` scenes of ``split`` at ``size`` px → their regions (through ``extractor``) and captions."""
+    batch, texts = world_regions(split, n, seed, size, extractor, with_captions=True)
     return RegionCaptions(batch.features, batch.mask, batch.locations(), *tokenize_all(texts, tokenizer), texts)
+
+
+@dataclass
+class RegionQuestions:
+    """Questions about scenes: regions per scene, and per question its scene, tokens and answers."""
+    regions: torch.Tensor  # [N, R, D] float32 (padded), one row per scene
+    region_mask: torch.Tensor  # [N, R] int64
+    locations: torch.Tensor  # [N, R, 5]
+    scene_of: torch.Tensor  # [Q] int64: the scene each question is about
+    ids: torch.Tensor  # [Q, L] int64
+    mask: torch.Tensor  # [Q, L] int64
+    questions: list[str]
+    answers: list[list[str]]  # each question's reference answers (one per annotator)
+    kinds: list[str]  # question types (count, exists, colour, shape, relation, compare)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+
+def world_region_questions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
+                           tokenizer: TextTokenizer, per_scene: int = 4) -> RegionQuestions:
+    """``n`` scenes of ``split`` with ``per_scene`` VQA questions each (``data.world.labels.vqa``)."""
+    from ..data.world.labels import vqa
+    from ..data.world.scene import sample_scene
+
+    batch, _ = world_regions(split, n, seed, size, extractor)
+    scene_of, questions, answers, kinds = [], [], [], []
+    for i in range(n):
+        for q in vqa(sample_scene(seed, split, i), per_scene):
+            scene_of.append(i)
+            questions.append(q["question"])
+            answers.append([q["answer"]])
+            kinds.append(q["type"])
+    tokens = tokenizer(questions)  # a question longer than the context is an error, not a silent cut
+    return RegionQuestions(batch.features, batch.mask, batch.locations(), torch.tensor(scene_of), tokens.ids,
+                           tokens.attention_mask, questions, answers, kinds)
+
+
+def vqa_batch(data: RegionQuestions, targets: torch.Tensor, step: int, batch_size: int, seed: int,
+              rank: int = 0, world: int = 1) -> dict:
+    """This rank's slice of global batch ``step``: questions, their scenes' regions (with boxes for
+    two-stream models) and soft answer targets [B, A]."""
+    idx, _ = batch_indices(step, batch_size, len(data), seed)
+    b = batch_size // world
+    idx = idx[rank * b:(rank + 1) * b]
+    return {**question_rows(data, idx), "targets": targets[idx]}
+
+
+def question_rows(data: RegionQuestions, idx: torch.Tensor) -> dict:
+    """Model inputs for questions ``idx``: ids and mask cut to the longest, their scenes' regions and boxes."""
+    mask = data.mask[idx]
+    length = int(mask.sum(dim=1).max())
+    scenes = data.scene_of[idx]
+    return {"ids": data.ids[idx, :length], "attention_mask": mask[:, :length], "regions": data.regions[scenes],
+            "region_mask": data.region_mask[scenes], "boxes": data.locations[scenes]}
 
 
 def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
@@ -106,3 +172,22 @@ def mlm_itm_batch(data: RegionCaptions, step: int, batch_size: int, seed: int, t
     return {"ids": masked, "attention_mask": mask, "regions": data.regions[idx], "region_mask": data.region_mask[idx],
             "mlm_labels": labels, "itm_labels": itm}
 
+
+
+def save_region_tower(folder: Path, tower: str, image_size: int) -> None:
+    """Record in a region model's folder which image tower read its regions, at which image size:
+    the model means nothing with another tower's features."""
+    record = {"tower": str(Path(tower).resolve()), "image_size": image_size, "max_regions": MAX_REGIONS}
+    (Path(folder) / REGION_TOWER_FILE).write_text(json.dumps(record, indent=1))
+
+
+def load_region_tower(folder: Path) -> dict:
+    """The record :func:`save_region_tower` wrote: {"tower", "image_size", "max_regions"}."""
+    path = Path(folder) / REGION_TOWER_FILE
+    if not path.is_file():
+        raise ValueError(f"{folder} has no {REGION_TOWER_FILE}: which image tower read its regions is unknown; "
+                         "pass --region-tower")
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not {"tower", "image_size"} <= set(record):
+        raise ValueError(f"{path}: expected {{\"tower\": folder, \"image_size\": int}}")
+    return record

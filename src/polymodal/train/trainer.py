@@ -21,7 +21,8 @@ from ..eval.metrics import retrieval_metrics
 from ..layers import set_grad_checkpointing
 from ..modalities.text import TextTokenizer, load_tokenizer, train_tokenizer
 from ..models.clip import CLIP
-from ..objectives import Classification, Contrastive, MaskedLMAndMatching
+from ..data.vqa import soft_targets
+from ..objectives import Classification, Contrastive, MaskedLMAndMatching, SoftScoreBCE
 from ..registry import build, config_to_dict, preset
 from ..tasks.embedder import Embedder
 from ..tasks.region_extractor import RegionExtractor
@@ -30,7 +31,9 @@ from .csv_data import read_pairs
 from .data import (CaptionedImages, batch_indices, batch_rows, get_batch, normalize, tokenize_all, world_captions,
                    world_groups, world_labels)
 from .engine import Engine, TrainingError, distributed  # noqa: F401  (TrainingError: callers catch it from here)
-from .region_data import mask_words, mlm_itm_batch, object_word_ids, special_ids, world_region_captions
+from .region_data import (mask_words, mlm_itm_batch, object_word_ids, save_region_tower, special_ids, vqa_batch,
+                          world_region_captions, world_region_questions)
+from .vqa import answers_of, build_vqa_model, evaluate_vqa, save_answers
 from .sharding import full_model_state
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
 
@@ -155,7 +158,7 @@ class Trainer:
         kind = cfg.objective.kind
         if kind == "classification":
             self._classification_data()
-        elif kind == "mlm_itm":
+        elif kind in ("mlm_itm", "vqa"):
             self._region_data()
         else:
             self._contrastive_data()
@@ -166,6 +169,10 @@ class Trainer:
         elif kind == "mlm_itm":
             self.model = build_region_model(cfg, self.tokenizer, self.data.regions.shape[-1])
             self.objective = MaskedLMAndMatching()
+        elif kind == "vqa":
+            trunk = build_region_model(cfg, self.tokenizer, self.data.regions.shape[-1])
+            self.model = build_vqa_model(trunk, self.answers, cfg.model.init_from)
+            self.objective = SoftScoreBCE()
         else:
             self.model = build_model(cfg, self.tokenizer)
             self.objective = Contrastive(self.model)
@@ -221,14 +228,14 @@ class Trainer:
 
     def _region_data(self) -> None:
         """World scenes as regions read by ``data.region_tower`` + captions (WordPiece, for [MASK])."""
-        cfg, d = self.cfg, self.cfg.data
+        cfg, d, kind = self.cfg, self.cfg.data, self.cfg.objective.kind
         if d.kind != "world":
-            raise ConfigError(f"objective.kind mlm_itm reads world regions; data.kind {d.kind} has none")
+            raise ConfigError(f"objective.kind {kind} reads world regions; data.kind {d.kind} has none")
         if not d.region_tower:
-            raise ConfigError("objective.kind mlm_itm needs data.region_tower: a saved CLIP or ImageBind folder "
+            raise ConfigError(f"objective.kind {kind} needs data.region_tower: a saved CLIP or ImageBind folder "
                               "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions")
         if not (cfg.model.text_weights or d.tokenizer or (self.out / "tokenizer").is_dir()):
-            raise ConfigError("objective.kind mlm_itm needs a WordPiece tokenizer with [MASK]: set model.text_weights "
+            raise ConfigError(f"objective.kind {kind} needs a WordPiece tokenizer with [MASK]: set model.text_weights "
                               "(e.g. minilm) or data.tokenizer")
         self.stream = None
         self.tokenizer = build_tokenizer(cfg, [], self.out / "tokenizer")
@@ -236,7 +243,12 @@ class Trainer:
         if self.rank == 0:
             self.tokenizer.save(self.out / "tokenizer")
         self.extractor = region_extractor(d.region_tower)
-        self.data = world_region_captions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+        if kind == "vqa":
+            self.data = world_region_questions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+            self.answers = answers_of(self.data)
+            self.targets = soft_targets(self.data.answers, self.answers)
+        else:
+            self.data = world_region_captions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
 
     @torch.no_grad()
     def _frozen_text_features(self) -> torch.Tensor | None:
@@ -260,6 +272,8 @@ class Trainer:
     def _batch(self, step: int) -> dict:
         """This rank's rows of global batch ``step`` (a pure function of the step)."""
         cfg = self.cfg.train
+        if self.cfg.objective.kind == "vqa":
+            return vqa_batch(self.data, self.targets, step, cfg.batch_size, cfg.seed, self.rank, self.world)
         if self.cfg.objective.kind == "mlm_itm":
             return mlm_itm_batch(self.data, step, cfg.batch_size, cfg.seed, self.special, self.tokenizer.vocab_size,
                                  self.rank, self.world)
@@ -289,6 +303,9 @@ class Trainer:
             every = lambda: evaluate_classifier(self.model, self.cfg)  # noqa: E731
         elif self.cfg.objective.kind == "mlm_itm":
             every = lambda: evaluate_region_lm(self.model, self.cfg, self.extractor, self.tokenizer)  # noqa: E731
+        elif self.cfg.objective.kind == "vqa":
+            every = lambda: evaluate_vqa(self.model, self.cfg, self.extractor, self.tokenizer,  # noqa: E731
+                                         self.answers)
         else:
             every = lambda: self.evaluate_fn(self.model, self.tokenizer, self.cfg)  # noqa: E731
         return self.engine.fit(progress, every if self.cfg.train.eval_every else None)
@@ -387,6 +404,8 @@ def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
             result = evaluate_classifier(model, cfg)
         elif cfg.objective.kind == "mlm_itm":
             result = evaluate_region_lm(model, cfg, trainer.extractor, trainer.tokenizer)
+        elif cfg.objective.kind == "vqa":
+            result = evaluate_vqa(model, cfg, trainer.extractor, trainer.tokenizer, trainer.answers, trainer.data)
         else:
             result = (evaluate_fn or evaluate)(model, trainer.tokenizer, cfg)
         (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))
@@ -395,6 +414,10 @@ def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
         save(model, trainer.out / "model")
         if trainer.tokenizer is not None:
             trainer.tokenizer.save(trainer.out / "model")
+        if cfg.objective.kind in ("mlm_itm", "vqa"):  # what reads this model's regions travels with it
+            save_region_tower(trainer.out / "model", cfg.data.region_tower, cfg.data.image_size)
+        if cfg.objective.kind == "vqa":
+            save_answers(trainer.out / "model", trainer.answers)
         from .plot import plot_run
 
         plot_run(trainer.out)
