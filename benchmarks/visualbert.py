@@ -7,8 +7,9 @@ random weights made by ``transformers.VisualBertForPreTraining`` and loaded into
 folder. Forward: HF ``VisualBertModel`` (its ``visual_bert`` trunk + pooler) vs our
 ``VisualBert.forward_features``, fp32 and bf16 autocast. Train step: both pretraining models (MLM +
 sentence–image heads), masked-LM + matching cross-entropy, AdamW. Runs alternate in one process;
-the median of ``--steps`` is reported. Peak memory: each job run once in a fresh process (its
-``ru_maxrss``, which includes Python, torch and the model).
+the median of ``--steps`` is reported. Memory: each job again in a fresh process that keeps only
+the model it runs: its resident memory once the model is loaded, and the peak growth while the job
+runs twice (sampled every 0.5 ms).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -95,11 +96,11 @@ def jobs(hf, ours, x: dict) -> dict:
             "train hf fp32": step("hf", hf_logits), "train ours fp32": step("ours", ours_logits)}
 
 
-def fresh_peak(job: str, args) -> float:
-    """``ru_maxrss`` (MiB) of a new process that builds both models and runs ``job`` twice."""
+def fresh_memory(job: str, args) -> dict:
+    """{"loaded_mib", "peak_growth_mib"} of ``job`` in a new process holding only its own model."""
     cmd = [sys.executable, __file__, "--only", job, "--batch", str(args.batch), "--tokens", str(args.tokens),
            "--regions", str(args.regions), "--threads", str(args.threads)]
-    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)["peak_mib"]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
 
 
 def main() -> None:
@@ -115,12 +116,21 @@ def main() -> None:
     x = inputs(args.batch, args.tokens, args.regions)
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = models(tmp)
-    todo = jobs(hf, ours, x)
-    if args.only:  # the fresh-process memory probe
-        todo[args.only]()
-        todo[args.only]()
-        print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    if args.only:  # the fresh-process memory probe: only this job's model stays
+        import gc
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from encode import _rss_kib, peak_rss_growth_mib
+
+        keep_hf = args.only.split()[1] == "hf"
+        hf, ours = (hf, torch.nn.Linear(1, 1)) if keep_hf else (torch.nn.Linear(1, 1), ours)
+        gc.collect()
+        job = jobs(hf, ours, x)[args.only]
+        loaded = _rss_kib() / 1024
+        growth = peak_rss_growth_mib(lambda: (job(), job()))
+        print(json.dumps({"loaded_mib": loaded, "peak_growth_mib": growth}))
         return
+    todo = jobs(hf, ours, x)
     with torch.no_grad():  # same weights, same outputs
         diff = (todo["forward hf fp32"]() - todo["forward ours fp32"]()).abs().max().item()
     for fn in todo.values():
@@ -135,13 +145,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.tokens} tokens + "
           f"{args.regions} regions, visualbert-base (BERT-base, 2048-d regions), median of {args.steps}; "
           f"max |pooled ours − hf| fp32 = {diff:.1e}")
-    print("| job | samples/s | vs HF fp32 | vs HF same precision | peak RSS of a fresh process (MiB) |")
+    print("| job | samples/s | vs HF fp32 | vs HF same precision | fresh process: RSS loaded / peak growth (MiB) |")
     print("|---|---|---|---|---|")
     for k in todo:
         kind, who, precision = k.split()
         ref_fp32, ref_same = med[f"{kind} hf fp32"], med.get(f"{kind} hf {precision}", med[f"{kind} hf fp32"])
+        mem = fresh_memory(k, args)
         print(f"| {k} | {args.batch / med[k]:.1f} | {ref_fp32 / med[k]:.2f}× | {ref_same / med[k]:.2f}× | "
-              f"{fresh_peak(k, args):.0f} |", flush=True)
+              f"{mem['loaded_mib']:.0f} / {mem['peak_growth_mib']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,40 @@ def regions(
         raise typer.Exit(1)
 
 
+@app.command()
+def vqa(
+    model: Annotated[Path, typer.Argument(help="a VQA model folder (train.out/model of an objective.kind=vqa run)")],
+    image: Annotated[Path, typer.Argument(help="the picture")],
+    question: Annotated[str, typer.Argument(help='e.g. "what colour is the square?"')],
+    boxes: Annotated[Optional[Path], typer.Option(help="JSON list of [x0, y0, x1, y1] pixel boxes (default: a 2 × 2 grid)")] = None,
+    region_tower: Annotated[Optional[Path], typer.Option(help="the image tower that read the training regions "
+                                                               "(default: the one the folder records)")] = None,
+    k: Annotated[int, typer.Option("-k", help="answers to show")] = 5,
+) -> None:
+    """Answer a question about a picture: the top answers with their scores."""
+    from .modalities.image import ImageReadError, load_image
+    from .modalities.text import TruncationError
+    from .tasks.vqa import VQAPredictor
+    from .weights import CheckpointError
+
+    try:
+        chosen = None
+        if boxes is not None:
+            chosen = json.loads(boxes.read_text())
+            if not isinstance(chosen, list) or not all(isinstance(b, list) and len(b) == 4 for b in chosen):
+                raise ValueError(f"{boxes}: expected a JSON list of [x0, y0, x1, y1] boxes")
+        predictor = VQAPredictor(model, region_tower)
+        answers = predictor(load_image(image), question, chosen, k)
+    except TruncationError as e:
+        _fail(f"the question is too long for this model: {e}")
+    except (ImageReadError, CheckpointError, ValueError, OSError) as e:
+        _fail(str(e))
+    table = Table("rank", "answer", "score")
+    for rank, (answer, score) in enumerate(answers, 1):
+        table.add_row(str(rank), answer, f"{score:.3f}")
+    console.print(table)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context, config: Path) -> None:
     """Train from a YAML config; extra arguments are key=value overrides (e.g. train.steps=200).

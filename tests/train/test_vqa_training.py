@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 import polymodal
 from polymodal.data.vqa import VQAFormatError, answer_vocabulary, read_vqa_v2, soft_targets
@@ -86,6 +87,32 @@ def test_a_vqa_run_starts_from_pretraining_trains_evaluates_and_saves(tmp_path, 
     assert json.loads((folder / "config.json").read_text())["family"] == "region-vqa"
     model = polymodal.load(folder)
     assert model.head.net[-1].out_features == len(trainer.answers)
+    _ask_from_the_command_line(folder, tmp_path, trainer.answers)
+
+
+def _ask_from_the_command_line(folder, tmp_path, answers):
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+    from polymodal.data.world import WorldDataset
+
+    image = WorldDataset("test", 1, image_size=64, modalities=("image",))[0]["image"]
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "scene.png")
+    runner = CliRunner()
+    r = runner.invoke(app, ["vqa", str(folder), str(tmp_path / "scene.png"), "how many red objects are there?", "-k", "3"])
+    assert r.exit_code == 0, r.output
+    rows = [line.split("│") for line in r.output.splitlines() if line.count("│") == 4]
+    shown = [cells[2].strip() for cells in rows if cells[1].strip().isdigit()]
+    assert len(shown) == 3 and set(shown) <= set(answers)
+    (tmp_path / "boxes.json").write_text(json.dumps([[0, 0, 32, 32], [32, 32, 64, 64]]))
+    r = runner.invoke(app, ["vqa", str(folder), str(tmp_path / "scene.png"), "is there a red circle?",
+                            "--boxes", str(tmp_path / "boxes.json")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["vqa", str(folder), str(tmp_path / "scene.png"), "why " * 100])
+    assert r.exit_code == 2 and "too long" in r.output
+    (tmp_path / "bad.json").write_text('{"not": "a list"}')
+    r = runner.invoke(app, ["vqa", str(folder), str(tmp_path / "scene.png"), "why?", "--boxes", str(tmp_path / "bad.json")])
+    assert r.exit_code == 2 and "expected a JSON list" in r.output
 
 
 def test_vqa_refuses_a_pretraining_run_of_another_shape(tmp_path, tower, minilm_dir):

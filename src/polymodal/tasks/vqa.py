@@ -1,0 +1,62 @@
+"""Answering a question about a picture with a trained region VQA model folder (what
+``polymodal vqa`` runs): the picture's regions read by the tower the model was trained with, the
+question tokenised by its tokenizer, and the answers ranked by their sigmoid scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..data.regions import RegionFeatures
+from ..modalities.text import load_tokenizer
+from ..train.region_data import MAX_REGIONS, load_region_tower
+from ..train.trainer import region_extractor
+from ..train.vqa import load_answers
+
+
+def grid_boxes(width: int, height: int, cells: int = 2) -> torch.Tensor:
+    """The whole picture and a ``cells`` × ``cells`` grid over it: [1 + cells², 4] pixel boxes (x0, y0, x1, y1)."""
+    xs = torch.linspace(0, width, cells + 1)
+    ys = torch.linspace(0, height, cells + 1)
+    grid = [[xs[i], ys[j], xs[i + 1], ys[j + 1]] for j in range(cells) for i in range(cells)]
+    return torch.tensor([[0.0, 0.0, width, height], *grid])
+
+
+class VQAPredictor:
+    """A VQA model folder (``objective.kind=vqa``'s ``train.out/model``): weights, tokenizer, answers
+    and the record of its region tower."""
+
+    def __init__(self, folder: str | Path, region_tower: str | Path | None = None):
+        from ..weights import load_checkpoint
+
+        folder = Path(folder)
+        self.model = load_checkpoint(folder).eval()
+        if not hasattr(self.model, "head") or not hasattr(self.model, "trunk"):
+            raise ValueError(f"{folder} holds a {type(self.model).__name__}, not a VQA model (family region-vqa)")
+        self.tokenizer = load_tokenizer(folder)
+        self.answers = load_answers(folder)
+        tower = region_tower or load_region_tower(folder)["tower"]
+        self.extractor = region_extractor(str(tower))
+
+    @torch.no_grad()
+    def __call__(self, image: Image.Image, question: str, boxes: torch.Tensor | None = None,
+                 k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` best answers with their scores in [0, 1]. ``boxes`` [R, 4] pixel regions (the
+        whole picture is added first, as in training); default: a 2 × 2 grid."""
+        w, h = image.size
+        if boxes is None:
+            boxes = grid_boxes(w, h)
+        else:
+            boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+            boxes = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), boxes])
+        if len(boxes) > MAX_REGIONS:
+            raise ValueError(f"{len(boxes) - 1} boxes; this model was trained with at most {MAX_REGIONS - 1}")
+        regions = RegionFeatures.collate([self.extractor(image, boxes)], MAX_REGIONS)
+        tokens = self.tokenizer([question])  # a question longer than the context is an error
+        logits = self.model(tokens.ids, regions.features, tokens.attention_mask, regions.mask,
+                            regions.locations())["logits"][0]
+        scores = torch.sigmoid(logits.float())
+        top = scores.topk(min(k, len(self.answers)))
+        return [(self.answers[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
