@@ -83,7 +83,7 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     report(f"done in {minutes:.1f} min. Report: {report_file}")
     report(f"Search it:  polymodal search {out / 'index'} \"a red circle on a beach\"")
-    report(f"Serve the UI:  polymodal serve {out / 'index'}   (then open http://127.0.0.1:8000/)")
+    report(f"Serve the UI:  polymodal serve {out / 'index'}   (then open the URL it prints: it carries the access token)")
     return summary
 
 
