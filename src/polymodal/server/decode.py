@@ -73,6 +73,7 @@ class DecodePool:
                 process.kill()
             pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new()
+            self._pool.submit(int)  # start the new worker now, while the client reads its 503
 
     async def decode(self, path: str | Path, timeout_s: float):
         """(modality, input) of the file at ``path``, or :class:`DecodeTimeout` / :class:`DecodeCrashed`;
