@@ -268,6 +268,57 @@ def vqa(
     console.print(table)
 
 
+@app.command()
+def attention(
+    model: Annotated[Path, typer.Argument(help="a VisualBERT model folder (a pretraining or VQA run's model)")],
+    image: Annotated[Path, typer.Argument(help="the picture")],
+    text: Annotated[str, typer.Argument(help='e.g. "a red circle left of a star"')],
+    out: Annotated[Path, typer.Option(help="the PNG to write")] = Path("attention.png"),
+    boxes: Annotated[Optional[Path], typer.Option(help="JSON list of [x0, y0, x1, y1] pixel boxes (default: a 2 × 2 grid)")] = None,
+    region_tower: Annotated[Optional[Path], typer.Option(help="the image tower that read the training regions "
+                                                               "(default: the one the folder records)")] = None,
+) -> None:
+    """Draw how each word attends to each region, per layer and head (word × region heat maps)."""
+    import torch
+
+    from .data.regions import RegionFeatures
+    from .modalities.image import ImageReadError, load_image
+    from .modalities.text import TruncationError, load_tokenizer
+    from .tasks.grounding import plot_word_region, word_region_map
+    from .tasks.vqa import grid_boxes
+    from .train.region_data import MAX_REGIONS, load_region_tower
+    from .train.trainer import region_extractor
+    from .weights import CheckpointError, load_checkpoint
+
+    try:
+        net = load_checkpoint(model)
+        net = getattr(net, "trunk", net).eval()
+        if not hasattr(net, "forward_features") or not hasattr(net, "region_stem") or hasattr(net, "image_pooler"):
+            raise ValueError(f"{model} holds a {type(net).__name__}; word × region maps need a single-stream "
+                             "region model (VisualBERT)")
+        tokenizer = load_tokenizer(model)
+        extractor = region_extractor(str(region_tower or load_region_tower(model)["tower"]))
+        picture = load_image(image)
+        w, h = picture.size
+        chosen = grid_boxes(w, h)
+        if boxes is not None:
+            listed = json.loads(boxes.read_text())
+            if not isinstance(listed, list) or not all(isinstance(b, list) and len(b) == 4 for b in listed):
+                raise ValueError(f"{boxes}: expected a JSON list of [x0, y0, x1, y1] boxes")
+            chosen = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), torch.tensor(listed, dtype=torch.float32).reshape(-1, 4)])
+        if len(chosen) > MAX_REGIONS:
+            raise ValueError(f"{len(chosen) - 1} boxes; the world models were trained with at most {MAX_REGIONS - 1}")
+        regions = RegionFeatures.collate([extractor(picture, chosen)])
+        words, att = word_region_map(net, tokenizer, regions, text)
+    except TruncationError as e:
+        _fail(f"the text is too long for this model: {e}")
+    except (ImageReadError, CheckpointError, ValueError, OSError) as e:
+        _fail(str(e))
+    plot_word_region(words, att, out, f"{image.name}: {text}")
+    console.print(f"wrote {out} ({att.shape[0]} layers × {att.shape[1]} heads, {len(words)} tokens × "
+                  f"{att.shape[-1]} regions)", highlight=False)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context, config: Path) -> None:
     """Train from a YAML config; extra arguments are key=value overrides (e.g. train.steps=200).
