@@ -22,6 +22,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _read_boxes(path: Path | None) -> list | None:
+    """--boxes: a JSON list of [x0, y0, x1, y1] pixel boxes (None when not given)."""
+    if path is None:
+        return None
+    listed = json.loads(path.read_text())
+    if not isinstance(listed, list) or not all(isinstance(b, list) and len(b) == 4 for b in listed):
+        raise ValueError(f"{path}: expected a JSON list of [x0, y0, x1, y1] boxes")
+    return listed
+
+
 @app.command()
 def models() -> None:
     """List the presets with their parameter counts."""
@@ -251,11 +261,7 @@ def vqa(
     from .weights import CheckpointError
 
     try:
-        chosen = None
-        if boxes is not None:
-            chosen = json.loads(boxes.read_text())
-            if not isinstance(chosen, list) or not all(isinstance(b, list) and len(b) == 4 for b in chosen):
-                raise ValueError(f"{boxes}: expected a JSON list of [x0, y0, x1, y1] boxes")
+        chosen = _read_boxes(boxes)
         predictor = VQAPredictor(model, region_tower)
         answers = predictor(load_image(image), question, chosen, k)
     except TruncationError as e:
@@ -300,12 +306,9 @@ def attention(
         extractor = region_extractor(str(region_tower or load_region_tower(model)["tower"]))
         picture = load_image(image)
         w, h = picture.size
-        chosen = grid_boxes(w, h)
-        if boxes is not None:
-            listed = json.loads(boxes.read_text())
-            if not isinstance(listed, list) or not all(isinstance(b, list) and len(b) == 4 for b in listed):
-                raise ValueError(f"{boxes}: expected a JSON list of [x0, y0, x1, y1] boxes")
-            chosen = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), torch.tensor(listed, dtype=torch.float32).reshape(-1, 4)])
+        listed = _read_boxes(boxes)
+        chosen = grid_boxes(w, h) if listed is None else torch.cat(
+            [torch.tensor([[0.0, 0.0, w, h]]), torch.tensor(listed, dtype=torch.float32).reshape(-1, 4)])
         if len(chosen) > MAX_REGIONS:
             raise ValueError(f"{len(chosen) - 1} boxes; the world models were trained with at most {MAX_REGIONS - 1}")
         regions = RegionFeatures.collate([extractor(picture, chosen)])
