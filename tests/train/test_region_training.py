@@ -56,7 +56,7 @@ def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tow
 def test_mlm_itm_needs_regions_a_wordpiece_tokenizer_and_a_region_model(tmp_path, tower, minilm_dir):
     with pytest.raises(ConfigError, match="needs data.region_tower"):
         Trainer(_cfg(tmp_path / "a", tower, minilm_dir, "data.region_tower=null"))
-    with pytest.raises(ConfigError, match="'clip-tiny' is not a single-stream region model"):
+    with pytest.raises(ConfigError, match="'clip-tiny' is not a region model"):
         Trainer(_cfg(tmp_path / "b", tower, minilm_dir, "model.preset=clip-tiny"))
     with pytest.raises(ConfigError, match="needs a WordPiece tokenizer"):
         Trainer(_cfg(tmp_path / "c", tower, minilm_dir, "data.tokenizer=null"))

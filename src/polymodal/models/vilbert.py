@@ -71,6 +71,8 @@ class ViLBert(nn.Module):
     """Text ids [B, L] + regions [B, R, visual_dim] with boxes [B, R, 5] → both streams and heads."""
 
     HEADS = ("mlm", "region_head", "align")  # the pretraining heads; a task model drops them
+    # A BERT's keys as ours (None: left out; BERT's tanh pooler has no counterpart in the ReLU poolers).
+    BERT_KEYS = {"transformer.blocks.": "transformer.a_blocks.", "pooler.": None}
 
     def __init__(self, config: ViLBertConfig):
         super().__init__()
@@ -142,6 +144,16 @@ def _vilbert_base() -> ViLBertConfig:
     """vilbert-multi-task's bert_base_6layer_6conect: BERT-base text, 6 image layers of 1024,
     co-attention after text layers 6–11 and image layers 0–5."""
     return ViLBertConfig()
+
+
+@register_preset("vilbert-world")
+def _vilbert_world() -> ViLBertConfig:
+    """visualbert-world's text side (all-MiniLM-L6-v2's geometry) plus a 2-layer, 192-wide region
+    stream over the world recipe's 192-wide regions, co-attention after text layers 4–5: ≈ the
+    parameter count of visualbert-world, for single-stream vs co-attention comparisons."""
+    return ViLBertConfig(BertConfig(width=384, layers=6, heads=12, mlp_hidden=1536), visual_dim=192, image_width=192,
+                         image_layers=2, image_heads=4, image_mlp_hidden=768, co_width=192, co_heads=4,
+                         text_co_layers=(4, 5), image_co_layers=(0, 1), region_classes=25)
 
 
 @register_preset("vilbert-tiny")

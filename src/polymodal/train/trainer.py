@@ -107,14 +107,15 @@ def region_extractor(folder: str) -> RegionExtractor:
 
 
 def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int) -> nn.Module:
-    """The preset's region model (VisualBERT) sized to the tokenizer and the region features; with
-    ``model.text_weights`` its text side (word/position/type embeddings, BERT layers, pooler) starts
-    from that BERT."""
+    """The preset's region model (VisualBERT or ViLBERT) sized to the tokenizer and the region
+    features; with ``model.text_weights`` its text side (word/position/type embeddings and BERT
+    layers; VisualBERT's pooler too) starts from that BERT, renamed by the family's ``BERT_KEYS``."""
     config = preset(cfg.model.preset)
-    if not hasattr(config, "visual_dim") or not hasattr(config, "bert"):
-        raise ConfigError(f"model.preset {cfg.model.preset!r} is not a single-stream region model (VisualBERT); "
-                          "objective.kind mlm_itm trains one")
-    config.visual_dim, config.bert.vocab_size = visual_dim, tokenizer.vocab_size
+    text = getattr(config, "bert", None) or getattr(config, "text", None)
+    if not hasattr(config, "visual_dim") or text is None:
+        raise ConfigError(f"model.preset {cfg.model.preset!r} is not a region model (VisualBERT or ViLBERT); "
+                          f"objective.kind {cfg.objective.kind} trains one")
+    config.visual_dim, text.vocab_size = visual_dim, tokenizer.vocab_size
     model = build(config)
     if cfg.model.text_weights:
         from ..weights import apply_state_dict, read_checkpoint
@@ -122,9 +123,13 @@ def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int
         raw, layout = read_checkpoint(_text_weights_folder(cfg.model.text_weights))
         if layout.family != "bert":
             raise ConfigError(f"model.text_weights {cfg.model.text_weights} is a {layout.family} checkpoint, not a BERT")
+        state = layout.convert(raw)
+        for old, new in getattr(model, "BERT_KEYS", {}).items():  # e.g. ViLBERT's text blocks are a_blocks
+            state = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()
+                     if new is not None or not k.startswith(old)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the region stem and heads are new: missing by design
-            apply_state_dict(model, layout.convert(raw), strict=False, source=cfg.model.text_weights)
+            apply_state_dict(model, state, strict=False, source=cfg.model.text_weights)
     if cfg.model.grad_checkpointing:
         set_grad_checkpointing(model)
     return model
