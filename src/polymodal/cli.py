@@ -285,14 +285,11 @@ def attention(
                                                                "(default: the one the folder records)")] = None,
 ) -> None:
     """Draw how each word attends to each region, per layer and head (word × region heat maps)."""
-    import torch
-
-    from .data.regions import RegionFeatures
     from .modalities.image import ImageReadError, load_image
     from .modalities.text import TruncationError, load_tokenizer
     from .tasks.grounding import plot_word_region, word_region_map
-    from .tasks.vqa import grid_boxes
-    from .train.region_data import MAX_REGIONS, load_region_tower
+    from .tasks.vqa import picture_regions
+    from .train.region_data import load_region_tower
     from .train.trainer import region_extractor
     from .weights import CheckpointError, load_checkpoint
 
@@ -304,14 +301,7 @@ def attention(
                              "region model (VisualBERT)")
         tokenizer = load_tokenizer(model)
         extractor = region_extractor(str(region_tower or load_region_tower(model)["tower"]))
-        picture = load_image(image)
-        w, h = picture.size
-        listed = _read_boxes(boxes)
-        chosen = grid_boxes(w, h) if listed is None else torch.cat(
-            [torch.tensor([[0.0, 0.0, w, h]]), torch.tensor(listed, dtype=torch.float32).reshape(-1, 4)])
-        if len(chosen) > MAX_REGIONS:
-            raise ValueError(f"{len(chosen) - 1} boxes; the world models were trained with at most {MAX_REGIONS - 1}")
-        regions = RegionFeatures.collate([extractor(picture, chosen)])
+        regions = picture_regions(extractor, load_image(image), _read_boxes(boxes))
         words, att = word_region_map(net, tokenizer, regions, text)
     except TruncationError as e:
         _fail(f"the text is too long for this model: {e}")

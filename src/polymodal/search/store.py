@@ -260,29 +260,32 @@ class Store:
             indexes[modality].add_with_ids(np.ascontiguousarray(vecs), ids)
         return generation, indexes
 
+    def _current_stamp(self) -> tuple[int, dict] | None:
+        """(generation, counts) when the stamp on disk names the current ones, else None."""
+        try:
+            stamp = json.loads((self.folder / "vectors.json").read_text())
+        except (OSError, ValueError):
+            return None
+        generation, counts = self._snapshot(with_vectors=False)
+        current = isinstance(stamp, dict) and stamp.get("generation") == generation and stamp.get("counts") == counts
+        return (generation, counts) if current else None
+
     def saved_is_current(self) -> bool:
         """Whether the stamp on disk names the current generation and counts (files not opened)."""
-        stamp_file = self.folder / "vectors.json"
-        try:
-            stamp = json.loads(stamp_file.read_text())
-        except (OSError, ValueError):
-            return False
-        generation, counts = self._snapshot(with_vectors=False)
-        return stamp.get("generation") == generation and stamp.get("counts") == counts
+        return self._current_stamp() is not None
 
     def _read_saved(self) -> tuple[int, dict] | None:
         """The saved indexes when their stamp names the current generation and every file holds the
         counted vectors; None otherwise (missing, stale, truncated or corrupt files)."""
         import faiss
 
-        stamp_file = self.folder / "vectors.json"
+        stamp = self._current_stamp()
+        if stamp is None:
+            return None
+        generation, counts = stamp
         try:
-            stamp = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
-            generation, counts = self._snapshot(with_vectors=False)
-            if stamp.get("generation") != generation or stamp.get("counts") != counts:
-                return None
             indexes = {m: faiss.read_index(str(self.folder / f"vectors.{m}.faiss")) for m in counts}
-        except (RuntimeError, ValueError, OSError, TypeError, AttributeError):  # faiss raises RuntimeError
+        except (RuntimeError, OSError):  # faiss raises RuntimeError for unreadable files
             return None
         if any(indexes[m].ntotal != n or indexes[m].d != self.dim for m, n in counts.items()):
             return None

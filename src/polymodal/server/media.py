@@ -77,9 +77,16 @@ def read_all(fd: int, size: int) -> bytes:
 
 
 def chunks(fd: int, size: int = 1 << 16) -> Iterator[bytes]:
-    with os.fdopen(fd, "rb") as f:
-        while block := f.read(size):
-            yield block
+    """The file's blocks. The file object is made now, not when iteration starts, so the descriptor
+    is closed even if the client goes away before the first block."""
+    f = os.fdopen(fd, "rb")
+
+    def blocks() -> Iterator[bytes]:
+        with f:
+            while block := f.read(size):
+                yield block
+
+    return blocks()
 
 
 def container_type(modality: str, head: bytes) -> str:

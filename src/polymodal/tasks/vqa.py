@@ -24,6 +24,19 @@ def grid_boxes(width: int, height: int, cells: int = 2) -> torch.Tensor:
     return torch.tensor([[0.0, 0.0, width, height], *grid])
 
 
+def picture_regions(extractor, image: Image.Image, boxes=None) -> RegionFeatures:
+    """One picture's regions as the world region models were trained on them: the whole picture
+    first, then ``boxes`` [R, 4] (pixels; default: a 2 × 2 grid), padded to :data:`MAX_REGIONS`."""
+    w, h = image.size
+    if boxes is None:
+        boxes = grid_boxes(w, h)
+    else:
+        boxes = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)])
+    if len(boxes) > MAX_REGIONS:
+        raise ValueError(f"{len(boxes) - 1} boxes; the region models were trained with at most {MAX_REGIONS - 1}")
+    return RegionFeatures.collate([extractor(image, boxes)], MAX_REGIONS)
+
+
 class VQAPredictor:
     """A VQA model folder (``objective.kind=vqa``'s ``train.out/model``): weights, tokenizer, answers
     and the record of its region tower."""
@@ -45,15 +58,7 @@ class VQAPredictor:
                  k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` best answers with their scores in [0, 1]. ``boxes`` [R, 4] pixel regions (the
         whole picture is added first, as in training); default: a 2 × 2 grid."""
-        w, h = image.size
-        if boxes is None:
-            boxes = grid_boxes(w, h)
-        else:
-            boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            boxes = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), boxes])
-        if len(boxes) > MAX_REGIONS:
-            raise ValueError(f"{len(boxes) - 1} boxes; this model was trained with at most {MAX_REGIONS - 1}")
-        regions = RegionFeatures.collate([self.extractor(image, boxes)], MAX_REGIONS)
+        regions = picture_regions(self.extractor, image, boxes)
         tokens = self.tokenizer([question])  # a question longer than the context is an error
         logits = self.model(tokens.ids, regions.features, tokens.attention_mask, regions.mask,
                             regions.locations())["logits"][0]
