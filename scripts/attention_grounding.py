@@ -13,7 +13,7 @@ from polymodal.data.world.scene import sample_scene
 from polymodal.modalities.text import load_tokenizer
 from polymodal.tasks.grounding import grounding_accuracy
 from polymodal.train.region_data import world_region_captions
-from polymodal.train.trainer import region_extractor
+from polymodal.train.region_kinds import region_extractor
 from polymodal.weights import load_checkpoint
 
 

@@ -290,7 +290,7 @@ def attention(
     from .tasks.grounding import plot_word_region, word_region_map
     from .tasks.vqa import picture_regions
     from .train.region_data import load_region_tower
-    from .train.trainer import region_extractor
+    from .train.region_kinds import region_extractor
     from .weights import CheckpointError, load_checkpoint
 
     try:
@@ -513,12 +513,14 @@ def evaluate_cmd(
     config: Path,
     checkpoint: Annotated[Path, typer.Option(help="a saved model folder with its tokenizer (RUN/model)")],
 ) -> None:
-    """Evaluate a trained CLIP on the config's validation gallery: retrieval R@1/5/10, mean rank,
-    zero-shot accuracy; prints JSON and writes eval.json + eval.md beside the checkpoint."""
+    """Evaluate a saved model on its config's validation data, as its objective.kind does at the end of
+    training (CLIP: retrieval R@1/5/10, mean rank, zero-shot accuracy; VQA: accuracy and baselines; …);
+    prints a table and writes eval.json + eval.md beside the checkpoint."""
     from .modalities.text import load_tokenizer
     from .train.config import ConfigError, load_config
     from .eval.tables import metrics_table
     from .recipes.world_clip import evaluate_for
+    from .train.kinds import make_kind
     from .train.trainer import evaluate
     from .weights import CheckpointError, load_checkpoint
 
@@ -528,17 +530,11 @@ def evaluate_cmd(
         tokenizer = load_tokenizer(checkpoint)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         _fail(str(e))
-    if cfg.objective.kind == "mlm_itm":
-        from .train.trainer import evaluate_region_lm, region_extractor
-
-        result = evaluate_region_lm(model, cfg, region_extractor(cfg.data.region_tower), tokenizer)
-    elif cfg.objective.kind == "vqa":
-        from .train.trainer import region_extractor
-        from .train.vqa import evaluate_vqa, load_answers
-
-        result = evaluate_vqa(model, cfg, region_extractor(cfg.data.region_tower), tokenizer, load_answers(checkpoint))
-    else:
-        result = (evaluate_for(cfg) or evaluate)(model, tokenizer, cfg)
+    try:
+        kind = make_kind(cfg, evaluate_fn=evaluate_for(cfg) or evaluate)
+        result = kind.evaluate_saved(model, checkpoint, tokenizer)
+    except (ConfigError, ValueError) as e:
+        _fail(str(e))
     (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in result.items())
     (checkpoint / "eval.md").write_text(f"| metric | value |\n|---|---|\n{rows}\n")

@@ -14,7 +14,7 @@ from polymodal.modalities.text import load_tokenizer
 from polymodal.registry import build, preset
 from polymodal.tasks import grounding
 from polymodal.train.region_data import save_region_tower, world_region_captions
-from polymodal.train.trainer import region_extractor
+from polymodal.train.region_kinds import region_extractor
 
 
 @pytest.fixture(scope="module")

@@ -80,5 +80,5 @@ def test_csv_columns_are_named_by_the_user(tmp_path):
         Trainer(load_config(None, [*common, f"train.out={tmp_path / 'a'}"]))
     trainer = Trainer(load_config(None, [*common, "data.image_key=path", "data.caption_key=text",
                                          f"train.out={tmp_path / 'b'}"]))
-    assert len(trainer.data) == 16 and trainer.data.texts[3] == ["a picture number 3"]
+    assert len(trainer.kind.data) == 16 and trainer.kind.data.texts[3] == ["a picture number 3"]
     assert len(trainer.train()) == 2

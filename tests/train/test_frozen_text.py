@@ -13,9 +13,9 @@ SETUP = ["model.preset=clip-minilm-tiny", "model.text_weights=minilm", "model.fr
 
 def test_cached_frozen_text_features_train_like_the_full_forward(tmp_path):
     cached = Trainer(load_config(None, [*SETUP, f"train.out={tmp_path / 'a'}"]))
-    assert cached.text_cache is not None and cached.text_cache.shape == (64, 3, 384)
+    assert cached.kind.text_cache is not None and cached.kind.text_cache.shape == (64, 3, 384)
     full = Trainer(load_config(None, [*SETUP, f"train.out={tmp_path / 'b'}"]))
-    full.text_cache = None  # run the frozen tower every step
+    full.kind.text_cache = None  # run the frozen tower every step
     assert [n for n, p in full.model.text.named_parameters() if p.requires_grad] == ["proj.weight"]
     a, b = cached.train(), full.train()
     for x, y in zip(a, b, strict=True):

@@ -31,7 +31,7 @@ def _cfg(tmp_path, tower, minilm_dir, *extra):
 def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tower, minilm_dir,
                                                                   crash_after_first_checkpoint):
     trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir))
-    data = trainer.data
+    data = trainer.kind.data
     assert data.regions.shape == (64, MAX_REGIONS, 192) and bool((data.region_mask[:, :2] == 1).all())
     b1, b2 = trainer._batch(3), trainer._batch(3)
     assert all(torch.equal(b1[k], b2[k]) for k in b1)  # a pure function of the step

@@ -198,7 +198,7 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path, tokenizer_dir, min
     runs = {}
     for k in (1, 4):
         trainer = Trainer(load_config(None, [*common, f"train.accum_freq={k}", f"train.out={tmp_path / str(k)}"]))
-        assert (trainer.text_cache is not None) == frozen_text
+        assert (trainer.kind.text_cache is not None) == frozen_text
         runs[k] = (trainer.train(), trainer.model.state_dict())
     for a, b in zip(runs[1][0], runs[4][0]):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)

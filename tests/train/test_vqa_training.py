@@ -65,29 +65,29 @@ def test_a_vqa_run_starts_from_pretraining_trains_evaluates_and_saves(tmp_path, 
     pretrained = run(_cfg(tmp_path / "pre", tower, minilm_dir, kind="mlm_itm"))
     assert "mlm_accuracy" in pretrained
     trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir, f"model.init_from={tmp_path / 'pre' / 'model'}"))
-    data = trainer.data
+    data = trainer.kind.data
     assert len(data) == 48 * 4 and data.regions.shape[0] == 48 and set(data.kinds) <= {
         "count", "exists", "colour", "shape", "relation", "compare"}
-    assert trainer.targets.shape == (len(data), len(trainer.answers)) and bool((trainer.targets.sum(1) == 1).all())
+    assert trainer.kind.targets.shape == (len(data), len(trainer.kind.answers)) and bool((trainer.kind.targets.sum(1) == 1).all())
     source = polymodal.load(tmp_path / "pre" / "model")
     trunk = trainer.model.trunk.state_dict()
     assert trunk and all(torch.equal(p, source.state_dict()[k]) for k, p in trunk.items())
     assert not any(k.startswith(("mlm.", "itm.")) for k in trunk)  # the pretraining heads are dropped
     b1, b2 = trainer._batch(2), trainer._batch(2)
     assert all(torch.equal(b1[k], b2[k]) for k in b1)  # a pure function of the step
-    assert b1["regions"].shape[0] == 16 and b1["targets"].shape == (16, len(trainer.answers))
+    assert b1["regions"].shape[0] == 16 and b1["targets"].shape == (16, len(trainer.kind.answers))
     result = run(_cfg(tmp_path / "b", tower, minilm_dir, f"model.init_from={tmp_path / 'pre' / 'model'}"))
     for key in ("val_accuracy", "val_accuracy_without_regions", "val_majority_answer_accuracy",
                 "val_answer_prior_by_type_accuracy", "val_accuracy_count", "val_accuracy_exists"):
         assert 0.0 <= result[key] <= 1.0, key
     assert result["val_questions"] == 16 * 4
     folder = tmp_path / "b" / "model"
-    assert load_answers(folder) == trainer.answers
+    assert load_answers(folder) == trainer.kind.answers
     assert load_region_tower(folder)["tower"] == str(tower.resolve())
     assert json.loads((folder / "config.json").read_text())["family"] == "region-vqa"
     model = polymodal.load(folder)
-    assert model.head.net[-1].out_features == len(trainer.answers)
-    _ask_from_the_command_line(folder, tmp_path, trainer.answers)
+    assert model.head.net[-1].out_features == len(trainer.kind.answers)
+    _ask_from_the_command_line(folder, tmp_path, trainer.kind.answers)
 
 
 def _ask_from_the_command_line(folder, tmp_path, answers):

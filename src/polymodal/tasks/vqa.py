@@ -12,7 +12,7 @@ from PIL import Image
 from ..data.regions import RegionFeatures
 from ..modalities.text import load_tokenizer
 from ..train.region_data import MAX_REGIONS, load_region_tower
-from ..train.trainer import region_extractor
+from ..train.region_kinds import region_extractor
 from ..train.vqa import load_answers
 
 

@@ -42,7 +42,8 @@ class DataConfig:
     tokenizer_vocab: int = 1024  # vocabulary of that BPE
     context_length: int = 64
     hard_negatives: int = 0  # world: batches of runs of this many scenes sharing place + colours (0: random)
-    region_tower: str | None = None  # objective mlm_itm/vqa: a saved CLIP/ImageBind folder whose image tower reads regions
+    region_tower: str | None = None  # region objectives: a saved CLIP/ImageBind folder whose image tower reads regions
+    boxes: str = "truth"  # region objectives: the world's true object boxes, or "detector" (jittered, missed, false)
 
 
 @dataclass
@@ -77,10 +78,14 @@ class TrainConfig:
 class ObjectiveConfig:
     # "contrastive" (CLIP: image–caption pairs), "classification" (a ViT's head), "mlm_itm"
     # (VisualBERT pretraining: masked words + image–text matching over world regions) or "vqa"
-    # (questions about world scenes answered from their regions: an answer head, soft-score BCE)
+    # (questions about world scenes answered from their regions: an answer head, soft-score BCE),
+    # "consistency", "refexp" or "vcr" (the lecture's other region tasks, train/region_tasks.py)
     kind: str = "contrastive"
     label: str = "place"  # classification on the world: "place" or "count" (objects in the scene)
     label_smoothing: float = 0.0
+    # region tasks: "text" / "image" train and evaluate with the other input masked out (the
+    # single-modality baselines of the same size)
+    inputs: str = "both"
 
 
 @dataclass
@@ -125,8 +130,15 @@ class BindConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"),
-           "objective.kind": ("contrastive", "classification", "mlm_itm", "vqa"), "objective.label": ("place", "count")}
+def _kinds() -> tuple[str, ...]:
+    from .kinds import kind_names  # registered where each kind is defined
+
+    return kind_names()
+
+
+CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
+           "objective.label": ("place", "count"), "objective.inputs": ("both", "text", "image"),
+           "data.boxes": ("truth", "detector")}
 
 
 def _check_type(value, hint, where: str):
@@ -178,6 +190,7 @@ def _build(cls, data: dict, where: str):
         else:
             values[name] = _check_type(value, hint, key)
             allowed = CHOICES.get(key.split(": ")[-1])
+            allowed = allowed() if callable(allowed) else allowed
             if allowed and values[name] not in allowed:
                 raise ConfigError(f"{key}: {values[name]!r} is not one of {allowed}")
     return cls(**values)

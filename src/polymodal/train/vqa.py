@@ -11,13 +11,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.vqa import answer_vocabulary
+from ..data.vqa import answer_vocabulary, soft_targets
 from ..eval.metrics import vqa_score
 from ..models.region_vqa import RegionVQA, RegionVQAConfig
+from ..objectives import Objective, SoftScoreBCE
 from ..registry import build
 from ..tasks.region_extractor import RegionExtractor
 from .config import ConfigError, RunConfig
-from .region_data import RegionQuestions, question_rows, world_region_questions
+from .kinds import register_kind
+from .region_data import RegionQuestions, question_rows, vqa_batch, world_region_questions
+from .region_kinds import RegionKind, keep_inputs
 
 ANSWERS_FILE = "answers.json"
 
@@ -45,16 +48,50 @@ def answers_of(data: RegionQuestions) -> list[str]:
     return answer_vocabulary(data.answers)
 
 
+@register_kind("vqa")
+class VQAKind(RegionKind):
+    """Questions about world scenes answered from their regions: an answer head, soft-score BCE."""
+
+    def load_data(self) -> None:
+        self.load_tokenizer()
+        d = self.cfg.data
+        self.data = world_region_questions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+        self.answers = answers_of(self.data)
+        self.targets = soft_targets(self.data.answers, self.answers)
+
+    def build_model(self) -> nn.Module:
+        return build_vqa_model(self.trunk(self.data.regions.shape[-1]), self.answers, self.cfg.model.init_from)
+
+    def objective(self, model: nn.Module) -> Objective:
+        return SoftScoreBCE()
+
+    def batch(self, step: int) -> dict:
+        t = self.cfg.train
+        b = vqa_batch(self.data, self.targets, step, t.batch_size, t.seed, self.rank, self.world)
+        return keep_inputs(b, self.cfg.objective.inputs)
+
+    def evaluate(self, model: nn.Module) -> dict:
+        return evaluate_vqa(model, self.cfg, self.extractor, self.tokenizer, self.answers, getattr(self, "data", None))
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        save_answers(folder, self.answers)
+
+    def evaluate_saved(self, model: nn.Module, folder: Path, tokenizer) -> dict:
+        self.tokenizer, self.answers = tokenizer, load_answers(folder)
+        return self.evaluate(model)
+
+
 @torch.no_grad()
 def predict(model: RegionVQA, data: RegionQuestions, answers: list[str], batch: int = 256,
-            without_regions: bool = False) -> list[str]:
-    """The top answer for every question of ``data`` (all its regions masked out when asked)."""
+            inputs: str = "both") -> list[str]:
+    """The top answer for every question of ``data`` (seeing only the ``inputs`` side when asked:
+    :func:`~polymodal.train.region_kinds.keep_inputs`)."""
     model.eval()
     out = []
     for start in range(0, len(data), batch):
-        b = question_rows(data, torch.arange(start, min(start + batch, len(data))))
-        region_mask = torch.zeros_like(b["region_mask"]) if without_regions else b["region_mask"]
-        logits = model(b["ids"], b["regions"], b["attention_mask"], region_mask, b["boxes"])["logits"]
+        b = keep_inputs(question_rows(data, torch.arange(start, min(start + batch, len(data)))), inputs)
+        logits = model(b["ids"], b["regions"], b["attention_mask"], b["region_mask"], b["boxes"])["logits"]
         out += [answers[i] for i in logits.argmax(-1).tolist()]
     return out
 
@@ -87,8 +124,10 @@ def evaluate_vqa(model: RegionVQA, cfg: RunConfig, extractor: RegionExtractor, t
     model with every region masked out, and (given the training questions) the answer priors."""
     d = cfg.data
     val = world_region_questions("val", d.val_n, d.seed, d.image_size, extractor, tokenizer)
-    result = {f"val_{k}": v for k, v in score(predict(model, val, answers), val).items()}
-    result["val_accuracy_without_regions"] = score(predict(model, val, answers, without_regions=True), val)["accuracy"]
+    inputs = cfg.objective.inputs
+    result = {f"val_{k}": v for k, v in score(predict(model, val, answers, inputs=inputs), val).items()}
+    if inputs != "text":
+        result["val_accuracy_without_regions"] = score(predict(model, val, answers, inputs="text"), val)["accuracy"]
     if train is not None:
         result.update({f"val_{k}": v for k, v in prior_baselines(train, val).items()})
     result["val_questions"] = len(val)

@@ -1,0 +1,179 @@
+"""The region models' runs (VisualBERT, ViLBERT): what every region kind shares — world scenes read
+as regions by a frozen image tower, a WordPiece tokenizer, the trunk built from a preset and a BERT
+— and the first of them, ``mlm_itm`` (VisualBERT pretraining: masked words + image–text matching).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..layers import set_grad_checkpointing
+from ..modalities.text import TextTokenizer
+from ..objectives import MaskedLMAndMatching, Objective
+from ..registry import build, preset
+from ..tasks.embedder import Embedder
+from ..tasks.region_extractor import RegionExtractor
+from .config import ConfigError, RunConfig
+from .kinds import TrainKind, register_kind
+from .region_data import (mask_words, mlm_itm_batch, object_word_ids, save_region_tower, special_ids,
+                          world_region_captions)
+from .tokenizer import build_tokenizer, text_weights_folder
+
+
+def region_extractor(folder: str) -> RegionExtractor:
+    """The image tower of a saved CLIP or ImageBind folder, with its image transform, as a region reader."""
+    embedder = Embedder.from_checkpoint(folder)
+    model = embedder.model
+    tower = model.visual if hasattr(model, "visual") else model.encoders["image"]
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    return RegionExtractor(tower, embedder.transform)
+
+
+def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int) -> nn.Module:
+    """The preset's region model (VisualBERT or ViLBERT) sized to the tokenizer and the region
+    features; with ``model.text_weights`` its text side (word/position/type embeddings and BERT
+    layers; VisualBERT's pooler too) starts from that BERT, renamed by the family's ``BERT_KEYS``."""
+    config = preset(cfg.model.preset)
+    text = getattr(config, "bert", None) or getattr(config, "text", None)
+    if not hasattr(config, "visual_dim") or text is None:
+        raise ConfigError(f"model.preset {cfg.model.preset!r} is not a region model (VisualBERT or ViLBERT); "
+                          f"objective.kind {cfg.objective.kind} trains one")
+    config.visual_dim, text.vocab_size = visual_dim, tokenizer.vocab_size
+    model = build(config)
+    if cfg.model.text_weights:
+        from ..weights import apply_state_dict, read_checkpoint
+
+        raw, layout = read_checkpoint(text_weights_folder(cfg.model.text_weights))
+        if layout.family != "bert":
+            raise ConfigError(f"model.text_weights {cfg.model.text_weights} is a {layout.family} checkpoint, not a BERT")
+        state = layout.convert(raw)
+        for old, new in getattr(model, "BERT_KEYS", {}).items():  # e.g. ViLBERT's text blocks are a_blocks
+            state = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()
+                     if new is not None or not k.startswith(old)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the region stem and heads are new: missing by design
+            apply_state_dict(model, state, strict=False, source=cfg.model.text_weights)
+    if cfg.model.grad_checkpointing:
+        set_grad_checkpointing(model)
+    return model
+
+
+def keep_inputs(batch: dict, inputs: str) -> dict:
+    """A region batch with one side taken away, for the single-modality baselines: "text" keeps the
+    words and leaves one blank region (zero features and box), "image" keeps the regions and only the
+    first token ([CLS]) of the text; "both" changes nothing. Shapes stay valid for both families
+    (ViLBERT's image stream needs one unmasked region to attend to)."""
+    if inputs == "both":
+        return batch
+    if inputs == "image":
+        return {**batch, "ids": batch["ids"][:, :1], "attention_mask": batch["attention_mask"][:, :1]}
+    if inputs != "text":
+        raise ValueError(f"inputs must be 'both', 'text' or 'image', got {inputs!r}")
+    regions = torch.zeros_like(batch["regions"][:, :1])
+    out = {**batch, "regions": regions, "region_mask": torch.ones_like(batch["region_mask"][:, :1])}
+    if batch.get("boxes") is not None:
+        out["boxes"] = torch.zeros_like(batch["boxes"][:, :1])
+    return out
+
+
+class RegionKind(TrainKind):
+    """World scenes as regions read by ``data.region_tower``; a WordPiece tokenizer (for [MASK] and [SEP])."""
+
+    def check_config(self) -> None:
+        cfg, d, kind = self.cfg, self.cfg.data, self.cfg.objective.kind
+        if d.kind != "world":
+            raise ConfigError(f"objective.kind {kind} reads world regions; data.kind {d.kind} has none")
+        if not d.region_tower:
+            raise ConfigError(f"objective.kind {kind} needs data.region_tower: a saved CLIP or ImageBind folder "
+                              "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions")
+        if not (cfg.model.text_weights or d.tokenizer or (self.out is not None and (self.out / "tokenizer").is_dir())):
+            raise ConfigError(f"objective.kind {kind} needs a WordPiece tokenizer with [MASK]: set model.text_weights "
+                              "(e.g. minilm) or data.tokenizer")
+
+    def load_tokenizer(self) -> None:
+        self.check_config()
+        saved = self.out / "tokenizer" if self.out is not None else None
+        self.tokenizer = build_tokenizer(self.cfg, [], saved)
+        self.special = special_ids(self.tokenizer)
+        if self.rank == 0 and saved is not None:
+            self.tokenizer.save(saved)
+
+    @cached_property
+    def extractor(self) -> RegionExtractor:
+        return region_extractor(self.cfg.data.region_tower)
+
+    def trunk(self, visual_dim: int) -> nn.Module:
+        return build_region_model(self.cfg, self.tokenizer, visual_dim)
+
+    def save(self, folder: Path) -> None:  # what reads this model's regions travels with it
+        save_region_tower(folder, self.cfg.data.region_tower, self.cfg.data.image_size)
+
+
+@register_kind("mlm_itm")
+class MaskedLMKind(RegionKind):
+    """VisualBERT pretraining on world captions: masked words + image–text matching."""
+
+    def load_data(self) -> None:
+        self.load_tokenizer()
+        d = self.cfg.data
+        self.data = world_region_captions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+
+    def build_model(self) -> nn.Module:
+        return self.trunk(self.data.regions.shape[-1])
+
+    def objective(self, model: nn.Module) -> Objective:
+        return MaskedLMAndMatching()
+
+    def batch(self, step: int) -> dict:
+        t = self.cfg.train
+        return mlm_itm_batch(self.data, step, t.batch_size, t.seed, self.special, self.tokenizer.vocab_size,
+                             self.rank, self.world)
+
+    def evaluate(self, model: nn.Module) -> dict:
+        return evaluate_region_lm(model, self.cfg, self.extractor, self.tokenizer)
+
+
+@torch.no_grad()
+def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtractor, tokenizer: TextTokenizer,
+                       batch: int = 128) -> dict:
+    """On ``val_n`` world val scenes: masked-word accuracy (BERT masking, fixed seed) with the
+    regions and with every region masked out, image–text matching accuracy, and — on the matched
+    pairs — the accuracy of filling in every colour, shape and count word, with and without regions."""
+    model.eval()
+    d = cfg.data
+    special = special_ids(tokenizer)
+    val = world_region_captions("val", d.val_n, d.seed, d.image_size, extractor, tokenizer)
+    groups = object_word_ids(tokenizer)
+    hits, counts = {}, {}
+
+    def score(name: str, ids, labels, regions, region_mask, attention_mask):
+        chosen = labels != -100
+        for suffix, mask in (("", region_mask), ("_without_regions", torch.zeros_like(region_mask))):
+            out = model(ids, regions, attention_mask, mask)
+            pred = out["mlm_logits"][:, :ids.shape[1]].argmax(-1)
+            hits[name + suffix] = hits.get(name + suffix, 0) + int((pred[chosen] == labels[chosen]).sum())
+            counts[name + suffix] = counts.get(name + suffix, 0) + int(chosen.sum())
+            if not suffix and name == "mlm":
+                hits["itm"] = hits.get("itm", 0) + int((out["itm_logits"].argmax(-1) == itm).sum())
+                counts["itm"] = counts.get("itm", 0) + len(itm)
+
+    size = min(batch, len(val))
+    for step in range(max(1, len(val) // size)):
+        b = mlm_itm_batch(val, step, size, d.seed + 1, special, tokenizer.vocab_size)
+        itm = b["itm_labels"]
+        score("mlm", b["ids"], b["mlm_labels"], b["regions"], b["region_mask"], b["attention_mask"])
+        matched = itm == 0
+        original = torch.where(b["mlm_labels"] != -100, b["mlm_labels"], b["ids"])[matched]
+        for group, word_ids in groups.items():
+            ids, labels = mask_words(original, word_ids, special["MASK"])
+            score(f"{group}_words", ids, labels, b["regions"][matched], b["region_mask"][matched],
+                  b["attention_mask"][matched])
+    result = {f"{k}_accuracy": hits[k] / max(counts[k], 1) for k in hits}
+    result.update({f"{k}_n": counts[k] for k in counts if not k.endswith("_without_regions")})
+    return result
