@@ -59,3 +59,30 @@ def normalize_answer(answer: str) -> str:
     numbers = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
     return " ".join(numbers.get(w, w) for w in words if w not in ("a", "an", "the"))
+
+
+def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve of scores [N] for binary labels [N] (1 = positive): the probability
+    that a random positive outscores a random negative, ties counting half (Mann–Whitney U)."""
+    scores, labels = scores.double().flatten(), labels.flatten().bool()
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        raise ValueError(f"AUROC needs both classes; got {pos} positive and {neg} negative")
+    order = scores.argsort()
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=scores.dtype)
+    _, inverse, counts = scores.unique(return_inverse=True, return_counts=True)
+    rank_sums = torch.zeros(len(counts), dtype=scores.dtype).index_add_(0, inverse, ranks)
+    ranks = (rank_sums / counts)[inverse]  # tied scores share their mean rank
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of boxes a [N, 4] and b [M, 4] (x0, y0, x1, y1) → [N, M]; 0 for empty boxes."""
+    lo = torch.maximum(a[:, None, :2], b[None, :, :2])
+    hi = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (hi - lo).clamp(min=0).prod(dim=-1)
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=-1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))

@@ -59,7 +59,7 @@ class RegionVQA(nn.Module):
         return {"logits": self.head(pooled)}
 
 
-def _example_inputs(c: RegionVQAConfig) -> dict:
+def region_task_inputs(c: RegionVQAConfig) -> dict:
     from ..registry import example_inputs
 
     x = example_inputs(c.trunk)
@@ -68,7 +68,7 @@ def _example_inputs(c: RegionVQAConfig) -> dict:
             "region_mask": x["region_mask"], "boxes": x.get("boxes")}
 
 
-register_family("region-vqa", RegionVQAConfig, RegionVQA, example_inputs=_example_inputs)
+register_family("region-vqa", RegionVQAConfig, RegionVQA, example_inputs=region_task_inputs)
 
 
 @register_preset("visualbert-vqa-tiny")

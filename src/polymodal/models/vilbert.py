@@ -98,7 +98,8 @@ class ViLBert(nn.Module):
                          token_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
         """Both streams without the pretraining heads: ``text`` [B, L, width], ``image`` [B, R, image_width],
         ``pooled_text`` / ``pooled_image`` [B, co_width] and ``pooled`` [B, co_width], their product (the
-        reference's "mul" fusion, what its task heads read). ``boxes`` [B, R, 5] (x0, y0, x1, y1, area
+        reference's "mul" fusion, what its task heads read); ``region_hidden`` is ``image`` under the name
+        every region model gives its per-region outputs. ``boxes`` [B, R, 5] (x0, y0, x1, y1, area
         in [0, 1]) are required; ``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding."""
         c = self.config
         if boxes is None or regions.dim() != 3 or regions.shape[-1] != c.visual_dim \
@@ -110,8 +111,8 @@ class ViLBert(nn.Module):
         text, image, weights = self.transformer(self.stem(ids, token_type_ids), self.region_stem(regions, boxes),
                                                 text_pad, image_pad, need_weights=need_weights)
         pooled_text, pooled_image = self.text_pooler(text), self.image_pooler(image)
-        out = {"text": text, "image": image, "pooled_text": pooled_text, "pooled_image": pooled_image,
-               "pooled": pooled_text * pooled_image}
+        out = {"text": text, "image": image, "region_hidden": image, "pooled_text": pooled_text,
+               "pooled_image": pooled_image, "pooled": pooled_text * pooled_image}
         if need_weights:
             out["attentions"] = weights
         return out

@@ -83,7 +83,7 @@ class VisualBert(nn.Module):
                          token_type_ids: torch.Tensor | None = None, region_type_ids: torch.Tensor | None = None,
                          need_weights: bool = False) -> dict:
         """The trunk without the pretraining heads (HF's ``VisualBertModel``): ``hidden`` [B, L + R, width],
-        ``pooled`` [B, width] and, with ``need_weights``, ``attentions`` (per layer [B, H, L+R, L+R]).
+        ``pooled`` [B, width], ``region_hidden`` [B, R, width] (the regions' rows of ``hidden``) and, with ``need_weights``, ``attentions`` (per layer [B, H, L+R, L+R]).
         ``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding. ``boxes`` is
         accepted for the region models' common signature and unused: VisualBERT has no box embedding."""
         b, n, r = ids.shape[0], ids.shape[1], regions.shape[1]
@@ -93,7 +93,7 @@ class VisualBert(nn.Module):
         pad = torch.cat([text_mask, image_mask], dim=1) == 0
         x = self.embed(ids, regions, token_type_ids, region_type_ids)
         hidden, attentions = self.transformer(x, need_weights=need_weights, key_padding_mask=pad)
-        out = {"hidden": hidden, "pooled": self.pooler(pooling.pool_cls(hidden))}
+        out = {"hidden": hidden, "pooled": self.pooler(pooling.pool_cls(hidden)), "region_hidden": hidden[:, n:]}
         if need_weights:
             out["attentions"] = attentions
         return out

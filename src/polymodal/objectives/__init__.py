@@ -2,10 +2,11 @@
 each training run minimises (model + batch → loss) through the one engine in ``polymodal.train``."""
 
 from .base import Objective, split_batch
+from .choice import BinaryMatch, MultipleChoice
 from .classification import Classification
 from .contrastive import BindToTargets, ClipLoss, Contrastive, gather_features
 from .masked_lm import MaskedLMAndMatching, mask_tokens
 from .soft_score import SoftScoreBCE
 
-__all__ = ["BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching", "Objective",
+__all__ = ["BinaryMatch", "BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching", "MultipleChoice", "Objective",
            "SoftScoreBCE", "gather_features", "mask_tokens", "split_batch"]

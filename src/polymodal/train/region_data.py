@@ -13,11 +13,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ..data.regions import RegionFeatures
-from ..data.world import WorldDataset
+from ..data.world.captions import captions
+from ..data.world.render import noisy_boxes, render
+from ..data.world.scene import Scene, sample_scene
 from ..modalities.text import TextTokenizer
 from ..objectives.masked_lm import mask_tokens
 from ..tasks.region_extractor import RegionExtractor
@@ -41,20 +44,27 @@ class RegionCaptions:
 
 
 @torch.no_grad()
+def scene_regions(scenes: list[Scene], size: int, extractor: RegionExtractor,
+                  detector: list[np.random.Generator] | None = None) -> RegionFeatures:
+    """Each scene rendered at ``size`` px → its regions through ``extractor``: the whole image, then
+    the true object boxes or, with ``detector`` (one generator per scene), noisy ones (at most one
+    more region then: a false detection)."""
+    items = []
+    for k, scene in enumerate(scenes):
+        r = render(scene, size)
+        boxes = r.boxes if detector is None else noisy_boxes(r.boxes, size, detector[k])[0]
+        whole = torch.tensor([[0.0, 0.0, size, size]])
+        items.append(extractor(Image.fromarray(r.image), torch.cat([whole, torch.from_numpy(boxes).float()])))
+    return RegionFeatures.collate(items, MAX_REGIONS + (detector is not None))
+
+
 def world_regions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
                   with_captions: bool = False) -> tuple[RegionFeatures, list[list[str]]]:
     """Render ``n`` scenes of ``split`` at ``size`` px → their regions through ``extractor`` (padded
     to :data:`MAX_REGIONS`), and each scene's captions when asked for."""
-    dataset = WorldDataset(split, n, seed, image_size=size,
-                           modalities=("image", "regions", "caption") if with_captions else ("image", "regions"))
-    items, texts = [], []
-    for i in range(n):
-        it = dataset[i]
-        whole = torch.tensor([[0.0, 0.0, size, size]])
-        image = Image.fromarray(it["image"].permute(1, 2, 0).numpy())
-        items.append(extractor(image, torch.cat([whole, it["boxes"].float()])[:MAX_REGIONS]))
-        texts.append(it.get("captions", []))
-    return RegionFeatures.collate(items, MAX_REGIONS), texts
+    scenes = [sample_scene(seed, split, i) for i in range(n)]
+    texts = [[c["text"] for c in captions(s)] if with_captions else [] for s in scenes]
+    return scene_regions(scenes, size, extractor), texts
 
 
 def world_region_captions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
@@ -85,7 +95,6 @@ def world_region_questions(split: str, n: int, seed: int, size: int, extractor: 
                            tokenizer: TextTokenizer, per_scene: int = 4) -> RegionQuestions:
     """``n`` scenes of ``split`` with ``per_scene`` VQA questions each (``data.world.labels.vqa``)."""
     from ..data.world.labels import vqa
-    from ..data.world.scene import sample_scene
 
     batch, _ = world_regions(split, n, seed, size, extractor)
     scene_of, questions, answers, kinds = [], [], [], []

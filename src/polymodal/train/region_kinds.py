@@ -64,6 +64,22 @@ def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int
     return model
 
 
+def start_trunk(task_trunk: nn.Module, trunk: nn.Module, init_from: str | None = None) -> None:
+    """Fill a task model's trunk (its pretraining heads dropped) with the weights of ``init_from`` (a
+    saved region model of the same architecture: a pretraining run's ``model`` folder) or else of
+    ``trunk`` (fresh, or with text weights). Every trunk weight must come from the source."""
+    source = trunk
+    if init_from:
+        from ..weights import load_checkpoint
+
+        source = load_checkpoint(init_from)
+        if source.config != trunk.config:
+            raise ConfigError(f"model.init_from {init_from} holds a {type(source).__name__} of another shape than "
+                              f"model.preset gives (e.g. vocabulary or region width differ)")
+    own = task_trunk.state_dict()
+    task_trunk.load_state_dict({k: v for k, v in source.state_dict().items() if k in own})  # heads stay behind
+
+
 def keep_inputs(batch: dict, inputs: str) -> dict:
     """A region batch with one side taken away, for the single-modality baselines: "text" keeps the
     words and leaves one blank region (zero features and box), "image" keeps the regions and only the

@@ -17,30 +17,19 @@ from ..models.region_vqa import RegionVQA, RegionVQAConfig
 from ..objectives import Objective, SoftScoreBCE
 from ..registry import build
 from ..tasks.region_extractor import RegionExtractor
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .kinds import register_kind
 from .region_data import RegionQuestions, question_rows, vqa_batch, world_region_questions
-from .region_kinds import RegionKind, keep_inputs
+from .region_kinds import RegionKind, keep_inputs, start_trunk
 
 ANSWERS_FILE = "answers.json"
 
 
 def build_vqa_model(trunk: nn.Module, answers: list[str], init_from: str | None = None) -> RegionVQA:
-    """A :class:`RegionVQA` around ``trunk``'s architecture; its trunk weights are ``init_from``'s
-    (a saved region model of the same architecture: a pretraining run's ``model`` folder) or else
-    ``trunk``'s own."""
+    """A :class:`RegionVQA` around ``trunk``'s architecture, its trunk weights from ``init_from`` (a
+    pretraining run's ``model`` folder) or else ``trunk``'s own (see :func:`start_trunk`)."""
     model = build(RegionVQAConfig(trunk.config, len(answers)))
-    source = trunk
-    if init_from:
-        from ..weights import load_checkpoint
-
-        source = load_checkpoint(init_from)
-        if source.config != trunk.config:
-            raise ConfigError(f"model.init_from {init_from} holds a {type(source).__name__} of another shape than "
-                              f"model.preset gives (e.g. vocabulary or region width differ)")
-    own = model.trunk.state_dict()
-    state = {k: v for k, v in source.state_dict().items() if k in own}  # the pretraining heads stay behind
-    model.trunk.load_state_dict(state)  # strict: every trunk weight must come from the source
+    start_trunk(model.trunk, trunk, init_from)
     return model
 
 
