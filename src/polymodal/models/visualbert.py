@@ -100,8 +100,10 @@ class VisualBert(nn.Module):
 
     def forward(self, ids: torch.Tensor, regions: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 region_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
-                region_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
-        """:meth:`forward_features` plus the heads: ``mlm_logits`` [B, L + R, vocab] and ``itm_logits`` [B, 2]."""
+                region_type_ids: torch.Tensor | None = None, need_weights: bool = False,
+                boxes: torch.Tensor | None = None) -> dict:
+        """:meth:`forward_features` plus the heads: ``mlm_logits`` [B, L + R, vocab] and ``itm_logits`` [B, 2].
+        ``boxes`` is accepted (and unused) so that both region families take the same keywords."""
         out = self.forward_features(ids, regions, attention_mask, region_mask, None, token_type_ids,
                                     region_type_ids, need_weights)
         return {**out, "mlm_logits": self.mlm(out["hidden"], self.stem.word.weight), "itm_logits": self.itm(out["pooled"])}

@@ -6,7 +6,9 @@ from .choice import BinaryMatch, MultipleChoice
 from .classification import Classification
 from .contrastive import BindToTargets, ClipLoss, Contrastive, gather_features
 from .masked_lm import MaskedLMAndMatching, mask_tokens
+from .masked_multimodal import MaskedMultimodal, mask_regions
 from .soft_score import SoftScoreBCE
 
-__all__ = ["BinaryMatch", "BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching", "MultipleChoice", "Objective",
-           "SoftScoreBCE", "gather_features", "mask_tokens", "split_batch"]
+__all__ = ["BinaryMatch", "BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching",
+           "MaskedMultimodal", "MultipleChoice", "Objective", "SoftScoreBCE", "gather_features", "mask_regions",
+           "mask_tokens", "split_batch"]

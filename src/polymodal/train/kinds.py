@@ -35,7 +35,7 @@ def register_kind(name: str) -> Callable[[type], type]:
 
 
 def _load_builtin() -> None:
-    from . import region_kinds, region_tasks, trainer, vqa  # noqa: F401  (each registers its kinds)
+    from . import region_kinds, region_tasks, trainer, vilbert_pretraining, vqa  # noqa: F401  (each registers its kinds)
 
 
 def kind_names() -> tuple[str, ...]:

@@ -161,7 +161,8 @@ def mlm_itm_batch(data: RegionCaptions, step: int, batch_size: int, seed: int, t
                   vocab_size: int, rank: int = 0, world: int = 1) -> dict:
     """This rank's slice of global batch ``step``: the first half of its pairs keep their caption,
     the second half take the caption of the next sample in that half (another scene: label 1, the
-    reference's "does not match"); then 15 % of the words are masked (BERT's 80/10/10)."""
+    reference's "does not match"); then 15 % of the words are masked (BERT's 80/10/10). ``scenes``
+    are the rows of ``data`` whose regions (and ``boxes``, for ViLBERT) the batch holds."""
     idx, epoch = batch_indices(step, batch_size, len(data), seed)
     b = batch_size // world
     idx = idx[rank * b:(rank + 1) * b]
@@ -179,8 +180,7 @@ def mlm_itm_batch(data: RegionCaptions, step: int, batch_size: int, seed: int, t
     masked, labels = mask_tokens(ids, mask, mask_id=tokenizer_ids["MASK"], vocab_size=vocab_size, generator=g,
                                  special_ids=(tokenizer_ids["CLS"], tokenizer_ids["SEP"], tokenizer_ids["PAD"]))
     return {"ids": masked, "attention_mask": mask, "regions": data.regions[idx], "region_mask": data.region_mask[idx],
-            "mlm_labels": labels, "itm_labels": itm}
-
+            "boxes": data.locations[idx], "mlm_labels": labels, "itm_labels": itm, "scenes": idx}
 
 
 def save_region_tower(folder: Path, tower: str, image_size: int) -> None:

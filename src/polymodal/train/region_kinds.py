@@ -35,9 +35,9 @@ def region_extractor(folder: str) -> RegionExtractor:
     return RegionExtractor(tower, embedder.transform)
 
 
-def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int) -> nn.Module:
+def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int, **sizes) -> nn.Module:
     """The preset's region model (VisualBERT or ViLBERT) sized to the tokenizer and the region
-    features; with ``model.text_weights`` its text side (word/position/type embeddings and BERT
+    features (and ``sizes``, other config fields the data fixes, e.g. ``region_classes``); with ``model.text_weights`` its text side (word/position/type embeddings and BERT
     layers; VisualBERT's pooler too) starts from that BERT, renamed by the family's ``BERT_KEYS``."""
     config = preset(cfg.model.preset)
     text = getattr(config, "bert", None) or getattr(config, "text", None)
@@ -45,6 +45,11 @@ def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int
         raise ConfigError(f"model.preset {cfg.model.preset!r} is not a region model (VisualBERT or ViLBERT); "
                           f"objective.kind {cfg.objective.kind} trains one")
     config.visual_dim, text.vocab_size = visual_dim, tokenizer.vocab_size
+    for name, value in sizes.items():
+        if not hasattr(config, name):
+            raise ConfigError(f"model.preset {cfg.model.preset!r} has no {name}; objective.kind "
+                              f"{cfg.objective.kind} needs one")
+        setattr(config, name, value)
     model = build(config)
     if cfg.model.text_weights:
         from ..weights import apply_state_dict, read_checkpoint
@@ -124,8 +129,8 @@ class RegionKind(TrainKind):
     def extractor(self) -> RegionExtractor:
         return region_extractor(self.cfg.data.region_tower)
 
-    def trunk(self, visual_dim: int) -> nn.Module:
-        return build_region_model(self.cfg, self.tokenizer, visual_dim)
+    def trunk(self, visual_dim: int, **sizes) -> nn.Module:
+        return build_region_model(self.cfg, self.tokenizer, visual_dim, **sizes)
 
     def save(self, folder: Path) -> None:  # what reads this model's regions travels with it
         save_region_tower(folder, self.cfg.data.region_tower, self.cfg.data.image_size)
@@ -155,12 +160,23 @@ class MaskedLMKind(RegionKind):
         return evaluate_region_lm(model, self.cfg, self.extractor, self.tokenizer)
 
 
+def pretraining_outputs(model: nn.Module, batch: dict, inputs: str = "both") -> dict:
+    """A pretraining model's outputs on a region batch, either family (by keyword: ViLBERT takes
+    boxes), seeing only ``inputs`` (:func:`keep_inputs`); ``match_logits`` [B, 2] is VisualBERT's
+    sentence–image head or ViLBERT's alignment head (index 0: the caption fits)."""
+    b = keep_inputs(batch, inputs)
+    out = model(ids=b["ids"], regions=b["regions"], attention_mask=b["attention_mask"], region_mask=b["region_mask"],
+                boxes=b["boxes"])
+    return {**out, "match_logits": out["itm_logits"] if "itm_logits" in out else out["align_logits"]}
+
+
 @torch.no_grad()
 def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtractor, tokenizer: TextTokenizer,
                        batch: int = 128) -> dict:
     """On ``val_n`` world val scenes: masked-word accuracy (BERT masking, fixed seed) with the
-    regions and with every region masked out, image–text matching accuracy, and — on the matched
-    pairs — the accuracy of filling in every colour, shape and count word, with and without regions."""
+    regions and with them removed (:func:`keep_inputs` "text"), image–text matching accuracy, and —
+    on the matched pairs — the accuracy of filling in every colour, shape and count word, with and
+    without regions. Either family (VisualBERT or ViLBERT)."""
     model.eval()
     d = cfg.data
     special = special_ids(tokenizer)
@@ -168,28 +184,28 @@ def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtrac
     groups = object_word_ids(tokenizer)
     hits, counts = {}, {}
 
-    def score(name: str, ids, labels, regions, region_mask, attention_mask):
+    def score(name: str, b: dict, labels: torch.Tensor, itm: torch.Tensor | None = None):
         chosen = labels != -100
-        for suffix, mask in (("", region_mask), ("_without_regions", torch.zeros_like(region_mask))):
-            out = model(ids, regions, attention_mask, mask)
-            pred = out["mlm_logits"][:, :ids.shape[1]].argmax(-1)
+        for suffix, inputs in (("", "both"), ("_without_regions", "text")):
+            out = pretraining_outputs(model, b, inputs)
+            pred = out["mlm_logits"][:, :labels.shape[1]].argmax(-1)
             hits[name + suffix] = hits.get(name + suffix, 0) + int((pred[chosen] == labels[chosen]).sum())
             counts[name + suffix] = counts.get(name + suffix, 0) + int(chosen.sum())
-            if not suffix and name == "mlm":
-                hits["itm"] = hits.get("itm", 0) + int((out["itm_logits"].argmax(-1) == itm).sum())
+            if itm is not None and not suffix:
+                hits["itm"] = hits.get("itm", 0) + int((out["match_logits"].argmax(-1) == itm).sum())
                 counts["itm"] = counts.get("itm", 0) + len(itm)
 
     size = min(batch, len(val))
     for step in range(max(1, len(val) // size)):
         b = mlm_itm_batch(val, step, size, d.seed + 1, special, tokenizer.vocab_size)
         itm = b["itm_labels"]
-        score("mlm", b["ids"], b["mlm_labels"], b["regions"], b["region_mask"], b["attention_mask"])
+        score("mlm", b, b["mlm_labels"], itm)
         matched = itm == 0
         original = torch.where(b["mlm_labels"] != -100, b["mlm_labels"], b["ids"])[matched]
+        rows = {k: v[matched] for k, v in b.items() if k in ("regions", "region_mask", "boxes", "attention_mask")}
         for group, word_ids in groups.items():
             ids, labels = mask_words(original, word_ids, special["MASK"])
-            score(f"{group}_words", ids, labels, b["regions"][matched], b["region_mask"][matched],
-                  b["attention_mask"][matched])
+            score(f"{group}_words", {**rows, "ids": ids}, labels)
     result = {f"{k}_accuracy": hits[k] / max(counts[k], 1) for k in hits}
     result.update({f"{k}_n": counts[k] for k in counts if not k.endswith("_without_regions")})
     return result

@@ -13,6 +13,8 @@ from .scene import COLOURS, HELD_OUT, SHAPES, Scene, sample_rng
 ANSWERS = ("yes", "no", *COLOURS, *SHAPES, *(str(k) for k in range(5)))
 ANSWER_INDEX = {a: i for i, a in enumerate(ANSWERS)}
 QUESTION_TYPES = ("count", "exists", "colour", "shape", "relation", "compare")
+# What a detector would name a region: every colour × shape, and nothing (index 0)
+REGION_CLASSES = ("background", *(f"{c} {s}" for c in COLOURS for s in SHAPES))
 
 
 def vqa(scene: Scene, n: int = 4) -> list[dict]:
