@@ -211,7 +211,7 @@ def test_a_slow_upload_is_decoded_off_the_event_loop_and_stopped_at_the_limit(si
             if r.status_code != 503:
                 break
             time.sleep(1)
-        assert r.status_code == 200 and r.json()["query_modality"] == "text"
+        assert r.status_code == 200 and r.json()["query_modality"] == "text", r.text
     finally:
         client.close()
         proc.terminate()

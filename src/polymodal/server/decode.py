@@ -13,9 +13,11 @@ import multiprocessing
 import os
 import resource
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+STARTUP_S = 120  # how long a fresh worker may take to start (import torch) before it counts as broken
 
 
 class DecodeTimeout(TimeoutError):
@@ -27,8 +29,18 @@ class DecodeCrashed(RuntimeError):
 
 
 def _start_worker(memory_mb: float) -> None:
+    import av  # noqa: F401
+    import pypdfium2  # noqa: F401
+    import soundfile  # noqa: F401
     import torch
+    from PIL import Image
 
+    from ..modalities.registry import modality_names
+    from ..search import detect  # noqa: F401
+
+    # Every reader and Pillow's format plugins loaded now, so that a file's time limit counts decoding only
+    modality_names()
+    Image.init()
     torch.set_num_threads(1)
     if memory_mb > 0:  # the cap is on top of what the worker already maps (Python, torch, decoders)
         with open("/proc/self/statm") as f:
@@ -54,16 +66,18 @@ class DecodePool:
     def __init__(self, processor, allowed: tuple[str, ...], memory_mb: float = 1024):
         self.processor, self.allowed, self.memory_mb = processor, allowed, memory_mb
         self._lock = threading.Lock()
-        self._pool = self._new()
+        self._pool, self._ready = self._new()
 
-    def _new(self) -> ProcessPoolExecutor:
+    def _new(self) -> tuple[ProcessPoolExecutor, Future]:
+        """A pool whose worker starts now; the second item completes once it has (its first task)."""
         # forkserver: the worker does not inherit the server's threads, sockets or model.
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker, initargs=(self.memory_mb,))
+        pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker, initargs=(self.memory_mb,))
+        return pool, pool.submit(int)
 
     def warm_up(self) -> None:
-        """Start the worker now rather than on the first upload."""
-        self._pool.submit(int).result()
+        """Wait until the worker has started (rather than on the first upload)."""
+        self._ready.result()
 
     def _restart(self, pool: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -72,14 +86,20 @@ class DecodePool:
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.kill()
             pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new()
-            self._pool.submit(int)  # start the new worker now, while the client reads its 503
+            self._pool, self._ready = self._new()  # starts while the client reads its 503
 
     async def decode(self, path: str | Path, timeout_s: float):
         """(modality, input) of the file at ``path``, or :class:`DecodeTimeout` / :class:`DecodeCrashed`;
-        a decoder's own error (a bad or oversized file) is raised as it is."""
-        pool = self._pool
+        a decoder's own error (a bad or oversized file) is raised as it is. ``timeout_s`` counts from
+        when the worker is ready: a worker restarted after the last timeout (it imports torch, which
+        takes seconds on a busy machine) must not make the next file time out too."""
+        pool, ready = self._pool, self._ready
         try:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(ready), STARTUP_S)
+            except asyncio.TimeoutError:
+                self._restart(pool)
+                raise DecodeCrashed(f"the decoder did not start within {STARTUP_S} s") from None
             future = pool.submit(_decode, str(path), self.processor, self.allowed)
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
         except asyncio.TimeoutError:
