@@ -8,7 +8,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import polymodal
 from polymodal.cli import app
 from polymodal.eval.metrics import auroc, box_iou
 from polymodal.models.region_scorer import RegionScorer, RegionScorerConfig
@@ -18,14 +17,6 @@ from polymodal.train.config import ConfigError, load_config
 from polymodal.train.region_kinds import keep_inputs, region_extractor
 from polymodal.train.region_task_data import world_consistency, world_refexps, world_vcr
 from polymodal.train.trainer import Trainer, run
-
-
-@pytest.fixture(scope="module")
-def tower(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tower") / "clip"
-    torch.manual_seed(0)
-    polymodal.save(polymodal.create("clip-world-tiny"), folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,9 @@ import json
 import pytest
 import torch
 
-import polymodal
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.region_data import MAX_REGIONS, mlm_itm_batch
 from polymodal.train.trainer import Trainer, run
-
-
-@pytest.fixture(scope="module")
-def tower(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tower") / "clip"
-    torch.manual_seed(0)
-    polymodal.save(polymodal.create("clip-world-tiny"), folder)  # a conv-stem 64 px image tower, width 192
-    return folder
 
 
 def _cfg(tmp_path, tower, minilm_dir, *extra):

@@ -7,21 +7,12 @@ import json
 import pytest
 import torch
 
-import polymodal
 from polymodal.data.world.labels import REGION_CLASSES
 from polymodal.objectives import MaskedMultimodal, mask_regions
 from polymodal.tasks.region_classifier import background_box, train_region_classifier, world_region_labels
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.region_kinds import region_extractor
 from polymodal.train.trainer import Trainer, run
-
-
-@pytest.fixture(scope="module")
-def tower(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tower") / "clip"
-    torch.manual_seed(0)
-    polymodal.save(polymodal.create("clip-world-tiny"), folder)
-    return folder
 
 
 def _cfg(tmp_path, tower, minilm_dir, *extra):

@@ -17,14 +17,6 @@ from polymodal.train.trainer import Trainer, run
 from polymodal.train.vqa import load_answers
 
 
-@pytest.fixture(scope="module")
-def tower(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tower") / "clip"
-    torch.manual_seed(0)
-    polymodal.save(polymodal.create("clip-world-tiny"), folder)
-    return folder
-
-
 def _cfg(tmp_path, tower, minilm_dir, *extra, kind="vqa"):
     return load_config(None, [f"objective.kind={kind}", "model.preset=visualbert-tiny", f"data.region_tower={tower}",
                               f"data.tokenizer={minilm_dir}", "data.context_length=32", "data.train_n=48",
