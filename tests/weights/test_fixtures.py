@@ -91,3 +91,26 @@ def test_bf16_inference_keeps_the_features(fixtures):
         cos_txt = torch.cosine_similarity(half.encode_text(inputs["text"]).float(), model.encode_text(inputs["text"]),
                                           dim=-1)
     assert cos_img.min() > 0.999 and cos_txt.min() > 0.999, (cos_img, cos_txt)
+
+
+def test_s3d_fixture(fixtures):
+    """MIL-NCE S3D-G: every output within 1e-3 × max|ref| (the fixture's tolerance: 20 BatchNorm
+    layers amplify rounding), the text module's ids from the official word splitting."""
+    from polymodal.models.s3d import S3DWords
+
+    folder = fixtures / "s3d"
+    assert detect_layout(read_state_dict(folder)) == "s3d-howto100m"
+    model = polymodal.load(folder).eval()
+    inputs = load_file(folder / "inputs.safetensors")
+    texts = json.loads((folder / "config.json").read_text())["texts"]
+    assert torch.equal(S3DWords.from_file(folder / "dict.npy")(texts), inputs["text_ids"])
+    with torch.no_grad():
+        features = model.forward_features(inputs["video"], intermediates=True)
+        out = model(inputs["video"])
+        ours = {**out, "text_embedding": model.encode_text(inputs["text_ids"]),
+                "debug_after_conv1": features["after_conv1"], "debug_after_gating_2c": features["after_gating_2c"]}
+    expected = load_file(folder / "outputs.safetensors")
+    assert sorted(ours) == sorted(expected)
+    for key, ref in expected.items():
+        err = (ours[key] - ref).abs().max() / ref.abs().max()
+        assert err <= 1e-3, f"{key}: max|mine − ref| = {err:.2e} × max|ref|"

@@ -21,7 +21,7 @@ EXPECTED = {
     "layoutlmv2": ("hf-layoutlmv2", "layoutlmv2", False),
     "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", False),
     "videoclip": ("mmpt-videoclip", "videoclip", False),
-    "s3d": ("s3d-howto100m", "s3d", False),
+    "s3d": ("s3d-howto100m", "s3d", True),
 }
 
 

@@ -23,7 +23,5 @@ _unsupported("hf-layoutlm", "layoutlm", "Hugging Face LayoutLM (v1)",
 _unsupported("mmpt-videoclip", "videoclip", "fairseq MMPT VideoCLIP",
              lambda keys, folder: (any_key(keys, prefix="mmmodel.")  # fairseq's own checkpoints
                                    or (any_key(keys, prefix="video_encoder.") and any_key(keys, prefix="text_encoder."))))
-_unsupported("s3d-howto100m", "s3d", "MIL-NCE S3D (HowTo100M)",
-             lambda keys, folder: any_key(keys, prefix="mixed_5c.") and any_key(keys, prefix="conv1."))
 _unsupported("open-clip-timm", "clip", "open_clip CLIP with a timm image tower",
              lambda keys, folder: any_key(keys, prefix="visual.trunk."))
