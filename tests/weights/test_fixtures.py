@@ -114,3 +114,36 @@ def test_s3d_fixture(fixtures):
     for key, ref in expected.items():
         err = (ours[key] - ref).abs().max() / ref.abs().max()
         assert err <= 1e-3, f"{key}: max|mine − ref| = {err:.2e} × max|ref|"
+
+
+def test_videoclip_fixture(fixtures):
+    """MMPT MMFusionSeparate: pooled video and text, and both towers' sequences, at 1e-4."""
+    folder = fixtures / "videoclip"
+    assert detect_layout(read_state_dict(folder)) == "mmpt-videoclip"
+    model = polymodal.load(folder).eval()
+    c = model.config
+    assert (c.video_layers, c.text.layers, c.max_video_len, c.input_dim, c.cls_id, c.sep_id) == (1, 2, 6, 32, 2, 3)
+    x = load_file(folder / "inputs.safetensors")
+    with torch.no_grad():
+        out = model(x["caps"], x["cmasks"], x["vfeats"], x["vmasks"])
+        _, video_hidden = model.encode_video(x["vfeats"], x["vmasks"], return_hidden=True)
+        ids, mask = torch.cat([x["caps"][:, :1], x["caps"][:, 2:]], 1), torch.cat([x["cmasks"][:, :1], x["cmasks"][:, 2:]], 1)
+        _, text_hidden = model.encode_text(ids, mask, return_hidden=True)
+        ours = {**out, "debug_video_sequence_output": video_hidden, "debug_text_sequence_output": text_hidden,
+                "debug_video_tokens_after_videomlp": model.video_mlp(x["vfeats"])}
+    _compare_all(ours, load_file(folder / "outputs.safetensors"))
+    # fairseq's own checkpoints prefix every key with "mmmodel."
+    prefixed = {f"mmmodel.{k}": v for k, v in read_state_dict(folder).items()}
+    assert detect_layout(prefixed) == "mmpt-videoclip"
+
+
+def test_videoclip_video_sep_position_does_not_depend_on_the_clip_length(fixtures):
+    """The video [SEP] sits at max_video_len + 1 however many steps a clip has, so 4 real steps give
+    the same pooled video alone as padded to 6 (contiguous positions would move the [SEP])."""
+    model = polymodal.load(fixtures / "videoclip").eval()
+    x = load_file(fixtures / "videoclip" / "inputs.safetensors")
+    feats = x["vfeats"][1:2]  # 4 real steps, 2 padded
+    with torch.no_grad():
+        padded = model.encode_video(feats, x["vmasks"][1:2])
+        short = model.encode_video(feats[:, :4], torch.ones(1, 4, dtype=torch.long))
+    torch.testing.assert_close(short, padded, rtol=1e-5, atol=1e-6)

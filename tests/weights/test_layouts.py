@@ -20,7 +20,7 @@ EXPECTED = {
     "vilbert": ("vilbert", "vilbert", True),
     "layoutlmv2": ("hf-layoutlmv2", "layoutlmv2", False),
     "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", False),
-    "videoclip": ("mmpt-videoclip", "videoclip", False),
+    "videoclip": ("mmpt-videoclip", "videoclip", True),
     "s3d": ("s3d-howto100m", "s3d", True),
 }
 

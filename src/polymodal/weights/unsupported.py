@@ -20,8 +20,5 @@ _unsupported("hf-layoutlmv3", "layoutlmv3", "Hugging Face LayoutLMv3", priority=
                                          and any_key(keys, contains="rel_pos_x_bias.")))
 _unsupported("hf-layoutlm", "layoutlm", "Hugging Face LayoutLM (v1)",
              lambda keys, folder: any_key(keys, contains="embeddings.x_position_embeddings."))
-_unsupported("mmpt-videoclip", "videoclip", "fairseq MMPT VideoCLIP",
-             lambda keys, folder: (any_key(keys, prefix="mmmodel.")  # fairseq's own checkpoints
-                                   or (any_key(keys, prefix="video_encoder.") and any_key(keys, prefix="text_encoder."))))
 _unsupported("open-clip-timm", "clip", "open_clip CLIP with a timm image tower",
              lambda keys, folder: any_key(keys, prefix="visual.trunk."))
