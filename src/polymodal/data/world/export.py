@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -51,15 +52,21 @@ def _wav(audio: np.ndarray) -> bytes:
 
 
 def _mp4(frames: np.ndarray) -> bytes:
-    """[T, H, W, 3] uint8 → H.264 MP4 (yuv420p; near-lossless at crf 12)."""
+    """[T, H, W, 3] uint8 → H.264 MP4 (yuv420p; near-lossless at crf 12), the same bytes for the same
+    frames. x264 is pinned for that: one thread, and no macroblock-tree / rate-control lookahead —
+    on these tiny frames they made the output depend on what the process had encoded before
+    (13 of 40 clips changed when encoded in another order)."""
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        stream.options = {"crf": "12", "threads": "1", "x264-params": "mbtree=0:rc-lookahead=0"}
+        stream.codec_context.thread_count = 1
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = i, Fraction(1, FPS)
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
