@@ -633,3 +633,47 @@ def world_preview(
 
 if __name__ == "__main__":
     app()
+
+
+video_app = typer.Typer(no_args_is_help=True, help="Videos: per-second features for VideoCLIP.")
+app.add_typer(video_app, name="video")
+
+
+@video_app.command("features")
+def video_features_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="video files (.mp4, .webm, .mkv, …)")],
+    out: Annotated[Path, typer.Option(help="folder for one VIDEO_NAME.npy (seconds × dim) per video")],
+    backbone: Annotated[str, typer.Option(help="s3d (MIL-NCE S3D-G, 512-d) or clip (a polymodal image tower)")] = "s3d",
+    weights: Annotated[Optional[Path], typer.Option(help="s3d: s3d_howto100m.pth or a folder; clip: a model folder")] = None,
+    fps: Annotated[Optional[int], typer.Option(help="frames per second fed to the backbone (s3d: 30, clip: 2)")] = None,
+    size: Annotated[Optional[int], typer.Option(help="s3d: frame size after resize + centre crop (224)")] = None,
+    batch: Annotated[int, typer.Option(help="seconds per backbone call")] = 8,
+) -> None:
+    """One feature vector per second of each video (MMPT's layout: OUT/NAME.npy, seconds × dim).
+    Existing files are skipped, so a stopped run resumes; a bad video is reported and skipped."""
+    from .tasks.video_features import extract_folder, image_tower_backbone, s3d_backbone
+    from .weights import CheckpointError, load_checkpoint
+
+    if weights is None:
+        _fail("--weights is required: polymodal downloads nothing (s3d: the official s3d_howto100m.pth)")
+    if (fps is not None and not 1 <= fps <= 60) or (size is not None and not 16 <= size <= 1024) or batch < 1:
+        _fail("--fps must be 1–60, --size 16–1024 and --batch ≥ 1")
+    try:
+        if backbone == "s3d":
+            model = load_checkpoint(weights)
+            if type(model).__name__ != "S3D":
+                raise CheckpointError(f"{weights} holds a {type(model).__name__}, not an S3D")
+            chosen = s3d_backbone(model, fps or 30, size or 224)
+        elif backbone == "clip":
+            from .tasks.embedder import Embedder
+
+            chosen = image_tower_backbone(Embedder.from_checkpoint(weights), fps or 2)
+        else:
+            raise ValueError(f"--backbone must be s3d or clip, got {backbone!r}")
+        counts = extract_folder(list(videos), out, chosen, report=lambda line: console.print(line, highlight=False),
+                                batch=batch)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    console.print(f"{counts['done']} written, {counts['skipped']} already there, {counts['failed']} failed → {out}")
+    if counts["failed"] and not counts["done"] and not counts["skipped"]:
+        raise typer.Exit(1)

@@ -1,0 +1,161 @@
+"""From a video file to one feature vector per second (what VideoCLIP's video tower reads), as MMPT's
+extractor does: frames resampled to a fixed rate, the short side resized and centre-cropped, one
+second at a time through a backbone.
+
+* ``s3d``: 30 frames per second at 224 px through S3D-G, its ``video_embedding`` L2-normalised
+  (MMPT's ``--type s3d`` defaults), 512-d.
+* ``clip`` (any polymodal image tower): ``fps`` frames per second through the tower, their
+  embeddings averaged per second.
+
+The video is decoded as a stream: memory holds the current second's frames, never the video. A
+last, partial second is filled by repeating its last frame; a video shorter than one second gives
+one row. Files: ``OUT/<name>.npy`` (seconds × dim, float32), written atomically; existing ones are
+skipped, so a stopped run resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..modalities.video import VideoReadError, _open_video
+
+
+def video_seconds(path: str | Path, fps: int, size: int) -> Iterator[np.ndarray]:
+    """uint8 [fps, size, size, 3] per second of the video at ``path``: the frame shown at each
+    instant k / fps (the last one decoded at or before it), short side resized to ``size``, centre
+    cropped. Refuses what :func:`~polymodal.modalities.video._open_video` refuses (frame size,
+    duration) with :class:`VideoReadError`."""
+    path = Path(path)
+    container, stream = _open_video(path)
+    w, h = stream.codec_context.width, stream.codec_context.height
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    second: list[np.ndarray] = []
+    step = Fraction(1, fps)
+    next_t, shown, start = Fraction(0), None, None
+    try:
+        with container:
+            for frame in container.decode(stream):
+                t = Fraction(frame.pts * stream.time_base) if frame.pts is not None else None
+                if t is not None:
+                    start = t if start is None else start
+                    t -= start  # the first frame is time 0 (containers may start later)
+                else:
+                    t = next_t
+                # every instant before this frame's time shows the previous frame
+                while shown is not None and next_t < t:
+                    second.append(shown)
+                    next_t += step
+                    if len(second) == fps:
+                        yield np.stack(second)
+                        second = []
+                rgb = frame.reformat(width=new_w, height=new_h, format="rgb24").to_ndarray()
+                shown = rgb[top:top + size, left:left + size]
+                if next_t == t:
+                    second.append(shown)
+                    next_t += step
+                    if len(second) == fps:
+                        yield np.stack(second)
+                        second = []
+    except VideoReadError:
+        raise
+    except Exception as e:  # av.error.* mid-stream
+        raise VideoReadError(f"{path}: not a decodable video ({e})") from e
+    if shown is None:
+        raise VideoReadError(f"{path}: the video has no frames")
+    if second or next_t == 0:
+        second += [shown] * (fps - len(second))
+        yield np.stack(second)
+
+
+@dataclass
+class Backbone:
+    """``embed(seconds uint8 [S, fps, size, size, 3]) → [S, dim]`` at ``fps`` frames per second."""
+    name: str
+    fps: int
+    size: int
+    dim: int
+    embed: Callable[[np.ndarray], torch.Tensor]
+
+
+def s3d_backbone(model, fps: int = 30, size: int = 224) -> Backbone:
+    """S3D-G: each second [fps, size, size, 3] → its L2-normalised ``video_embedding``."""
+    model.eval()
+
+    @torch.no_grad()
+    def embed(seconds: np.ndarray) -> torch.Tensor:
+        video = torch.from_numpy(seconds).permute(0, 4, 1, 2, 3).float() / 255.0  # [S, 3, T, H, W]
+        return F.normalize(model(video)["video_embedding"], dim=-1)
+
+    return Backbone("s3d", fps, size, model.config.embed_dim, embed)
+
+
+def image_tower_backbone(embedder, fps: int = 2) -> Backbone:
+    """A polymodal model's image tower (``Embedder``): each frame embedded, the embeddings of a second averaged."""
+    transform = embedder.transform
+    size = transform.size
+
+    @torch.no_grad()
+    def embed(seconds: np.ndarray) -> torch.Tensor:
+        from PIL import Image
+
+        s, t = seconds.shape[:2]
+        pixels = torch.stack([transform(Image.fromarray(f)) for f in seconds.reshape(s * t, *seconds.shape[2:])])
+        return embedder.embed("image", pixels).view(s, t, -1).mean(dim=1)
+
+    return Backbone("clip", fps, size, embedder.dim, embed)
+
+
+def video_features(path: str | Path, backbone: Backbone, batch: int = 8) -> np.ndarray:
+    """[seconds, dim] float32 features of one video, ``batch`` seconds per backbone call."""
+    rows, pending = [], []
+    for second in video_seconds(path, backbone.fps, backbone.size):
+        pending.append(second)
+        if len(pending) == batch:
+            rows.append(backbone.embed(np.stack(pending)))
+            pending = []
+    if pending:
+        rows.append(backbone.embed(np.stack(pending)))
+    return torch.cat(rows).float().numpy()
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def extract_folder(videos: list[Path], out: Path, backbone: Backbone, report: Callable[[str], None] = print,
+                   batch: int = 8) -> dict[str, int]:
+    """Features of every video into ``out/<name>.npy``: existing files are skipped, a bad video is
+    reported and the rest carry on. Returns counts {"done", "skipped", "failed"}."""
+    from ..weights.loading import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    names = [Path(v).stem for v in videos]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ValueError(f"several videos would write the same feature file: {clashes[:5]}")
+    for video, name in zip(videos, names):
+        target = out / f"{name}.npy"
+        if target.is_file():
+            counts["skipped"] += 1
+            continue
+        try:
+            feats = video_features(video, backbone, batch)
+        except VideoReadError as e:
+            report(f"skipped {video}: {e}")
+            counts["failed"] += 1
+            continue
+        atomic_write(target, lambda tmp, a=feats: _save_npy(tmp, a))
+        counts["done"] += 1
+        report(f"{video}: {feats.shape[0]} s × {feats.shape[1]}")
+    return counts
