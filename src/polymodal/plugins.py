@@ -1,4 +1,4 @@
-"""Self-registering entries (families, checkpoint layouts, modalities): each registry is filled by
+"""Self-registering entries (families, checkpoint layouts, modalities, objective kinds): each registry is filled by
 importing every module of its package, so adding an entry is adding a file."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ import importlib
 import pkgutil
 
 
-def import_all(package_name: str) -> None:
-    """Import every module of ``package_name`` (already-imported ones cost a dict look-up)."""
+def import_all(package_name: str, skip: tuple[str, ...] = ("__main__",)) -> None:
+    """Import every module of ``package_name`` but ``skip`` (entry points); already-imported ones
+    cost a dict look-up."""
     package = importlib.import_module(package_name)
     for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package_name}.{info.name}")
+        if info.name not in skip:
+            importlib.import_module(f"{package_name}.{info.name}")

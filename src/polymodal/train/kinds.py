@@ -35,7 +35,9 @@ def register_kind(name: str) -> Callable[[type], type]:
 
 
 def _load_builtin() -> None:
-    from . import region_kinds, region_tasks, trainer, vilbert_pretraining, vqa  # noqa: F401  (each registers its kinds)
+    from ..plugins import import_all
+
+    import_all(__package__)  # every module of polymodal.train registers the kinds it defines
 
 
 def kind_names() -> tuple[str, ...]:
