@@ -14,7 +14,7 @@ def _ranks(scores: torch.Tensor) -> torch.Tensor:
 def retrieval_metrics(image_emb: torch.Tensor, text_emb: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
     """Image ↔ text retrieval for paired rows: image_emb [N, E], text_emb [N, E] (normalised).
 
-    Returns text→image and image→text Recall@k and mean rank (ties count against the answer)."""
+    Returns text→image and image→text Recall@k, mean and median rank (ties count against the answer)."""
     if image_emb.shape != text_emb.shape:
         raise ValueError(f"paired embeddings must have the same shape, got {tuple(image_emb.shape)} and "
                          f"{tuple(text_emb.shape)}")
@@ -25,6 +25,7 @@ def retrieval_metrics(image_emb: torch.Tensor, text_emb: torch.Tensor, ks: tuple
         for k in ks:
             out[f"{name}_R@{k}"] = (ranks <= k).float().mean().item()
         out[f"{name}_mean_rank"] = ranks.float().mean().item()
+        out[f"{name}_median_rank"] = ranks.float().median().item()
     return out
 
 

@@ -145,3 +145,13 @@ def _videoclip_tiny() -> VideoCLIPConfig:
     return VideoCLIPConfig(BertConfig(vocab_size=200, width=64, layers=2, heads=2, mlp_hidden=128, max_positions=40,
                                       tanh_pooler=False, pooling="mean"),
                            video_layers=1, max_video_len=6, input_dim=32, cls_id=2, sep_id=3)
+
+
+@register_preset("videoclip-world")
+def _videoclip_world() -> VideoCLIPConfig:
+    """For the world: all-MiniLM-L6-v2's geometry in both towers (the video tower starts from its
+    first 2 layers, as MMPT's starts from BERT's first 6), 16 s clips; ``input_dim`` is set from the
+    frame features."""
+    from .bert import minilm_config
+
+    return VideoCLIPConfig(minilm_config(tanh_pooler=False), video_layers=2, max_video_len=16, input_dim=512)

@@ -44,6 +44,9 @@ class DataConfig:
     hard_negatives: int = 0  # world: batches of runs of this many scenes sharing place + colours (0: random)
     region_tower: str | None = None  # region objectives: a saved CLIP/ImageBind folder whose image tower reads regions
     boxes: str = "truth"  # region objectives: the world's true object boxes, or "detector" (jittered, missed, false)
+    frame_tower: str | None = None  # videoclip: a saved CLIP/ImageBind folder whose image tower embeds video frames
+    pairs: str = "overlapped"  # videoclip: (clip, text) positives "naive" (the timestamps) or "overlapped"
+    shift_rate: float = 0.25  # videoclip on the world: the share of narration segments shifted in time
 
 
 @dataclass
@@ -138,7 +141,7 @@ def _kinds() -> tuple[str, ...]:
 
 CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
            "objective.label": ("place", "count"), "objective.inputs": ("both", "text", "image"),
-           "data.boxes": ("truth", "detector")}
+           "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped")}
 
 
 def _check_type(value, hint, where: str):

@@ -1,0 +1,133 @@
+"""``objective.kind videoclip``: VideoCLIP on the world's how-to videos — per-second features from a
+frozen image tower (``data.frame_tower``), (clip, text) pairs made ``data.pairs`` = naive or
+overlapped under narration shifted at ``data.shift_rate``, symmetric InfoNCE on the dot product.
+
+Evaluated by text→video retrieval on the val videos: each visible step's sentence against every
+step's clip at its *true* time (what was actually shown), R@1/5/10 and median rank, next to chance.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..eval.metrics import retrieval_metrics
+from ..models.videoclip import VideoCLIP, VideoCLIPConfig
+from ..objectives import Objective, VideoTextContrastive
+from ..registry import build, preset
+from ..tasks.embedder import Embedder
+from .config import ConfigError
+from .data import normalize
+from .howto_data import HowToFeatures, clip_seconds, howto_batch, mmpt_caps, pad_clips, world_howto_features
+from .kinds import TrainKind, register_kind
+from .tokenizer import build_tokenizer, text_weights_folder
+
+
+def frame_embedder(folder: str):
+    """uint8 frames [F, 3, S, S] → the saved model's normalised image embeddings [F, D] (no grad)."""
+    embedder = Embedder.from_checkpoint(folder)
+
+    @torch.no_grad()
+    def embed(frames: torch.Tensor) -> torch.Tensor:
+        return embedder.embed("image", normalize(frames))
+
+    return embed
+
+
+def start_from_bert(model: VideoCLIP, folder: str) -> None:
+    """Both towers from a BERT checkpoint (all-MiniLM-L6-v2): the text tower whole, the video tower
+    its embeddings and first ``video_layers`` layers (MMPT starts its video BERT the same way)."""
+    from ..weights import apply_state_dict, read_checkpoint
+
+    raw, layout = read_checkpoint(folder)
+    if layout.family != "bert":
+        raise ConfigError(f"model.text_weights {folder} is a {layout.family} checkpoint, not a BERT")
+    state = {k: v for k, v in layout.convert(raw).items() if not k.startswith("pooler.")}
+    keep = model.config.video_layers
+    video = {k: v for k, v in state.items()
+             if not k.startswith("transformer.blocks.") or int(k.split(".")[2]) < keep}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        apply_state_dict(model.text, state, strict=False, source=folder)
+        apply_state_dict(model.video, video, strict=False, source=folder)
+
+
+@register_kind("videoclip")
+class VideoCLIPKind(TrainKind):
+    """VideoCLIP on world how-to videos."""
+
+    def load_data(self) -> None:
+        cfg, d = self.cfg, self.cfg.data
+        if d.kind != "world":
+            raise ConfigError(f"objective.kind videoclip reads world how-to videos; data.kind {d.kind} has none")
+        if not d.frame_tower:
+            raise ConfigError("objective.kind videoclip needs data.frame_tower: a saved CLIP or ImageBind folder "
+                              "(e.g. runs/pipeline/clip/model) whose image tower embeds the frames")
+        saved = self.out / "tokenizer" if self.out is not None else None
+        if not (cfg.model.text_weights or d.tokenizer or (saved is not None and saved.is_dir())):
+            raise ConfigError("objective.kind videoclip needs a WordPiece tokenizer ([CLS], [SEP]): set "
+                              "model.text_weights (e.g. minilm) or data.tokenizer")
+        self.tokenizer = build_tokenizer(cfg, [], saved)
+        if self.rank == 0 and saved is not None:
+            self.tokenizer.save(saved)
+        self.embed = frame_embedder(d.frame_tower)
+        self.data = world_howto_features("train", d.train_n, d.seed, self.embed, d.shift_rate, d.image_size)
+        self.rows = torch.arange(len(self.data.segments))
+
+    def build_model(self) -> nn.Module:
+        config = preset(self.cfg.model.preset)
+        if not isinstance(config, VideoCLIPConfig):
+            raise ConfigError(f"model.preset {self.cfg.model.preset!r} is not a VideoCLIP; objective.kind videoclip "
+                              "trains one")
+        tok = self.tokenizer.tokenizer
+        config.input_dim = self.data.features[0].shape[1]
+        config.text.vocab_size = self.tokenizer.vocab_size
+        config.cls_id, config.sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        if config.cls_id is None or config.sep_id is None:
+            raise ConfigError("objective.kind videoclip needs a WordPiece tokenizer with [CLS] and [SEP]")
+        model = build(config)
+        if self.cfg.model.text_weights:
+            start_from_bert(model, text_weights_folder(self.cfg.model.text_weights))
+        return model
+
+    def objective(self, model: nn.Module) -> Objective:
+        return VideoTextContrastive()
+
+    def batch(self, step: int) -> dict:
+        t = self.cfg.train
+        return howto_batch(self.data, self.rows, step, t.batch_size, t.seed, self.cfg.data.pairs, self.tokenizer,
+                           self.max_len(), self.rank, self.world)
+
+    def max_len(self) -> int:
+        return preset(self.cfg.model.preset).max_video_len
+
+    def evaluate(self, model: nn.Module) -> dict:
+        d = self.cfg.data
+        embed = getattr(self, "embed", None) or frame_embedder(d.frame_tower)
+        val = world_howto_features("val", d.val_n, d.seed, embed, d.shift_rate, d.image_size)
+        return evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len)
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / "frame_tower.txt").write_text(str(Path(self.cfg.data.frame_tower).resolve()) + "\n")
+
+
+@torch.no_grad()
+def evaluate_retrieval(model: VideoCLIP, val: HowToFeatures, tokenizer, max_len: int, batch: int = 256) -> dict:
+    """Text→video retrieval over the visible steps of ``val``: each sentence against every step's clip
+    at its true time. Chance R@1 is 1 / the number of clips."""
+    model.eval()
+    steps = [s for s in val.segments if s["visible"]]
+    clips = [clip_seconds(val.features[s["video"]], s["true_start"], s["true_end"], max_len) for s in steps]
+    videos, texts = [], []
+    for i in range(0, len(steps), batch):
+        vfeats, vmasks = pad_clips(clips[i:i + batch], max_len)
+        videos.append(model.encode_video(vfeats, vmasks))
+        caps, cmasks = mmpt_caps(tokenizer, [s["text"] for s in steps[i:i + batch]])
+        texts.append(model(caps, cmasks, vfeats, vmasks)["pooled_text"])
+    metrics = retrieval_metrics(torch.cat(videos), torch.cat(texts))
+    out = {f"val_{k.replace('image', 'video')}": v for k, v in metrics.items() if k.startswith("text_to_image")}
+    out.update({"val_clips": len(steps), "val_chance_R@1": 1 / max(len(steps), 1)})
+    return out
