@@ -93,6 +93,7 @@ class ConsistencyKind(ScorerKind):
         for kind in sorted(set(kinds)):
             rows = torch.tensor([k == kind for k in kinds])
             result[f"val_accuracy_{kind}"] = right[rows].float().mean().item()
+            result[f"val_n_{kind}"] = int(rows.sum())
         result["val_n"] = len(val)
         return result
 
