@@ -43,3 +43,16 @@ def crash_after_first_checkpoint():
             trainer.train()
 
     return crash
+
+
+@pytest.fixture(scope="session")
+def tower(tmp_path_factory):
+    """A saved untrained clip-world-tiny (a conv-stem 64 px image tower, width 192): what reads the
+    region models' regions in their tests."""
+    import polymodal
+
+    folder = tmp_path_factory.mktemp("tower") / "clip"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        polymodal.save(polymodal.create("clip-world-tiny"), folder)
+    return folder

@@ -18,7 +18,9 @@ TEXT_SUFFIXES = {".txt"}
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(message)}")  # shapes like [seconds, 512] are text, not markup
     raise typer.Exit(2)
 
 
@@ -677,3 +679,39 @@ def video_features_cmd(
     console.print(f"{counts['done']} written, {counts['skipped']} already there, {counts['failed']} failed → {out}")
     if counts["failed"] and not counts["done"] and not counts["skipped"]:
         raise typer.Exit(1)
+
+
+@video_app.command("localize")
+def video_localize_cmd(
+    model: Annotated[Path, typer.Argument(help="a VideoCLIP model folder (with its tokenizer)")],
+    features: Annotated[Path, typer.Argument(help="the video's per-second features (.npy from polymodal video features)")],
+    steps: Annotated[Path, typer.Option(help="a text file, one step per line")],
+    out: Annotated[Path, typer.Option(help="the timeline PNG to write")] = Path("timeline.png"),
+    window: Annotated[int, typer.Option(help="seconds of video scored around each second")] = 3,
+) -> None:
+    """Where in the video does each step happen? Prints each step's best second and writes a
+    timeline PNG of the per-second scores."""
+    import numpy as np
+    import torch
+
+    from .modalities.text import load_tokenizer
+    from .tasks.localize import plot_timeline, step_scores
+    from .weights import CheckpointError, load_checkpoint
+
+    try:
+        net = load_checkpoint(model)
+        if type(net).__name__ != "VideoCLIP":
+            raise CheckpointError(f"{model} holds a {type(net).__name__}, not a VideoCLIP")
+        tokenizer = load_tokenizer(model)
+        texts = [line.strip() for line in steps.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise ValueError(f"{steps} has no steps (one per line)")
+        feats = torch.from_numpy(np.load(features, allow_pickle=False)).float()
+        if feats.dim() != 2 or feats.shape[1] != net.config.input_dim:
+            raise ValueError(f"{features}: expected [seconds, {net.config.input_dim}] features, got {tuple(feats.shape)}")
+        scores = step_scores(net, feats, texts, tokenizer, window)
+    except (CheckpointError, ValueError, OSError) as e:
+        _fail(str(e))
+    for text, column in zip(texts, scores.T):
+        console.print(f"{int(column.argmax())} s  {text}", highlight=False)
+    console.print(f"wrote {plot_timeline(scores, texts, out)}")

@@ -11,7 +11,8 @@ import torch
 import polymodal
 from polymodal.modalities.text import load_tokenizer
 from polymodal.train.config import ConfigError, load_config
-from polymodal.train.howto_data import HowToFeatures, clip_seconds, mmpt_caps, pair, world_howto_features
+from polymodal.models.videoclip import mmpt_caps
+from polymodal.train.howto_data import HowToFeatures, clip_seconds, pair, world_howto_features
 from polymodal.train.trainer import Trainer, run
 from polymodal.train.videoclip import frame_embedder
 

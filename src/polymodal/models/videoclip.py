@@ -124,6 +124,29 @@ class VideoCLIP(nn.Module):
         return pooled_video @ pooled_text.T
 
 
+def pad_clips(clips: list[torch.Tensor], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips [V_i, D] → (vfeats [B, V, D] zero-padded, vmasks [B, V]) with V = the longest (≤ max_len)."""
+    v = min(max(len(c) for c in clips), max_len)
+    out = torch.zeros(len(clips), v, clips[0].shape[1])
+    mask = torch.zeros(len(clips), v, dtype=torch.long)
+    for i, c in enumerate(clips):
+        out[i, :len(c)], mask[i, :len(c)] = c[:v], 1
+    return out, mask
+
+
+def mmpt_caps(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts → MMPT's ``caps`` [B, L + 1] = [CLS] [SEP] words [SEP] and ``cmasks``, from a WordPiece
+    tokenizer's [CLS] words [SEP] (cut to the longest text)."""
+    tokens = tokenizer(texts, truncate=True)
+    length = int(tokens.attention_mask.sum(1).max())
+    ids, mask = tokens.ids[:, :length], tokens.attention_mask[:, :length]
+    sep = tokenizer.tokenizer.token_to_id("[SEP]")
+    if sep is None:
+        raise ValueError("VideoCLIP's text needs a WordPiece tokenizer with [CLS] and [SEP]")
+    caps = torch.cat([ids[:, :1], torch.full_like(ids[:, :1], sep), ids[:, 1:]], dim=1)
+    return caps, torch.cat([mask[:, :1], mask[:, :1], mask[:, 1:]], dim=1)
+
+
 def _example_inputs(c: VideoCLIPConfig) -> dict:
     caps = torch.tensor([[c.cls_id, c.sep_id, 7, 8, c.sep_id], [c.cls_id, c.sep_id, 9, c.sep_id, 0]])
     return {"caps": caps, "cmasks": (caps != 0).long(), "vfeats": torch.randn(2, 3, c.input_dim),

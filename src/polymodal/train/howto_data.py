@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data.world.howto import FPS, howto_video
+from ..models.videoclip import mmpt_caps, pad_clips
 from .data import batch_indices
 
 CLIP_SECONDS = (3.0, 6.0)  # overlapped: clip length range
@@ -76,16 +77,6 @@ def pair(data: HowToFeatures, row: int, how: str, rng: np.random.Generator, max_
     return clip, " ".join(texts)
 
 
-def pad_clips(clips: list[torch.Tensor], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips [V_i, D] → (vfeats [B, V, D] zero-padded, vmasks [B, V]) with V = the longest (≤ max_len)."""
-    v = min(max(len(c) for c in clips), max_len)
-    out = torch.zeros(len(clips), v, clips[0].shape[1])
-    mask = torch.zeros(len(clips), v, dtype=torch.long)
-    for i, c in enumerate(clips):
-        out[i, :len(c)], mask[i, :len(c)] = c[:v], 1
-    return out, mask
-
-
 def howto_batch(data: HowToFeatures, rows: torch.Tensor, step: int, batch_size: int, seed: int, how: str,
                 tokenizer, max_len: int, rank: int = 0, world: int = 1) -> dict:
     """This rank's slice of global batch ``step`` over the training segments ``rows``: ``vfeats``,
@@ -98,16 +89,3 @@ def howto_batch(data: HowToFeatures, rows: torch.Tensor, step: int, batch_size: 
     vfeats, vmasks = pad_clips(list(clips), max_len)
     caps, cmasks = mmpt_caps(tokenizer, list(texts))
     return {"caps": caps, "cmasks": cmasks, "vfeats": vfeats, "vmasks": vmasks}
-
-
-def mmpt_caps(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Texts → MMPT's ``caps`` [B, L + 1] = [CLS] [SEP] words [SEP] and ``cmasks``, from a WordPiece
-    tokenizer's [CLS] words [SEP] (cut to the longest text)."""
-    tokens = tokenizer(texts, truncate=True)
-    length = int(tokens.attention_mask.sum(1).max())
-    ids, mask = tokens.ids[:, :length], tokens.attention_mask[:, :length]
-    sep = tokenizer.tokenizer.token_to_id("[SEP]")
-    if sep is None:
-        raise ValueError("VideoCLIP's text needs a WordPiece tokenizer with [CLS] and [SEP]")
-    caps = torch.cat([ids[:, :1], torch.full_like(ids[:, :1], sep), ids[:, 1:]], dim=1)
-    return caps, torch.cat([mask[:, :1], mask[:, :1], mask[:, 1:]], dim=1)

@@ -21,7 +21,8 @@ from ..registry import build, preset
 from ..tasks.embedder import Embedder
 from .config import ConfigError
 from .data import normalize
-from .howto_data import HowToFeatures, clip_seconds, howto_batch, mmpt_caps, pad_clips, world_howto_features
+from ..models.videoclip import mmpt_caps, pad_clips
+from .howto_data import HowToFeatures, clip_seconds, howto_batch, world_howto_features
 from .kinds import TrainKind, register_kind
 from .tokenizer import build_tokenizer, text_weights_folder
 
@@ -108,7 +109,8 @@ class VideoCLIPKind(TrainKind):
         d = self.cfg.data
         embed = getattr(self, "embed", None) or frame_embedder(d.frame_tower)
         val = world_howto_features("val", d.val_n, d.seed, embed, d.shift_rate, d.image_size)
-        return evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len)
+        return {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
+                **evaluate_localisation(model, val, self.tokenizer)}
 
     def save(self, folder: Path) -> None:
         (Path(folder) / "frame_tower.txt").write_text(str(Path(self.cfg.data.frame_tower).resolve()) + "\n")
@@ -131,3 +133,20 @@ def evaluate_retrieval(model: VideoCLIP, val: HowToFeatures, tokenizer, max_len:
     out = {f"val_{k.replace('image', 'video')}": v for k, v in metrics.items() if k.startswith("text_to_image")}
     out.update({"val_clips": len(steps), "val_chance_R@1": 1 / max(len(steps), 1)})
     return out
+
+
+@torch.no_grad()
+def evaluate_localisation(model: VideoCLIP, val: HowToFeatures, tokenizer) -> dict:
+    """Step localisation on the val videos: each video's true steps scored against every second
+    (:func:`~polymodal.tasks.localize.step_scores`), recall of the best second inside the true span."""
+    from ..tasks.localize import localisation_recall, step_scores
+
+    hits = chance = n = 0.0
+    for v, feats in enumerate(val.features):
+        steps = [s for s in val.by_video(v) if s["visible"]]
+        if not steps:
+            continue
+        scores = step_scores(model, feats, [s["text"] for s in steps], tokenizer)
+        recall, base = localisation_recall(scores, [(s["true_start"], s["true_end"]) for s in steps])
+        hits, chance, n = hits + recall * len(steps), chance + base * len(steps), n + len(steps)
+    return {"val_localisation_recall": hits / max(n, 1), "val_localisation_chance": chance / max(n, 1)}
