@@ -211,11 +211,12 @@ def test_a_slow_upload_is_decoded_off_the_event_loop_and_stopped_at_the_limit(si
             if r.status_code != 503:
                 break
             time.sleep(1)
-        assert r.status_code == 200 and r.json()["query_modality"] == "text", r.text
     finally:
         client.close()
         proc.terminate()
         proc.wait(10)
+    log = proc.stderr.read().decode(errors="replace")[-3000:]
+    assert r.status_code == 200 and r.json()["query_modality"] == "text", f"{r.text}\nserver log:\n{log}"
     assert order == [("text", 200), ("upload", 503)]
 
 

@@ -85,7 +85,8 @@ def test_region_scorer_learns_to_pick_the_marked_region(name):
     b = batch(2)
     b["region_mask"][1, 2:] = 0
     logits = model(b["ids"], b["regions"], b["attention_mask"], b["region_mask"], b["boxes"])["logits"]
-    assert logits.shape == (2, 4) and torch.isinf(logits[1, 2:]).all() and torch.isfinite(logits[0]).all()
+    assert logits.shape == (2, 4) and (logits[1, 2:] == torch.finfo(logits.dtype).min).all()
+    assert logits[0].abs().max() < 1e6
 
 
 def test_keep_inputs_removes_one_side_for_both_families():

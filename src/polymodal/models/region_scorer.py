@@ -4,7 +4,7 @@
     per region (referring expressions):                region_hidden [B, R, w] ─ MLP ─▶ logits [B, R]
 
 The MLP is :class:`~polymodal.models.region_vqa.AnswerHead` with one output. Per-region logits of
-padded regions are ``-inf``, so a softmax over regions never picks one.
+padded regions are the dtype's lowest finite value, so a softmax over regions never picks one.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class RegionScorer(nn.Module):
             return {"logits": self.head(out["pooled"])[:, 0]}
         logits = self.head(out["region_hidden"])[..., 0]
         if region_mask is not None:
-            logits = logits.masked_fill(region_mask == 0, float("-inf"))
+            logits = logits.masked_fill(region_mask == 0, torch.finfo(logits.dtype).min)
         return {"logits": logits}
 
 

@@ -189,9 +189,14 @@ class S3D(nn.Module):
         out["mixed_5c"] = x
         return out
 
-    def forward(self, video: torch.Tensor) -> dict:
+    def forward(self, video: torch.Tensor, text_ids: torch.Tensor | None = None) -> dict:
+        """``video_embedding`` [B, embed_dim] and pooled ``mixed_5c`` [B, 1024]; with ``text_ids`` [N, W]
+        also their ``text_embedding`` [N, embed_dim] (the reference's ``text_module``)."""
         pooled = self.forward_features(video)["mixed_5c"].mean(dim=(2, 3, 4))
-        return {"video_embedding": self.fc(pooled), "mixed_5c": pooled}
+        out = {"video_embedding": self.fc(pooled), "mixed_5c": pooled}
+        if text_ids is not None:
+            out["text_embedding"] = self.encode_text(text_ids)
+        return out
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         """Word ids [B, W] (:class:`S3DWords`) → ``text_embedding`` [B, embed_dim]."""
@@ -222,7 +227,8 @@ class S3DWords:
 
 
 def _example_inputs(c: S3DConfig) -> dict:
-    return {"video": torch.rand(1, 3, 8, 32, 32)}
+    # two clips: BatchNorm trains on 1×1×1 maps at the end
+    return {"video": torch.rand(2, 3, 8, 32, 32), "text_ids": torch.randint(0, c.vocab_size, (2, c.max_words))}
 
 
 register_family("s3d", S3DConfig, S3D, example_inputs=_example_inputs)
