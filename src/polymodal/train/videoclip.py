@@ -21,7 +21,7 @@ from ..registry import build, preset
 from ..tasks.embedder import Embedder
 from .config import ConfigError
 from .data import normalize
-from ..models.videoclip import mmpt_caps, pad_clips
+from ..models.videoclip import pad_clips
 from .howto_data import HowToFeatures, clip_seconds, howto_batch, world_howto_features
 from .kinds import TrainKind, register_kind
 from .tokenizer import build_tokenizer, text_weights_folder
@@ -90,6 +90,7 @@ class VideoCLIPKind(TrainKind):
         if config.cls_id is None or config.sep_id is None:
             raise ConfigError("objective.kind videoclip needs a WordPiece tokenizer with [CLS] and [SEP]")
         model = build(config)
+        self.max_video_len = config.max_video_len
         if self.cfg.model.text_weights:
             start_from_bert(model, text_weights_folder(self.cfg.model.text_weights))
         return model
@@ -100,10 +101,7 @@ class VideoCLIPKind(TrainKind):
     def batch(self, step: int) -> dict:
         t = self.cfg.train
         return howto_batch(self.data, self.rows, step, t.batch_size, t.seed, self.cfg.data.pairs, self.tokenizer,
-                           self.max_len(), self.rank, self.world)
-
-    def max_len(self) -> int:
-        return preset(self.cfg.model.preset).max_video_len
+                           self.max_video_len, self.rank, self.world)
 
     def evaluate(self, model: nn.Module) -> dict:
         d = self.cfg.data
@@ -125,10 +123,10 @@ def evaluate_retrieval(model: VideoCLIP, val: HowToFeatures, tokenizer, max_len:
     clips = [clip_seconds(val.features[s["video"]], s["true_start"], s["true_end"], max_len) for s in steps]
     videos, texts = [], []
     for i in range(0, len(steps), batch):
-        vfeats, vmasks = pad_clips(clips[i:i + batch], max_len)
-        videos.append(model.encode_video(vfeats, vmasks))
-        caps, cmasks = mmpt_caps(tokenizer, [s["text"] for s in steps[i:i + batch]])
-        texts.append(model(caps, cmasks, vfeats, vmasks)["pooled_text"])
+        videos.append(model.encode_video(*pad_clips(clips[i:i + batch], max_len)))
+        tokens = tokenizer([s["text"] for s in steps[i:i + batch]], truncate=True)  # [CLS] words [SEP]
+        length = int(tokens.attention_mask.sum(1).max())
+        texts.append(model.encode_text(tokens.ids[:, :length], tokens.attention_mask[:, :length]))
     metrics = retrieval_metrics(torch.cat(videos), torch.cat(texts))
     out = {f"val_{k.replace('image', 'video')}": v for k, v in metrics.items() if k.startswith("text_to_image")}
     out.update({"val_clips": len(steps), "val_chance_R@1": 1 / max(len(steps), 1)})
