@@ -93,3 +93,42 @@ def test_videoclip_needs_a_frame_tower_and_a_videoclip_preset(tmp_path, tower, m
         Trainer(_cfg(tmp_path / "b", tower, minilm_dir, "model.preset=bert-tiny"))
     with pytest.raises(ConfigError, match="data.pairs"):
         _cfg(tmp_path / "c", tower, minilm_dir, "data.pairs=exact")
+
+
+def test_feature_cache_is_written_once_and_serves_every_shift_rate(tmp_path, tower):
+    from polymodal.train.howto_data import feature_cache_file
+
+    file = feature_cache_file(tmp_path, tower, "train", 3, 0, 64)
+    embed = frame_embedder(str(tower))
+    fresh = world_howto_features("train", 3, 0, embed, 0.0, cache=file)
+    assert file.is_file()
+
+    def refuse(frames):
+        raise AssertionError("the cache should have served these features")
+
+    cached = world_howto_features("train", 3, 0, refuse, 1.0, cache=file)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.features, cached.features))
+    assert sorted(s["true_start"] for s in cached.segments) == sorted(s["true_start"] for s in fresh.segments)
+    assert sorted(s["start"] for s in cached.segments) != sorted(s["start"] for s in fresh.segments)  # re-narrated
+    with pytest.raises(ValueError, match="features of 3 videos, expected 4"):
+        world_howto_features("train", 4, 0, refuse, 0.0, cache=file)
+
+
+def test_retrieval_batches_come_from_saved_clusters_after_the_first_epoch(tmp_path, tower, minilm_dir):
+    from safetensors.torch import load_file
+
+    cfg = _cfg(tmp_path / "r", tower, minilm_dir, "data.batches=retrieval", "data.clusters=3",
+               f"data.feature_cache={tmp_path / 'cache'}")
+    trainer = Trainer(cfg)
+    epoch = len(trainer.kind.data.segments) // 8
+    assert trainer._batch(epoch - 1)["vfeats"].shape[0] == 8 and not (tmp_path / "r" / "clusters.safetensors").exists()
+    b = trainer._batch(epoch)
+    saved = load_file(str(tmp_path / "r" / "clusters.safetensors"))
+    assert int(saved["step"][0]) == epoch and saved["assign"].shape == (12,) and saved["order"].shape == (3, 3)
+    # A resumed run (a new process whose model has moved on) batches from the saved clusters, not new ones.
+    again = Trainer(cfg)
+    with torch.no_grad():
+        for p in again.model.parameters():
+            p.add_(torch.randn_like(p))
+    assert all(torch.equal(v, again._batch(epoch)[k]) for k, v in b.items())
+    assert len(list((tmp_path / "cache").glob("howto-*-train-12-s0-64px.safetensors"))) == 1

@@ -47,6 +47,10 @@ class DataConfig:
     frame_tower: str | None = None  # videoclip: a saved CLIP/ImageBind folder whose image tower embeds video frames
     pairs: str = "overlapped"  # videoclip: (clip, text) positives "naive" (the timestamps) or "overlapped"
     shift_rate: float = 0.25  # videoclip on the world: the share of narration segments shifted in time
+    feature_cache: str | None = None  # videoclip: a folder keeping the world videos' frame features between runs
+    batches: str = "random"  # videoclip: "random", or "retrieval" (from neighbouring k-means clusters of videos)
+    clusters: int = 0  # videoclip retrieval batches: k-means clusters (0: one per 16 videos)
+    recluster_epochs: int = 1  # videoclip retrieval batches: re-embed and re-cluster the videos this often
 
 
 @dataclass
@@ -141,7 +145,8 @@ def _kinds() -> tuple[str, ...]:
 
 CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
            "objective.label": ("place", "count"), "objective.inputs": ("both", "text", "image"),
-           "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped")}
+           "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped"),
+           "data.batches": ("random", "retrieval")}
 
 
 def _check_type(value, hint, where: str):

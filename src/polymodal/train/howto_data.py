@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.world.howto import FPS, howto_video
 from ..models.videoclip import mmpt_caps, pad_clips
-from .data import batch_indices
 
 CLIP_SECONDS = (3.0, 6.0)  # overlapped: clip length range
 
@@ -37,22 +37,65 @@ class HowToFeatures:
 
 @torch.no_grad()
 def world_howto_features(split: str, n: int, seed: int, embed_frames, shift_rate: float = 0.25,
-                         size: int = 64) -> HowToFeatures:
+                         size: int = 64, cache: Path | None = None) -> HowToFeatures:
     """``n`` how-to videos of ``split``: each second's frames (4 fps) through ``embed_frames``
-    (uint8 [F, 3, size, size] → [F, D]), averaged per second."""
+    (uint8 [F, 3, size, size] → [F, D]), averaged per second. With ``cache`` (a ``.safetensors``
+    file named for the frame tower and the videos), the features are read from it when it exists and
+    written to it otherwise: they do not depend on ``shift_rate``, so every run of an experiment
+    renders and embeds the videos once."""
+    cached = _read_cache(cache, n) if cache is not None else None
     features, segments = [], []
     for v in range(n):
-        video = howto_video(seed, split, v, shift_rate, size)
-        frames = torch.from_numpy(np.ascontiguousarray(video.frames.transpose(0, 3, 1, 2)))
-        emb = embed_frames(frames).float()  # [F, D]
-        seconds = math.ceil(len(emb) / FPS)
-        pad = seconds * FPS - len(emb)
-        if pad:
-            emb = torch.cat([emb, emb[-1:].expand(pad, -1)])
-        features.append(emb.view(seconds, FPS, -1).mean(dim=1))
+        video = howto_video(seed, split, v, shift_rate, size, frames=cached is None)
+        if cached is None:
+            frames = torch.from_numpy(np.ascontiguousarray(video.frames.transpose(0, 3, 1, 2)))
+            emb = embed_frames(frames).float()  # [F, D]
+            seconds = math.ceil(len(emb) / FPS)
+            pad = seconds * FPS - len(emb)
+            if pad:
+                emb = torch.cat([emb, emb[-1:].expand(pad, -1)])
+            features.append(emb.view(seconds, FPS, -1).mean(dim=1))
         segments += [{"video": v, "start": g.start, "end": g.end, "text": g.text, "true_start": g.true_start,
                       "true_end": g.true_end, "visible": g.visible} for g in video.narration]
+    if cached is not None:
+        features = cached
+    elif cache is not None:
+        _write_cache(cache, features)
     return HowToFeatures(features, segments)
+
+
+def _read_cache(path: Path, n: int) -> list[torch.Tensor] | None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    data = load_file(str(path))
+    lengths = data["lengths"].tolist()
+    if len(lengths) != n:
+        raise ValueError(f"{path}: holds features of {len(lengths)} videos, expected {n}")
+    return list(torch.split(data["features"], lengths))
+
+
+def _write_cache(path: Path, features: list[torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    from ..weights.loading import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"features": torch.cat(features).contiguous(), "lengths": torch.tensor([len(f) for f in features])}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+
+
+def feature_cache_file(folder: str | Path, frame_tower: str | Path, split: str, n: int, seed: int, size: int) -> Path:
+    """Where the features of these videos through this frame tower are cached in ``folder``: the
+    name carries a digest of the tower's weights file (its path, size and mtime), so retraining the
+    tower starts a new cache."""
+    import hashlib
+
+    weights = Path(frame_tower).resolve() / "model.safetensors"
+    stat = weights.stat()
+    digest = hashlib.sha1(f"{weights}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return Path(folder) / f"howto-{digest}-{split}-{n}-s{seed}-{size}px.safetensors"
 
 
 def clip_seconds(features: torch.Tensor, start: float, end: float, max_len: int) -> torch.Tensor:
@@ -77,15 +120,30 @@ def pair(data: HowToFeatures, row: int, how: str, rng: np.random.Generator, max_
     return clip, " ".join(texts)
 
 
-def howto_batch(data: HowToFeatures, rows: torch.Tensor, step: int, batch_size: int, seed: int, how: str,
-                tokenizer, max_len: int, rank: int = 0, world: int = 1) -> dict:
-    """This rank's slice of global batch ``step`` over the training segments ``rows``: ``vfeats``,
-    ``vmasks``, and the texts as MMPT's ``caps`` / ``cmasks`` ([CLS] [SEP] words [SEP])."""
-    idx, _ = batch_indices(step, batch_size, len(rows), seed)
-    b = batch_size // world
-    idx = rows[idx[rank * b:(rank + 1) * b]]
+def howto_batch(data: HowToFeatures, rows: torch.Tensor, step: int, seed: int, how: str, tokenizer, max_len: int,
+                rank: int = 0, world: int = 1) -> dict:
+    """This rank's slice of global batch ``step``, whose training segments are ``rows`` [B]:
+    ``vfeats``, ``vmasks``, and the texts as MMPT's ``caps`` / ``cmasks`` ([CLS] [SEP] words [SEP])."""
+    b = len(rows) // world
+    idx = rows[rank * b:(rank + 1) * b]
     rng = np.random.default_rng([seed, step, rank])
     clips, texts = zip(*(pair(data, int(r), how, rng, max_len) for r in idx))
     vfeats, vmasks = pad_clips(list(clips), max_len)
     caps, cmasks = mmpt_caps(tokenizer, list(texts))
     return {"caps": caps, "cmasks": cmasks, "vfeats": vfeats, "vmasks": vmasks}
+
+
+@torch.no_grad()
+def video_embeddings(model, features: list[torch.Tensor], max_len: int, batch: int = 256) -> torch.Tensor:
+    """Each video's embedding [N, D]: its features cut into clips of ``max_len`` seconds, each through
+    the video tower, the clips' embeddings averaged."""
+    clips, owner = [], []
+    for v, f in enumerate(features):
+        for a in range(0, len(f), max_len):
+            clips.append(f[a:a + max_len])
+            owner.append(v)
+    parts = [model.encode_video(*pad_clips(clips[i:i + batch], max_len)).float() for i in range(0, len(clips), batch)]
+    emb = torch.cat(parts)
+    owner_t = torch.tensor(owner)
+    out = torch.zeros(len(features), emb.shape[1]).index_add_(0, owner_t, emb)
+    return out / torch.bincount(owner_t, minlength=len(features)).clamp(min=1)[:, None]

@@ -125,14 +125,17 @@ def _narrate(scene: Scene, steps: list[Step], duration: float, shift_rate: float
     return sorted(out, key=lambda g: g.start)
 
 
-def howto_video(seed: int, split: str, index: int, shift_rate: float = 0.25, size: int = 64) -> HowToVideo:
+def howto_video(seed: int, split: str, index: int, shift_rate: float = 0.25, size: int = 64,
+                frames: bool = True) -> HowToVideo:
     """The how-to video of scene (seed, split, index), narrated with ``shift_rate`` of its segments
-    moved 1–2.5 s earlier or later."""
+    moved 1–2.5 s earlier or later. ``frames=False`` skips rendering (``frames`` is then empty):
+    the steps and narration alone, for a run whose frame features are cached."""
     if not 0.0 <= shift_rate <= 1.0:
         raise ValueError(f"shift_rate must be in [0, 1], got {shift_rate}")
     scene = sample_scene(seed, split, index)
     steps, hidden, duration = _steps(scene, sample_rng(seed, split, index, "howto"))
-    times = np.arange(int(np.ceil(duration * FPS))) / FPS
-    frames = np.stack([render(dataclasses.replace(scene, objects=_objects_at(scene, steps, hidden, float(t))), size,
-                              image_only=True).image for t in times])
-    return HowToVideo(frames, steps, _narrate(scene, steps, duration, shift_rate), duration)
+    times = np.arange(int(np.ceil(duration * FPS))) / FPS if frames else np.zeros(0)
+    pictures = [render(dataclasses.replace(scene, objects=_objects_at(scene, steps, hidden, float(t))), size,
+                       image_only=True).image for t in times]
+    pictures = np.stack(pictures) if pictures else np.zeros((0, size, size, 3), np.uint8)
+    return HowToVideo(pictures, steps, _narrate(scene, steps, duration, shift_rate), duration)
