@@ -132,3 +132,37 @@ def test_retrieval_batches_come_from_saved_clusters_after_the_first_epoch(tmp_pa
             p.add_(torch.randn_like(p))
     assert all(torch.equal(v, again._batch(epoch)[k]) for k, v in b.items())
     assert len(list((tmp_path / "cache").glob("howto-*-train-12-s0-64px.safetensors"))) == 1
+
+
+def test_world_questions_have_one_true_option_and_hard_distractors():
+    from polymodal.data.world.howto import howto_video
+    from polymodal.data.world.video_qa import howto_questions
+
+    qs = howto_questions(0, "val", 20)
+    assert qs == howto_questions(0, "val", 20)  # a pure function of its arguments
+    steps = {(v, s.start): s.text for v in range(20) for s in howto_video(0, "val", v, frames=False).steps}
+    counts = np.bincount([q.answer for q in qs], minlength=5)
+    assert counts.min() > len(qs) / 5 / 2  # the right answer is not always in the same place
+    for q in qs:
+        truth = steps[(q.video, q.start)]
+        assert q.options[q.answer] == truth and len(set(q.options)) == 5
+        obj = truth.split()[1:3]
+        same_object = [o for o in q.options if o != truth and o.split()[1:3] == obj]
+        assert len(same_object) == 2  # two say something else happened to the same object
+
+
+def test_video_mc_fine_tunes_from_a_videoclip_run_and_is_scored_zero_shot(tmp_path, tower, minilm_dir):
+    base = run(_cfg(tmp_path / "base", tower, minilm_dir, f"data.feature_cache={tmp_path / 'cache'}"))
+    assert base["val_mc_chance"] == 0.2 and 0 <= base["val_mc_accuracy"] <= 1 and base["val_mc_questions"] > 6
+    cfg = _cfg(tmp_path / "mc", tower, minilm_dir, "objective.kind=video_mc", f"model.init_from={tmp_path / 'base' / 'model'}",
+               f"data.feature_cache={tmp_path / 'cache'}")
+    trainer = Trainer(cfg)
+    start = polymodal.load(tmp_path / "base" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), start.state_dict().values()))
+    b = trainer._batch(0)
+    assert b["ids"].shape[0] == 5 * b["vfeats"].shape[0] and b["positives"].sum(1).tolist() == [1] * 8
+    result = run(cfg)
+    assert result["val_mc_questions"] == base["val_mc_questions"] and "val_text_to_video_R@1" in result
+    with pytest.raises(ConfigError, match="another shape"):
+        Trainer(_cfg(tmp_path / "bad", tower, minilm_dir, "objective.kind=video_mc", "model.preset=videoclip-world",
+                     f"model.init_from={tmp_path / 'base' / 'model'}"))

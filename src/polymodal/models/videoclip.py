@@ -137,14 +137,20 @@ def pad_clips(clips: list[torch.Tensor], max_len: int) -> tuple[torch.Tensor, to
 def mmpt_caps(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Texts → MMPT's ``caps`` [B, L + 1] = [CLS] [SEP] words [SEP] and ``cmasks``, from a WordPiece
     tokenizer's [CLS] words [SEP] (cut to the longest text)."""
-    tokens = tokenizer(texts, truncate=True)
-    length = int(tokens.attention_mask.sum(1).max())
-    ids, mask = tokens.ids[:, :length], tokens.attention_mask[:, :length]
+    ids, mask = text_ids(tokenizer, texts)
     sep = tokenizer.tokenizer.token_to_id("[SEP]")
     if sep is None:
         raise ValueError("VideoCLIP's text needs a WordPiece tokenizer with [CLS] and [SEP]")
     caps = torch.cat([ids[:, :1], torch.full_like(ids[:, :1], sep), ids[:, 1:]], dim=1)
     return caps, torch.cat([mask[:, :1], mask[:, :1], mask[:, 1:]], dim=1)
+
+
+def text_ids(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts → (ids, attention_mask) [B, L] as the text tower reads them alone ([CLS] words [SEP]),
+    cut to the longest text."""
+    tokens = tokenizer(texts, truncate=True)
+    length = int(tokens.attention_mask.sum(1).max())
+    return tokens.ids[:, :length], tokens.attention_mask[:, :length]
 
 
 def _example_inputs(c: VideoCLIPConfig) -> dict:

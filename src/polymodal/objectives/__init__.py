@@ -8,8 +8,9 @@ from .contrastive import BindToTargets, ClipLoss, Contrastive, gather_features
 from .masked_lm import MaskedLMAndMatching, mask_tokens
 from .masked_multimodal import MaskedMultimodal, mask_regions
 from .soft_score import SoftScoreBCE
-from .video_text import VideoTextContrastive
+from .video_text import VideoMultipleChoice, VideoTextContrastive
 
 __all__ = ["BinaryMatch", "BindToTargets", "Classification", "ClipLoss", "Contrastive", "MaskedLMAndMatching",
-           "MaskedMultimodal", "MultipleChoice", "Objective", "SoftScoreBCE", "VideoTextContrastive",
+           "MaskedMultimodal", "MultipleChoice", "Objective", "SoftScoreBCE", "VideoMultipleChoice",
+           "VideoTextContrastive",
            "gather_features", "mask_regions", "mask_tokens", "split_batch"]

@@ -28,17 +28,21 @@ class MultipleChoice(Objective):
     that do not exist (padded regions). Logs the accuracy of the top option."""
 
     def loss(self, model, batch):
-        positives = batch["positives"]
-        logits = _logits(model, batch)
-        if logits.numel() != positives.numel():
-            raise ValueError(f"{tuple(logits.shape)} logits do not match {tuple(positives.shape)} options")
-        logits = logits.view(positives.shape)
-        if not bool(positives.any(dim=1).all()):
-            raise ValueError("every row needs at least one right option")
-        right = logits.masked_fill(~positives, float("-inf")).logsumexp(dim=1)
-        loss = (logits.logsumexp(dim=1) - right).mean()
-        hit = positives.gather(1, logits.argmax(1, keepdim=True)).float().mean()
-        return loss, {"accuracy": hit.item()}
+        return choice_loss(_logits(model, batch), batch["positives"])
+
+
+def choice_loss(logits: torch.Tensor, positives: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Logits with as many elements as ``positives`` [B, K] (bool) → (−log softmax mass on the right
+    options, averaged over rows; {"accuracy": the top option's}). −inf logits are absent options."""
+    if logits.numel() != positives.numel():
+        raise ValueError(f"{tuple(logits.shape)} logits do not match {tuple(positives.shape)} options")
+    logits = logits.view(positives.shape)
+    if not bool(positives.any(dim=1).all()):
+        raise ValueError("every row needs at least one right option")
+    right = logits.masked_fill(~positives, float("-inf")).logsumexp(dim=1)
+    loss = (logits.logsumexp(dim=1) - right).mean()
+    hit = positives.gather(1, logits.argmax(1, keepdim=True)).float().mean()
+    return loss, {"accuracy": hit.item()}
 
 
 class BinaryMatch(Objective):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.videoclip import pad_clips
+from ..models.videoclip import pad_clips, text_ids
 
 
 @torch.no_grad()
@@ -27,9 +27,7 @@ def step_scores(model, features: torch.Tensor, texts: list[str], tokenizer, wind
     clips = [features[max(0, s - half):s + half + 1] for s in range(len(features))]
     vfeats, vmasks = pad_clips(clips, model.config.max_video_len)
     video = model.encode_video(vfeats, vmasks)
-    tokens = tokenizer(texts, truncate=True)
-    length = int(tokens.attention_mask.sum(1).max())
-    text = model.encode_text(tokens.ids[:, :length], tokens.attention_mask[:, :length])  # [CLS] words [SEP]
+    text = model.encode_text(*text_ids(tokenizer, texts))
     return video.float() @ text.float().T
 
 

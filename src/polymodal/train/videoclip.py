@@ -2,8 +2,9 @@
 frozen image tower (``data.frame_tower``), (clip, text) pairs made ``data.pairs`` = naive or
 overlapped under narration shifted at ``data.shift_rate``, symmetric InfoNCE on the dot product.
 
-Evaluated by text→video retrieval on the val videos: each visible step's sentence against every
-step's clip at its *true* time (what was actually shown), R@1/5/10 and median rank, next to chance.
+Evaluated on the val videos: text→video retrieval (each visible step's sentence against every
+step's clip at its *true* time, what was actually shown; R@1/5/10 and median rank next to chance and
+to the ceiling that repeated sentences leave), step localisation, and zero-shot multiple-choice QA.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..registry import build, preset
 from ..tasks.embedder import Embedder
 from .config import ConfigError
 from .data import normalize
-from ..models.videoclip import pad_clips
+from ..models.videoclip import pad_clips, text_ids
 from .data import batch_indices
 from .howto_data import (HowToFeatures, clip_seconds, feature_cache_file, howto_batch, video_embeddings,
                          world_howto_features)
@@ -157,8 +158,10 @@ class VideoCLIPKind(TrainKind):
 
     def evaluate(self, model: nn.Module) -> dict:
         val = self.world_videos("val", self.cfg.data.val_n)
+        from .video_choice import evaluate_multiple_choice
+
         return {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
-                **evaluate_localisation(model, val, self.tokenizer)}
+                **evaluate_localisation(model, val, self.tokenizer), **evaluate_multiple_choice(self, model, val)}
 
     def save(self, folder: Path) -> None:
         (Path(folder) / "frame_tower.txt").write_text(str(Path(self.cfg.data.frame_tower).resolve()) + "\n")
@@ -174,9 +177,7 @@ def evaluate_retrieval(model: VideoCLIP, val: HowToFeatures, tokenizer, max_len:
     videos, texts = [], []
     for i in range(0, len(steps), batch):
         videos.append(model.encode_video(*pad_clips(clips[i:i + batch], max_len)))
-        tokens = tokenizer([s["text"] for s in steps[i:i + batch]], truncate=True)  # [CLS] words [SEP]
-        length = int(tokens.attention_mask.sum(1).max())
-        texts.append(model.encode_text(tokens.ids[:, :length], tokens.attention_mask[:, :length]))
+        texts.append(model.encode_text(*text_ids(tokenizer, [s["text"] for s in steps[i:i + batch]])))
     metrics = retrieval_metrics(torch.cat(videos), torch.cat(texts))
     out = {f"val_{k.replace('image', 'video')}": v for k, v in metrics.items() if k.startswith("text_to_image")}
     # Sentences repeat ("the red circle moves left"): a model that read every clip perfectly would
