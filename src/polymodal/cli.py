@@ -363,7 +363,8 @@ def bind(ctx: typer.Context, config: Path) -> None:
 @app.command()
 def index(
     folder: Path,
-    model: Annotated[Path, typer.Option(help="an ImageBind model folder with its tokenizer (e.g. runs/imagebind-world/model)")],
+    model: Annotated[Path, typer.Option(help="an ImageBind or CLIP model folder with its tokenizer (e.g. runs/imagebind-world/model); "
+                                             "a VideoCLIP folder indexes videos as clips (FILE#t=START,END)")],
     out: Annotated[Path, typer.Option(help="the index folder (created; re-running updates it)")],
     batch: int = 32,
     approximate: Annotated[bool, typer.Option(help="HNSW instead of exact inner product (large collections)")] = False,
@@ -592,6 +593,27 @@ def world_export(
     console.print(f"wrote {len(paths)} shard(s) of {split} to {out}")
 
 
+@world_app.command("howto")
+def world_howto(
+    out: Annotated[Path, typer.Option(help="folder for videos/*.mp4, narration.csv and steps.csv (created)")],
+    split: str = "val",
+    n: Annotated[int, typer.Option(help="number of videos")] = 20,
+    seed: int = 0,
+    shift_rate: Annotated[float, typer.Option(help="share of narration segments shifted 1–2.5 s")] = 0.25,
+    size: int = 64,
+) -> None:
+    """Write the world's narrated how-to videos as .mp4 files with their transcript (video,start,end,text)
+    and true step times: data in the layout of HowTo100M / YouCook2 captions."""
+    from .data.world.export import export_howto
+
+    if not 1 <= n <= 100_000 or not 0.0 <= shift_rate <= 1.0 or not 32 <= size <= 512:
+        _fail("--n must be 1–100000, --shift-rate 0–1 and --size 32–512")
+    if split not in ("train", "val", "test"):
+        _fail(f"--split must be train, val or test, got {split!r}")
+    paths = export_howto(out, split, n, seed, shift_rate, size)
+    console.print(f"wrote {len(paths)} videos, narration.csv and steps.csv to {out}")
+
+
 @world_app.command("files")
 def world_files(
     out: Annotated[Path, typer.Option(help="folder for the files (created)")],
@@ -681,37 +703,92 @@ def video_features_cmd(
         raise typer.Exit(1)
 
 
+def _videoclip(model: Path, s3d: Optional[Path], need_backbone: bool = True):
+    """(embedder with its video clipper, or None when the folder names no frame backbone and no --s3d is given)."""
+    from .tasks.embedder import Embedder
+    from .tasks.video_search import VideoClipper, frame_backbone
+    from .weights import CheckpointError
+
+    embedder = Embedder.from_checkpoint(model)
+    if type(embedder.model).__name__ != "VideoCLIP":
+        raise CheckpointError(f"{model} holds a {type(embedder.model).__name__}, not a VideoCLIP")
+    if s3d is not None:
+        embedder.video_clips = VideoClipper(embedder.model, frame_backbone(model, s3d))
+    if need_backbone and embedder.video_clips is None:
+        frame_backbone(model)  # raises, saying what is missing
+    return embedder
+
+
 @video_app.command("localize")
 def video_localize_cmd(
     model: Annotated[Path, typer.Argument(help="a VideoCLIP model folder (with its tokenizer)")],
-    features: Annotated[Path, typer.Argument(help="the video's per-second features (.npy from polymodal video features)")],
+    video: Annotated[Path, typer.Argument(help="a video file, or its per-second features (.npy from polymodal video features)")],
     steps: Annotated[Path, typer.Option(help="a text file, one step per line")],
     out: Annotated[Path, typer.Option(help="the timeline PNG to write")] = Path("timeline.png"),
     window: Annotated[int, typer.Option(help="seconds of video scored around each second")] = 3,
+    s3d: Annotated[Optional[Path], typer.Option(help="S3D weights (s3d_howto100m.pth) for an MMPT model's features")] = None,
 ) -> None:
     """Where in the video does each step happen? Prints each step's best second and writes a
-    timeline PNG of the per-second scores."""
+    timeline PNG of the per-second scores. A video file is decoded and turned into features with the
+    model's frame backbone (frame_tower.json beside a polymodal model, or --s3d)."""
     import numpy as np
     import torch
 
-    from .modalities.text import load_tokenizer
+    from .modalities.video import VideoReadError
     from .tasks.localize import plot_timeline, step_scores
-    from .weights import CheckpointError, load_checkpoint
+    from .weights import CheckpointError
 
     try:
-        net = load_checkpoint(model)
-        if type(net).__name__ != "VideoCLIP":
-            raise CheckpointError(f"{model} holds a {type(net).__name__}, not a VideoCLIP")
-        tokenizer = load_tokenizer(model)
+        embedder = _videoclip(model, s3d, need_backbone=video.suffix != ".npy")
+        net = embedder.model
         texts = [line.strip() for line in steps.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not texts:
             raise ValueError(f"{steps} has no steps (one per line)")
-        feats = torch.from_numpy(np.load(features, allow_pickle=False)).float()
+        if video.suffix == ".npy":
+            feats = torch.from_numpy(np.load(video, allow_pickle=False)).float()
+        else:
+            feats = embedder.video_clips.features(video).float()
         if feats.dim() != 2 or feats.shape[1] != net.config.input_dim:
-            raise ValueError(f"{features}: expected [seconds, {net.config.input_dim}] features, got {tuple(feats.shape)}")
-        scores = step_scores(net, feats, texts, tokenizer, window)
-    except (CheckpointError, ValueError, OSError) as e:
+            raise ValueError(f"{video}: expected [seconds, {net.config.input_dim}] features, got {tuple(feats.shape)}")
+        scores = step_scores(net, feats, texts, embedder.tokenizer, window)
+    except (CheckpointError, VideoReadError, ValueError, OSError) as e:
         _fail(str(e))
     for text, column in zip(texts, scores.T):
         console.print(f"{int(column.argmax())} s  {text}", highlight=False)
     console.print(f"wrote {plot_timeline(scores, texts, out)}")
+
+
+@video_app.command("search")
+def video_search_cmd(
+    model: Annotated[Path, typer.Argument(help="a VideoCLIP model folder (with its tokenizer)")],
+    folder: Annotated[Path, typer.Argument(help="the folder of videos to search (indexed on first use, then updated)")],
+    query: Annotated[str, typer.Argument(help="what happens, in words")],
+    k: Annotated[int, typer.Option("-k", help="number of clips")] = 10,
+    index: Annotated[Optional[Path], typer.Option(help="the index folder (default FOLDER/.polymodal-video-index)")] = None,
+    s3d: Annotated[Optional[Path], typer.Option(help="S3D weights (s3d_howto100m.pth) for an MMPT model's features")] = None,
+) -> None:
+    """Find the moments of FOLDER's videos that show QUERY: ranked clips with their start–end times.
+    The videos are indexed as clips (4 s, every 2 s) the first time and updated on later calls."""
+    from .modalities.video import VideoReadError
+    from .search.ingest import index_folder
+    from .search.query import query_vector
+    from .search.store import IndexError_, Store
+    from .tasks.video_search import CLIP
+    from .weights import CheckpointError
+
+    try:
+        embedder = _videoclip(model, s3d)
+        store = Store(index or folder / ".polymodal-video-index", embedder.dim, embedder.model_id,
+                      str(model.resolve()), "flat")
+        report = index_folder(folder, embedder, store)
+        results = store.search(query_vector(embedder, query), k, {"video"})
+    except (CheckpointError, IndexError_, VideoReadError, ValueError, NotADirectoryError, OSError) as e:
+        _fail(str(e))
+    for path, error in report.failed:
+        err.print(f"[yellow]skipped[/yellow] {error if path in error else f'{path}: {error}'}")
+    root = folder.resolve()
+    for rank, (item, score) in enumerate(results, 1):  # one plain line per clip: easy to read and to pipe
+        start, end = (float(t) for t in item.path.rsplit(CLIP, 1)[1].split(","))
+        name = Path(item.file).relative_to(root) if Path(item.file).is_relative_to(root) else item.file
+        console.print(f"{rank:>3}  {score:.3f}  {start:>6g}–{end:g} s  {name}", highlight=False, markup=False,
+                      soft_wrap=True)

@@ -30,6 +30,11 @@ class VideoCLIPConfig:
     cls_id: int = 101
     sep_id: int = 102
 
+    @property
+    def embed_dim(self) -> int:
+        """The width both towers pool to (what an index stores)."""
+        return self.text.width
+
     def video_bert(self) -> BertConfig:
         """The video tower's BERT: the text config with its own depth."""
         from dataclasses import replace
@@ -109,6 +114,17 @@ class VideoCLIP(nn.Module):
         pooled = masked_mean(hidden, weights)
         return (pooled, hidden) if return_hidden else pooled
 
+    modalities = ("text",)  # what :meth:`embed` takes as raw input; videos go through a frame backbone first
+
+    def embed(self, modality: str, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The embedding-space interface (:class:`~polymodal.tasks.Embedder`): ``"text"`` ids [B, L] →
+        [B, width]; ``"video"`` per-second features [B, V, input_dim] (+ ``attention_mask`` [B, V]) → [B, width]."""
+        if modality == "text":
+            return self.encode_text(x, attention_mask)
+        if modality == "video":
+            return self.encode_video(x, attention_mask)
+        raise ValueError(f"a VideoCLIP embeds text and per-second video features, not {modality!r}")
+
     def forward(self, caps: torch.Tensor, cmasks: torch.Tensor, vfeats: torch.Tensor,
                 vmasks: torch.Tensor | None = None) -> dict:
         """MMPT's inputs: ``caps`` [B, L] = [CLS] [SEP] words [SEP] pad…, ``cmasks`` [B, L], ``vfeats``
@@ -159,7 +175,14 @@ def _example_inputs(c: VideoCLIPConfig) -> dict:
             "vmasks": torch.tensor([[1, 1, 1], [1, 1, 0]])}
 
 
-register_family("videoclip", VideoCLIPConfig, VideoCLIP, example_inputs=_example_inputs)
+def _processor(config: VideoCLIPConfig):
+    """Text only: videos reach a VideoCLIP as per-second features from a separate backbone."""
+    from ..modalities.processor import Processor
+
+    return Processor(image=None)
+
+
+register_family("videoclip", VideoCLIPConfig, VideoCLIP, example_inputs=_example_inputs, processor=_processor)
 
 
 @register_preset("videoclip")

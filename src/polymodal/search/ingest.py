@@ -1,7 +1,8 @@
 """Index a folder: new and changed files are embedded in batches, deleted ones dropped, unreadable
 ones recorded with their error — each batch committed on its own, so a killed run resumes.
 
-A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the image tower.
+A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the image tower. With
+a VideoCLIP model, a video becomes one item per clip, ``FILE#t=START,END`` (seconds).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 
 from ..modalities.pdf import pdf_pages
 from ..tasks.embedder import Embedder
+from ..tasks.video_search import CLIP
 from ..weights.files import sha256_of
 from .detect import detect
 from .store import PAGE, Store
@@ -136,6 +138,10 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                     page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
                     groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
                     rows.append(page_row)
+                continue
+            if row["modality"] == "video" and embedder.video_clips is not None:  # one item per clip
+                for start, end, vector in embedder.video_clips(path):
+                    rows.append({**row, "path": f"{path}{CLIP}{start:g},{end:g}", "vector": vector.numpy()})
                 continue
             groups.setdefault(row["modality"], []).append((row, embedder.load(path, row["modality"])))
         except Exception as e:  # any decoder's failure on this file (bombs included) is this file's error

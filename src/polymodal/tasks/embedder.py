@@ -10,6 +10,7 @@ A model folder carries everything this needs: the weights, the tokenizer files a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,8 @@ class Embedder:
         self.model = model.eval()
         self.tokenizer, self.processor = tokenizer, processor
         self.model_dir, self.model_id = model_dir, model_id
+        # A clip-level video model (VideoCLIP): video file → [(start, end, embedding)], one search item per clip.
+        self.video_clips: Callable[[Path], list[tuple[float, float, torch.Tensor]]] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "Embedder":
@@ -50,8 +53,13 @@ class Embedder:
         if not hasattr(model, "embed"):
             raise ValueError(f"{path} holds a {type(model).__name__}, which has no embedding space to search")
         tokenizer = _find_tokenizer(folder, model) if "text" in model.modalities else None
-        return cls(model.to(dtype), tokenizer, processor_for(model, folder), folder,
-                   sha256_of(find_weights_file(path))[:16])
+        embedder = cls(model.to(dtype), tokenizer, processor_for(model, folder), folder,
+                       sha256_of(find_weights_file(path))[:16])
+        from .video_search import FRAME_TOWER, VideoClipper, frame_backbone
+
+        if hasattr(model, "encode_video") and (folder / FRAME_TOWER).is_file():
+            embedder.video_clips = VideoClipper(embedder.model, frame_backbone(folder))
+        return embedder
 
     @property
     def dtype(self) -> torch.dtype:
@@ -67,6 +75,8 @@ class Embedder:
         return tuple(m for m in modality_names() if self._can_embed(modality_entry(m)))
 
     def _can_embed(self, m) -> bool:
+        if m.name == "video" and self.video_clips is not None:
+            return True
         if m.encoder not in self.model.modalities:
             return False
         if m.name == "text":

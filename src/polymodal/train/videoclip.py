@@ -164,7 +164,10 @@ class VideoCLIPKind(TrainKind):
                 **evaluate_localisation(model, val, self.tokenizer), **evaluate_multiple_choice(self, model, val)}
 
     def save(self, folder: Path) -> None:
-        (Path(folder) / "frame_tower.txt").write_text(str(Path(self.cfg.data.frame_tower).resolve()) + "\n")
+        from ..data.world.howto import FPS
+        from ..tasks.video_search import write_frame_tower
+
+        write_frame_tower(folder, self.cfg.data.frame_tower, FPS)
 
 
 @torch.no_grad()

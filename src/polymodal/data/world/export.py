@@ -51,21 +51,21 @@ def _wav(audio: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _mp4(frames: np.ndarray) -> bytes:
+def _mp4(frames: np.ndarray, fps: int = FPS) -> bytes:
     """[T, H, W, 3] uint8 → H.264 MP4 (yuv420p; near-lossless at crf 12), the same bytes for the same
     frames. x264 is pinned for that: one thread, and no macroblock-tree / rate-control lookahead —
     on these tiny frames they made the output depend on what the process had encoded before
     (13 of 40 clips changed when encoded in another order)."""
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "12", "threads": "1", "x264-params": "mbtree=0:rc-lookahead=0"}
         stream.codec_context.thread_count = 1
         for i, frame in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts, picture.time_base = i, Fraction(1, FPS)
+            picture.pts, picture.time_base = i, Fraction(1, fps)
             for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
@@ -185,3 +185,30 @@ def read_shards(folder: str | Path, split: str | None = None) -> Iterator[dict]:
     dataset = wds.WebDataset([str(p) for p in paths], shardshuffle=False, empty_check=False)
     for record in dataset:
         yield decode(record)
+
+
+def export_howto(out: str | Path, split: str, n: int, seed: int = 0, shift_rate: float = 0.25,
+                 size: int = 64) -> list[Path]:
+    """The how-to videos of ``split`` as files, as a user's data would come: ``OUT/videos/NAME.mp4``
+    (4 fps), ``OUT/narration.csv`` (``video,start,end,text``: the transcript, shifted for
+    ``shift_rate`` of its segments) and ``OUT/steps.csv`` (the true step times, for localisation)."""
+    import csv
+
+    from .howto import FPS as HOWTO_FPS, howto_video
+
+    out = Path(out)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    paths, narration, steps = [], [], []
+    for i in range(n):
+        video = howto_video(seed, split, i, shift_rate, size)
+        path = out / "videos" / f"{split}-{i:05d}.mp4"
+        path.write_bytes(_mp4(video.frames, HOWTO_FPS))
+        paths.append(path)
+        narration += [(path.name, f"{g.start:.2f}", f"{g.end:.2f}", g.text) for g in video.narration]
+        steps += [(path.name, f"{s.start:.2f}", f"{s.end:.2f}", s.text) for s in video.steps]
+    for name, rows in (("narration.csv", narration), ("steps.csv", steps)):
+        with open(out / name, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["video", "start", "end", "text"])
+            writer.writerows(rows)
+    return paths

@@ -1,0 +1,95 @@
+"""Video files → clip embeddings with a VideoCLIP model, for search (``polymodal index``, ``polymodal
+video search``) and localisation from raw video.
+
+A VideoCLIP reads per-second features, so a video takes two models: the frame backbone that made the
+features it was trained on, and VideoCLIP's video tower. A model folder trained by polymodal names
+its backbone in ``frame_tower.json`` (the image tower and its frame rate); an MMPT checkpoint reads
+S3D features, whose weights the caller passes. A video is cut into overlapping clips of
+``length`` seconds every ``stride`` seconds; each clip is one search item, ``FILE#t=START,END``
+(a Media Fragments URI: the time to seek to).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.videoclip import pad_clips
+from .video_features import Backbone, image_tower_backbone, s3d_backbone, video_features
+
+FRAME_TOWER = "frame_tower.json"
+CLIP = "#t="  # a clip item is stored as FILE#t=START,END (seconds)
+
+
+def write_frame_tower(folder: str | Path, tower: str | Path, fps: int) -> None:
+    """Record beside a VideoCLIP model which image tower, at which frame rate, made its features."""
+    (Path(folder) / FRAME_TOWER).write_text(json.dumps({"tower": str(Path(tower).resolve()), "fps": fps}) + "\n")
+
+
+def frame_backbone(model_dir: str | Path, s3d_weights: str | Path | None = None) -> Backbone:
+    """The backbone whose per-second features the VideoCLIP in ``model_dir`` reads: S3D from
+    ``s3d_weights`` when given, else the image tower named in the folder's ``frame_tower.json``."""
+    from ..weights import load_checkpoint
+    from .embedder import Embedder
+
+    if s3d_weights is not None:
+        s3d = load_checkpoint(s3d_weights)
+        if type(s3d).__name__ != "S3D":
+            raise ValueError(f"{s3d_weights} holds a {type(s3d).__name__}, not an S3D")
+        return s3d_backbone(s3d)
+    record = Path(model_dir) / FRAME_TOWER
+    if not record.is_file():
+        raise ValueError(f"{model_dir} does not say which frame backbone made its features (no {FRAME_TOWER}); "
+                         "pass the S3D weights of an MMPT model")
+    try:
+        spec = json.loads(record.read_text())
+        tower, fps = Path(spec["tower"]), int(spec["fps"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{record}: expected {{\"tower\": PATH, \"fps\": N}} ({e})") from None
+    return image_tower_backbone(Embedder.from_checkpoint(tower), fps=fps)
+
+
+def clip_windows(seconds: int, length: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) seconds of clips of ``length`` every ``stride`` covering a video of ``seconds``
+    (the last clip ends at the video's end; a short video is one clip)."""
+    if length < 1 or stride < 1:
+        raise ValueError(f"clip length and stride must be ≥ 1 s, got {length}, {stride}")
+    starts = list(range(0, max(seconds - length, 0) + 1, stride))
+    if starts[-1] + length < seconds:
+        starts.append(seconds - length)
+    return [(a, min(a + length, seconds)) for a in starts]
+
+
+@torch.no_grad()
+def clip_embeddings(model, features: torch.Tensor, length: int = 4, stride: int = 2,
+                    batch: int = 256) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """Per-second features [S, D] → (clip windows, their L2-normalised embeddings [N, width])."""
+    if features.dim() != 2 or features.shape[1] != model.config.input_dim or len(features) == 0:
+        raise ValueError(f"expected per-second features [S, {model.config.input_dim}], got {tuple(features.shape)}")
+    length = min(length, model.config.max_video_len)
+    windows = clip_windows(len(features), length, min(stride, length))
+    clips = [features[a:b] for a, b in windows]
+    dtype = next(model.parameters()).dtype
+    out = [model.encode_video(*(t.to(dtype) if t.is_floating_point() else t
+                                for t in pad_clips(clips[i:i + batch], length))).float()
+           for i in range(0, len(clips), batch)]
+    return windows, F.normalize(torch.cat(out), dim=-1)
+
+
+class VideoClipper:
+    """``clipper(path)`` → [(start s, end s, embedding [width])] for every clip of the video file."""
+
+    def __init__(self, model, backbone: Backbone, length: int = 4, stride: int = 2):
+        self.model, self.backbone, self.length, self.stride = model.eval(), backbone, length, stride
+
+    def features(self, path: str | Path) -> torch.Tensor:
+        """[seconds, D] per-second features of the video (decoded as a stream)."""
+        return torch.from_numpy(np.ascontiguousarray(video_features(path, self.backbone)))
+
+    def __call__(self, path: str | Path) -> list[tuple[float, float, torch.Tensor]]:
+        windows, emb = clip_embeddings(self.model, self.features(path), self.length, self.stride)
+        return [(float(a), float(b), e) for (a, b), e in zip(windows, emb)]
