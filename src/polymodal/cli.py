@@ -688,6 +688,7 @@ def video_features_cmd(
             if type(model).__name__ != "S3D":
                 raise CheckpointError(f"{weights} holds a {type(model).__name__}, not an S3D")
             chosen = s3d_backbone(model, fps or 30, size or 224)
+            chosen.weights = str(weights.resolve())
         elif backbone == "clip":
             from .tasks.embedder import Embedder
 

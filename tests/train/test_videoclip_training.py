@@ -166,3 +166,37 @@ def test_video_mc_fine_tunes_from_a_videoclip_run_and_is_scored_zero_shot(tmp_pa
     with pytest.raises(ConfigError, match="another shape"):
         Trainer(_cfg(tmp_path / "bad", tower, minilm_dir, "objective.kind=video_mc", "model.preset=videoclip-world",
                      f"model.init_from={tmp_path / 'base' / 'model'}"))
+
+
+def test_videoclip_trains_on_a_users_timed_csv_and_features(tmp_path, tower, minilm_dir):
+    """The user-data path end to end: .mp4 files + a video,start,end,text CSV → `polymodal video features`
+    → a run on them; bad rows are reported and skipped; the model can search the videos afterwards."""
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+    from polymodal.data.world.export import export_howto
+    from polymodal.tasks.video_search import frame_backbone
+
+    videos = export_howto(tmp_path / "data", "train", 3, seed=0)
+    feats = tmp_path / "feats"
+    out = CliRunner().invoke(app, ["video", "features", *map(str, videos), "--backbone", "clip", "--weights", str(tower),
+                                   "--fps", "4", "--out", str(feats)])
+    assert out.exit_code == 0, out.output
+    table = tmp_path / "data" / "narration.csv"
+    good = table.read_text().splitlines()
+    np.save(feats / "nan.npy", np.full((5, 192), np.nan, np.float32))
+    table.write_text("\n".join(good + ["missing.mp4,1,3,the red circle moves left", "train-00000.mp4,500,503,too late",
+                                       "train-00001.mp4,4,2,backwards", "nan.mp4,0,2,nan features"]) + "\n")
+    cfg = load_config(None, ["objective.kind=videoclip", "model.preset=videoclip-tiny", "data.kind=csv",
+                             f"data.path={table}", f"data.features={feats}", f"data.val_path={table}",
+                             f"data.tokenizer={minilm_dir}", "data.context_length=32", "train.batch_size=8",
+                             "train.steps=2", "train.threads=1", "optim.warmup_steps=1", f"train.out={tmp_path / 'run'}"])
+    with pytest.warns(UserWarning, match="skipped 4 row"):
+        result = run(cfg)
+    skipped = (tmp_path / "run" / "skipped.txt").read_text()
+    assert "missing.npy" in skipped and "starts at 500.0 s" in skipped and "start < end" in skipped and "NaN" in skipped
+    assert result["val_clips"] == len(good) - 1 and "val_localisation_recall" in result and "val_mc_accuracy" not in result
+    assert frame_backbone(tmp_path / "run" / "model").fps == 4  # the features' backbone travels with the model
+    with pytest.raises(ConfigError, match="needs data.path"):
+        Trainer(load_config(None, ["objective.kind=videoclip", "model.preset=videoclip-tiny", "data.kind=csv",
+                                   f"data.tokenizer={minilm_dir}"]))

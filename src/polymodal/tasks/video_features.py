@@ -15,6 +15,7 @@ skipped, so a stopped run resumes.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -76,14 +77,19 @@ def video_seconds(path: str | Path, fps: int, size: int) -> Iterator[np.ndarray]
         yield np.stack(second)
 
 
+BACKBONE_FILE = "backbone.json"  # beside the .npy files: which backbone made them
+
+
 @dataclass
 class Backbone:
-    """``embed(seconds uint8 [S, fps, size, size, 3]) → [S, dim]`` at ``fps`` frames per second."""
+    """``embed(seconds uint8 [S, fps, size, size, 3]) → [S, dim]`` at ``fps`` frames per second;
+    ``weights``: the file or folder it was loaded from."""
     name: str
     fps: int
     size: int
     dim: int
     embed: Callable[[np.ndarray], torch.Tensor]
+    weights: str = ""
 
 
 def s3d_backbone(model, fps: int = 30, size: int = 224) -> Backbone:
@@ -111,7 +117,7 @@ def image_tower_backbone(embedder, fps: int = 2) -> Backbone:
         pixels = torch.stack([transform(Image.fromarray(f)) for f in seconds.reshape(s * t, *seconds.shape[2:])])
         return embedder.embed("image", pixels).view(s, t, -1).mean(dim=1)
 
-    return Backbone("clip", fps, size, embedder.dim, embed)
+    return Backbone("clip", fps, size, embedder.dim, embed, str(Path(embedder.model_dir).resolve()) if embedder.model_dir else "")
 
 
 def video_features(path: str | Path, backbone: Backbone, batch: int = 8) -> np.ndarray:
@@ -139,6 +145,13 @@ def extract_folder(videos: list[Path], out: Path, backbone: Backbone, report: Ca
     from ..weights.loading import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
+    spec = {"backbone": backbone.name, "weights": backbone.weights, "fps": backbone.fps, "size": backbone.size,
+            "dim": backbone.dim}
+    record = out / BACKBONE_FILE
+    if record.is_file() and json.loads(record.read_text()) != spec:
+        raise ValueError(f"{out} holds features of another backbone ({record.read_text().strip()}); "
+                         "write these to another folder")
+    record.write_text(json.dumps(spec) + "\n")
     counts = {"done": 0, "skipped": 0, "failed": 0}
     names = [Path(v).stem for v in videos]
     clashes = sorted({n for n in names if names.count(n) > 1})

@@ -47,6 +47,7 @@ class DataConfig:
     frame_tower: str | None = None  # videoclip: a saved CLIP/ImageBind folder whose image tower embeds video frames
     pairs: str = "overlapped"  # videoclip: (clip, text) positives "naive" (the timestamps) or "overlapped"
     shift_rate: float = 0.25  # videoclip on the world: the share of narration segments shifted in time
+    features: str | None = None  # videoclip with data.kind csv: per-second features, NAME.npy per video
     feature_cache: str | None = None  # videoclip: a folder keeping the world videos' frame features between runs
     batches: str = "random"  # videoclip: "random", or "retrieval" (from neighbouring k-means clusters of videos)
     clusters: int = 0  # videoclip retrieval batches: k-means clusters (0: one per 16 videos)

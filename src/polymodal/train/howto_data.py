@@ -98,6 +98,63 @@ def feature_cache_file(folder: str | Path, frame_tower: str | Path, split: str, 
     return Path(folder) / f"howto-{digest}-{split}-{n}-s{seed}-{size}px.safetensors"
 
 
+MAX_FEATURE_BYTES = 2**30  # one video's feature file
+
+
+def _load_features(path: Path) -> torch.Tensor:
+    """A per-second feature file [S, D] (float), its header checked before the array is read."""
+    if path.stat().st_size > MAX_FEATURE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_FEATURE_BYTES // 2**20} MiB")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, until it is checked
+    except ValueError as e:
+        raise ValueError(f"{path}: not a .npy array ({e})") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind != "f":
+        raise ValueError(f"{path}: expected float features [seconds, dim], got {array.dtype} {array.shape}")
+    features = torch.from_numpy(np.array(array, dtype=np.float32))
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError(f"{path}: the features hold NaN or infinity")
+    return features
+
+
+def timed_text_features(table: str | Path, features: str | Path) -> tuple[HowToFeatures, list[str]]:
+    """A user's ``video, start, end, text`` table (CSV / TSV / JSONL) and a folder of per-second features
+    (``NAME.npy`` for video ``…/NAME.ext``, from ``polymodal video features``) → (the data, problems:
+    one line per skipped row — unreadable, no feature file, a span past the video's end, a feature
+    width unlike the others). The segments' times are taken as true: the data says nothing else."""
+    from ..data.video_text import read_timed_texts
+
+    rows, problems = read_timed_texts(table)
+    folder = Path(features)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder of per-second features")
+    index: dict[str, int] = {}
+    feats: list[torch.Tensor] = []
+    bad: dict[str, str] = {}
+    segments = []
+    for n, row in enumerate(rows):
+        name = Path(row.video).stem
+        if name not in index and name not in bad:
+            try:
+                f = _load_features(folder / f"{name}.npy")
+                if feats and f.shape[1] != feats[0].shape[1]:
+                    raise ValueError(f"{folder / name}.npy: {f.shape[1]}-d features, the others are {feats[0].shape[1]}-d")
+                index[name] = len(feats)
+                feats.append(f)
+            except (OSError, ValueError) as e:
+                bad[name] = str(e) if isinstance(e, ValueError) else f"{folder / name}.npy: {e.strerror or e}"
+        if name in bad:
+            problems.append(f"{table}: row of {row.video} ({row.start}–{row.end} s): {bad[name]}")
+            continue
+        v = index[name]
+        if row.start >= len(feats[v]):
+            problems.append(f"{table}: row of {row.video} starts at {row.start} s, after its {len(feats[v])} s of features")
+            continue
+        segments.append({"video": v, "start": row.start, "end": row.end, "text": row.text, "true_start": row.start,
+                         "true_end": row.end, "visible": True})
+    return HowToFeatures(feats, segments), problems
+
+
 def clip_seconds(features: torch.Tensor, start: float, end: float, max_len: int) -> torch.Tensor:
     """The seconds [floor(start), ceil(end)) of features [S, D] (at least one, at most ``max_len``)."""
     a = min(max(int(math.floor(start)), 0), len(features) - 1)

@@ -34,6 +34,8 @@ class VideoChoiceKind(VideoCLIPKind):
     """Fine-tunes a VideoCLIP on world multiple-choice questions (the videos and features as ``videoclip``'s)."""
 
     def load_data(self) -> None:
+        if self.cfg.data.kind != "world":
+            raise ConfigError(f"objective.kind video_mc asks the world's questions; data.kind {self.cfg.data.kind} has none")
         super().load_data()
         d = self.cfg.data
         self.questions = howto_questions(d.seed, "train", d.train_n)

@@ -9,6 +9,7 @@ to the ceiling that repeated sentences leave), step localisation, and zero-shot 
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -22,12 +23,13 @@ from ..models.videoclip import VideoCLIP, VideoCLIPConfig
 from ..objectives import Objective, VideoTextContrastive
 from ..registry import build, preset
 from ..tasks.embedder import Embedder
+from ..tasks.video_features import BACKBONE_FILE
 from .config import ConfigError
 from .data import normalize
 from ..models.videoclip import pad_clips, text_ids
 from .data import batch_indices
-from .howto_data import (HowToFeatures, clip_seconds, feature_cache_file, howto_batch, video_embeddings,
-                         world_howto_features)
+from .howto_data import (HowToFeatures, clip_seconds, feature_cache_file, howto_batch, timed_text_features,
+                         video_embeddings, world_howto_features)
 from .retrieval_batches import Clusters, cluster_videos, neighbour_batch
 from .kinds import TrainKind, register_kind
 from .tokenizer import build_tokenizer, text_weights_folder
@@ -68,9 +70,13 @@ class VideoCLIPKind(TrainKind):
 
     def load_data(self) -> None:
         cfg, d = self.cfg, self.cfg.data
-        if d.kind != "world":
-            raise ConfigError(f"objective.kind videoclip reads world how-to videos; data.kind {d.kind} has none")
-        if not d.frame_tower:
+        if d.kind not in ("world", "csv"):
+            raise ConfigError(f"objective.kind videoclip reads world how-to videos or a csv of timed texts, not "
+                              f"data.kind {d.kind}")
+        if d.kind == "csv" and not (d.path and d.features):
+            raise ConfigError("objective.kind videoclip with data.kind csv needs data.path (a CSV / TSV / JSONL of "
+                              "video, start, end, text) and data.features (their per-second features, NAME.npy)")
+        if d.kind == "world" and not d.frame_tower:
             raise ConfigError("objective.kind videoclip needs data.frame_tower: a saved CLIP or ImageBind folder "
                               "(e.g. runs/pipeline/clip/model) whose image tower embeds the frames")
         saved = self.out / "tokenizer" if self.out is not None else None
@@ -80,13 +86,26 @@ class VideoCLIPKind(TrainKind):
         self.tokenizer = build_tokenizer(cfg, [], saved)
         if self.rank == 0 and saved is not None:
             self.tokenizer.save(saved)
-        self.embed = frame_embedder(d.frame_tower)
-        self.data = self.world_videos("train", d.train_n)
+        if d.kind == "csv":
+            self.data = self.table(d.path, report=True)
+        else:
+            self.embed = frame_embedder(d.frame_tower)
+            self.data = self.world_videos("train", d.train_n)
         self.rows_of_video = [[] for _ in self.data.features]
         for r, seg in enumerate(self.data.segments):
             self.rows_of_video[seg["video"]].append(r)
         self.rows_of_video = [np.array(r, dtype=np.int64) for r in self.rows_of_video]
         self.clusters: Clusters | None = None
+
+    def table(self, path: str, report: bool = False) -> HowToFeatures:
+        """A user's timed texts with their features; skipped rows listed in the run's skipped.txt."""
+        data, skipped = timed_text_features(path, self.cfg.data.features)
+        if skipped and report and self.rank == 0 and self.out is not None:
+            (self.out / "skipped.txt").write_text("\n".join(skipped) + "\n")
+            warnings.warn(f"skipped {len(skipped)} row(s) of {path}; see {self.out / 'skipped.txt'}", stacklevel=3)
+        if not data.segments:
+            raise ConfigError(f"{path}: no usable rows ({len(skipped)} skipped, e.g. {skipped[:1]})")
+        return data
 
     def world_videos(self, split: str, n: int) -> HowToFeatures:
         d = self.cfg.data
@@ -157,9 +176,16 @@ class VideoCLIPKind(TrainKind):
         return self.clusters
 
     def evaluate(self, model: nn.Module) -> dict:
-        val = self.world_videos("val", self.cfg.data.val_n)
         from .video_choice import evaluate_multiple_choice
 
+        d = self.cfg.data
+        if d.kind == "csv":  # the val table's rows: retrieval, and localisation of each video's rows
+            if not d.val_path:
+                return {}
+            val = self.table(d.val_path)
+            return {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
+                    **evaluate_localisation(model, val, self.tokenizer)}
+        val = self.world_videos("val", d.val_n)
         return {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
                 **evaluate_localisation(model, val, self.tokenizer), **evaluate_multiple_choice(self, model, val)}
 
@@ -167,7 +193,14 @@ class VideoCLIPKind(TrainKind):
         from ..data.world.howto import FPS
         from ..tasks.video_search import write_frame_tower
 
-        write_frame_tower(folder, self.cfg.data.frame_tower, FPS)
+        d = self.cfg.data
+        if d.kind == "world":
+            write_frame_tower(folder, d.frame_tower, FPS)
+            return
+        made = Path(d.features) / BACKBONE_FILE  # written by polymodal video features
+        spec = json.loads(made.read_text()) if made.is_file() else {}
+        if spec.get("backbone") == "clip":  # an image tower: videos can be searched with the model alone
+            write_frame_tower(folder, spec["weights"], spec["fps"])
 
 
 @torch.no_grad()
