@@ -426,6 +426,7 @@ def search(
     except (IndexError_, UnsupportedFile, ValueError, OSError) as e:
         _fail(str(e))
     table = Table("rank", "score", "modality", "path")
+    table.columns[-1].overflow = "fold"  # a long path wraps rather than losing its end (the file name, #t=…)
     for rank, (item, score) in enumerate(results, 1):
         table.add_row(str(rank), f"{score:.3f}", item.modality, item.path)
     console.print(table)

@@ -118,3 +118,12 @@ def test_localize_reads_a_raw_video(videoclip_run, howto_files, tmp_path):
     bad = CliRunner().invoke(app, ["video", "localize", str(videoclip_run), str(tmp_path / "bad.mp4"),
                                    "--steps", str(tmp_path / "steps.txt")])
     assert bad.exit_code == 2 and "bad.mp4" in "".join(bad.output.split())
+
+
+def test_polymodal_index_with_a_videoclip_stores_clips(videoclip_run, howto_files, tmp_path):
+    out = CliRunner().invoke(app, ["index", str(howto_files / "videos"), "--model", str(videoclip_run),
+                                   "--out", str(tmp_path / "idx")])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output[out.output.index("{"):])["indexed"]["video"] > 4  # ≥ 3 clips per 15 s video
+    found = CliRunner().invoke(app, ["search", str(tmp_path / "idx"), "a blue star appears", "--modality", "video"])
+    assert found.exit_code == 0 and "#t=" in "".join(found.output.replace("│", " ").split())  # the path folds
