@@ -673,6 +673,7 @@ def video_features_cmd(
     fps: Annotated[Optional[int], typer.Option(help="frames per second fed to the backbone (s3d: 30, clip: 2)")] = None,
     size: Annotated[Optional[int], typer.Option(help="s3d: frame size after resize + centre crop (224)")] = None,
     batch: Annotated[int, typer.Option(help="seconds per backbone call")] = 8,
+    max_minutes: Annotated[float, typer.Option(help="refuse videos longer than this")] = 180.0,
 ) -> None:
     """One feature vector per second of each video (MMPT's layout: OUT/NAME.npy, seconds × dim).
     Existing files are skipped, so a stopped run resumes; a bad video is reported and skipped."""
@@ -681,8 +682,9 @@ def video_features_cmd(
 
     if weights is None:
         _fail("--weights is required: polymodal downloads nothing (s3d: the official s3d_howto100m.pth)")
-    if (fps is not None and not 1 <= fps <= 60) or (size is not None and not 16 <= size <= 1024) or batch < 1:
-        _fail("--fps must be 1–60, --size 16–1024 and --batch ≥ 1")
+    if (fps is not None and not 1 <= fps <= 60) or (size is not None and not 16 <= size <= 1024) or batch < 1 \
+            or not 0 < max_minutes <= 24 * 60:
+        _fail("--fps must be 1–60, --size 16–1024, --batch ≥ 1 and --max-minutes 0–1440")
     try:
         if backbone == "s3d":
             model = load_checkpoint(weights)
@@ -697,7 +699,7 @@ def video_features_cmd(
         else:
             raise ValueError(f"--backbone must be s3d or clip, got {backbone!r}")
         counts = extract_folder(list(videos), out, chosen, report=lambda line: console.print(line, highlight=False),
-                                batch=batch)
+                                batch=batch, max_seconds=max_minutes * 60)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     console.print(f"{counts['done']} written, {counts['skipped']} already there, {counts['failed']} failed → {out}")

@@ -97,3 +97,28 @@ def test_the_command_writes_resumes_and_reports_bad_files(tmp_path, fixtures):
     assert "0written,2alreadythere,1failed" in "".join(again.output.split())
     missing = CliRunner().invoke(app, ["video", "features", str(a), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "--weightsisrequired" in "".join(missing.output.split())
+
+
+def test_a_video_past_the_limit_is_refused_even_when_its_metadata_is_silent(tmp_path):
+    """A .mp4 says how long it is: refused before decoding. A raw H.264 stream carries no duration, so
+    the check falls to the frames' own times while decoding — a long stream cannot run unbounded."""
+    path = _video(tmp_path / "six.mp4", 6, rate=4)
+    with pytest.raises(VideoReadError, match="longer than the 3 s limit"):
+        list(video_seconds(path, 4, 16, max_seconds=3))
+    assert len(list(video_seconds(path, 4, 16, max_seconds=10))) == 6
+    raw = tmp_path / "six.h264"
+    with av.open(str(raw), "w", format="h264") as container:  # an elementary stream: no container, no duration
+        stream = container.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for k in range(24):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 10 * k, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = k, Fraction(1, 4)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(raw)) as probe:  # the premise: no duration to check up front
+        assert not probe.streams.video[0].duration
+    seconds = video_seconds(raw, 4, 16, max_seconds=3)
+    with pytest.raises(VideoReadError, match="frames run past the 3 s limit"):
+        list(seconds)

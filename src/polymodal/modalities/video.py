@@ -27,8 +27,10 @@ class VideoReadError(ValueError):
     """A video file could not be decoded or holds no frames; the message names the file."""
 
 
-def _open_video(path: Path):
-    """(container, first video stream), after checking frame size and duration from metadata."""
+def _open_video(path: Path, max_seconds: float = MAX_SECONDS):
+    """(container, first video stream), after checking frame size and duration (``max_seconds``) from
+    metadata. (Metadata can lie or be absent: a reader that decodes the whole stream checks the
+    frames' own times too.)"""
     import av
 
     try:
@@ -43,7 +45,7 @@ def _open_video(path: Path):
     seconds = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
                else (container.duration or 0) / 1e6)
     problem = (f"frames of {w}×{h} pixels are over the {MAX_PIXELS / 1e6:g} M pixel limit" if w * h > MAX_PIXELS
-               else f"{seconds:.0f} s is longer than the {MAX_SECONDS} s limit" if seconds > MAX_SECONDS else None)
+               else f"{seconds:.0f} s is longer than the {max_seconds:g} s limit" if seconds > max_seconds else None)
     if problem:
         container.close()
         raise VideoReadError(f"{path}: {problem}")

@@ -25,20 +25,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..modalities.video import VideoReadError, _open_video
+from ..modalities.video import MAX_SECONDS, VideoReadError, _open_video
 
 
-def video_seconds(path: str | Path, fps: int, size: int) -> Iterator[np.ndarray]:
-    """uint8 [fps, size, size, 3] per second of the video at ``path``: the frame shown at each
-    instant k / fps (the last one decoded at or before it), short side resized to ``size``, centre
-    cropped. Refuses what :func:`~polymodal.modalities.video._open_video` refuses (frame size,
-    duration) with :class:`VideoReadError`."""
-    path = Path(path)
-    container, stream = _open_video(path)
-    w, h = stream.codec_context.width, stream.codec_context.height
+def _crop_geometry(path: Path, w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    """(resized width, height, crop left, top) for frames of w × h: short side to ``size``, centre crop."""
+    from ..modalities.video import MAX_PIXELS
+
+    if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
+        raise VideoReadError(f"{path}: frames of {w}×{h} pixels (the limit is {MAX_PIXELS / 1e6:g} M)")
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+
+
+def video_seconds(path: str | Path, fps: int, size: int, max_seconds: float = MAX_SECONDS) -> Iterator[np.ndarray]:
+    """uint8 [fps, size, size, 3] per second of the video at ``path``: the frame shown at each
+    instant k / fps (the last one decoded at or before it), short side resized to ``size``, centre
+    cropped. Refuses what :func:`~polymodal.modalities.video._open_video` refuses (frame size, a
+    duration over ``max_seconds`` in the metadata) with :class:`VideoReadError`, and stops with one
+    when the frames themselves run past ``max_seconds`` (a stream with no or false duration)."""
+    path = Path(path)
+    container, stream = _open_video(path, max_seconds)
+    geometry = None  # from the first decoded frame: a raw stream's header may not know its size
     second: list[np.ndarray] = []
     step = Fraction(1, fps)
     next_t, shown, start = Fraction(0), None, None
@@ -51,6 +60,9 @@ def video_seconds(path: str | Path, fps: int, size: int) -> Iterator[np.ndarray]
                     t -= start  # the first frame is time 0 (containers may start later)
                 else:
                     t = next_t
+                if t > max_seconds:
+                    raise VideoReadError(f"{path}: the frames run past the {max_seconds:g} s limit "
+                                         "(the file's metadata did not say so)")
                 # every instant before this frame's time shows the previous frame
                 while shown is not None and next_t < t:
                     second.append(shown)
@@ -58,6 +70,9 @@ def video_seconds(path: str | Path, fps: int, size: int) -> Iterator[np.ndarray]
                     if len(second) == fps:
                         yield np.stack(second)
                         second = []
+                if geometry is None:
+                    geometry = _crop_geometry(path, frame.width, frame.height, size)
+                new_w, new_h, left, top = geometry
                 rgb = frame.reformat(width=new_w, height=new_h, format="rgb24").to_ndarray()
                 shown = rgb[top:top + size, left:left + size]
                 if next_t == t:
@@ -120,10 +135,11 @@ def image_tower_backbone(embedder, fps: int = 2) -> Backbone:
     return Backbone("clip", fps, size, embedder.dim, embed, str(Path(embedder.model_dir).resolve()) if embedder.model_dir else "")
 
 
-def video_features(path: str | Path, backbone: Backbone, batch: int = 8) -> np.ndarray:
-    """[seconds, dim] float32 features of one video, ``batch`` seconds per backbone call."""
+def video_features(path: str | Path, backbone: Backbone, batch: int = 8, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """[seconds, dim] float32 features of one video, ``batch`` seconds per backbone call; videos
+    longer than ``max_seconds`` are refused (:func:`video_seconds`)."""
     rows, pending = [], []
-    for second in video_seconds(path, backbone.fps, backbone.size):
+    for second in video_seconds(path, backbone.fps, backbone.size, max_seconds):
         pending.append(second)
         if len(pending) == batch:
             rows.append(backbone.embed(np.stack(pending)))
@@ -139,7 +155,7 @@ def _save_npy(path: str, array: np.ndarray) -> None:
 
 
 def extract_folder(videos: list[Path], out: Path, backbone: Backbone, report: Callable[[str], None] = print,
-                   batch: int = 8) -> dict[str, int]:
+                   batch: int = 8, max_seconds: float = MAX_SECONDS) -> dict[str, int]:
     """Features of every video into ``out/<name>.npy``: existing files are skipped, a bad video is
     reported and the rest carry on. Returns counts {"done", "skipped", "failed"}."""
     from ..weights.loading import atomic_write
@@ -163,7 +179,7 @@ def extract_folder(videos: list[Path], out: Path, backbone: Backbone, report: Ca
             counts["skipped"] += 1
             continue
         try:
-            feats = video_features(video, backbone, batch)
+            feats = video_features(video, backbone, batch, max_seconds)
         except VideoReadError as e:
             report(f"skipped {video}: {e}")
             counts["failed"] += 1
