@@ -56,6 +56,18 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def alternating_medians(jobs: dict, steps: int) -> dict:
+    """name → median seconds of ``jobs`` (name → no-argument function), each warmed up once, then run
+    in turn ``steps`` times, so that a slow patch of the machine hits every job alike."""
+    for fn in jobs.values():
+        fn()
+    times = {k: [] for k in jobs}
+    for _ in range(steps):
+        for k, fn in jobs.items():
+            times[k].append(_timed(fn))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def _rss_kib() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4  # resident pages × 4 KiB

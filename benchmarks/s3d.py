@@ -84,7 +84,7 @@ def memory(args) -> None:
         return x.repeat(1, 171)[:, :512]
 
     stand_in = Backbone("stand-in", 30, 224, 512, embed)
-    print(f"\n2. video_features over generated 320×240 30 fps videos (S3D's input pipeline, stand-in backbone)")
+    print("\n2. video_features over generated 320×240 30 fps videos (S3D's input pipeline, stand-in backbone)")
     print("| video | seconds of features | wall s | peak RSS growth (MiB) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

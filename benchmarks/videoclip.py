@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import tempfile
-import time
+import sys
 from pathlib import Path
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from encode import alternating_medians  # noqa: E402
 
 CLS, SEP, MAX_VIDEO_LEN, INPUT_DIM = 101, 102, 32, 512
 
@@ -128,15 +130,7 @@ def main() -> None:
     x = inputs(args.batch, args.seconds, args.tokens)
     todo = jobs(ref, ours, x)
     diff = {t: (todo[f"{t} mmpt fp32"]() - todo[f"{t} ours fp32"]()).abs().max().item() for t in ("video", "text")}
-    for fn in todo.values():
-        fn()  # warm-up
-    times = {k: [] for k in todo}
-    for _ in range(args.steps):
-        for k, fn in todo.items():
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = alternating_medians(todo, args.steps)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.seconds} s clips, "
           f"{args.tokens} tokens, BERT-base towers (video 6 layers, text 12), median of {args.steps}; "
           f"max |ours − MMPT| fp32: video {diff['video']:.1e}, text {diff['text']:.1e}")

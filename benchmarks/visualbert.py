@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from encode import alternating_medians  # noqa: E402
 
 
 def models(folder: str):
@@ -133,15 +134,7 @@ def main() -> None:
     todo = jobs(hf, ours, x)
     with torch.no_grad():  # same weights, same outputs
         diff = (todo["forward hf fp32"]() - todo["forward ours fp32"]()).abs().max().item()
-    for fn in todo.values():
-        fn()  # warm-up
-    times = {k: [] for k in todo}
-    for _ in range(args.steps):
-        for k, fn in todo.items():
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = alternating_medians(todo, args.steps)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.tokens} tokens + "
           f"{args.regions} regions, visualbert-base (BERT-base, 2048-d regions), median of {args.steps}; "
           f"max |pooled ours − hf| fp32 = {diff:.1e}")
