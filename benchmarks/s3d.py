@@ -3,8 +3,9 @@
     python benchmarks/s3d.py [--batch 4] [--steps 3] [--threads 2] [--minutes 1,10]
 
 1. Speed: ``s3d-howto100m`` (random weights; the official model's geometry) on batches of one-second
-   clips of 30 frames at 224 px, as MMPT's extractor feeds it; fp32 and bf16 autocast, median of
-   ``--steps``, with the peak growth of resident memory during one batch.
+   clips of 30 frames at 224 px, as MMPT's extractor feeds it: torch's default layout against the
+   channels-last layout ``s3d_backbone`` runs in, fp32, bf16 autocast and bf16 weights; runs alternate,
+   median of ``--steps``; each variant's cosine to fp32 and its peak memory growth during one batch.
 2. Memory against video length: ``video_features`` (decode as a stream → 30 fps → resize + centre
    crop → batches of 8 s) over generated 320×240 H.264 videos of each ``--minutes``. S3D at ≈ 1 s a
    clip on 2 cores would take 10 min per 10 min of video, so the streaming pipeline is measured here
@@ -16,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import peak_rss_growth_mib  # noqa: E402
+from encode import alternating_medians, peak_rss_growth_mib  # noqa: E402
 
 
 def make_video(path: Path, seconds: int, fps: int = 30, size=(320, 240)) -> Path:
@@ -51,29 +51,38 @@ def make_video(path: Path, seconds: int, fps: int = 30, size=(320, 240)) -> Path
 
 
 def speed(args) -> None:
+    import copy
+
     import polymodal
 
     model = polymodal.create("s3d-howto100m").eval()
     x = torch.rand(args.batch, 3, 30, 224, 224, generator=torch.Generator().manual_seed(0))
-    print(f"1. S3D-G (s3d-howto100m), batches of {args.batch} one-second clips (30 × 224 × 224), "
-          f"{args.threads} threads, median of {args.steps}")
-    print("| precision | clips/s | vs fp32 | peak RSS growth per batch (MiB) |")
-    print("|---|---|---|---|")
-    base = None
-    for precision in ("fp32", "bf16"):
-        def run():
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                return model(x)["video_embedding"]
-
-        run()  # warm-up
-        times = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        rate = args.batch / statistics.median(times)
-        base = base or rate
-        print(f"| {precision} | {rate:.2f} | {rate / base:.2f}× | {peak_rss_growth_mib(run):.0f} |", flush=True)
+    last = torch.channels_last_3d
+    variants = {  # name → (model, input, autocast)
+        "fp32, NCDHW (torch's default layout)": (model, x, False),
+        "bf16 autocast, NCDHW": (model, x, True),
+        "fp32, channels-last (the backbone's)": (copy.deepcopy(model).to(memory_format=last),
+                                                 x.contiguous(memory_format=last), False),
+        "bf16 weights, channels-last (--bf16)": (copy.deepcopy(model).to(torch.bfloat16, memory_format=last),
+                                                 x.to(torch.bfloat16).contiguous(memory_format=last), False),
+    }
+    jobs = {}
+    for name, (m, inp, autocast) in variants.items():
+        def run(m=m, inp=inp, autocast=autocast):
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                return m(inp)["video_embedding"].float()
+        jobs[name] = run
+    reference = jobs["fp32, NCDHW (torch's default layout)"]()
+    med = alternating_medians(jobs, args.steps)
+    print(f"1. S3D-G (s3d-howto100m, random weights), batches of {args.batch} one-second clips "
+          f"(30 × 224 × 224), {args.threads} threads, median of {args.steps}")
+    print("| variant | clips/s | vs fp32 NCDHW | cosine to fp32 (min over clips) | peak RSS growth per batch (MiB) |")
+    print("|---|---|---|---|---|")
+    base = med["fp32, NCDHW (torch's default layout)"]
+    for name, fn in jobs.items():
+        cosine = torch.nn.functional.cosine_similarity(fn(), reference, dim=1).min().item()
+        print(f"| {name} | {args.batch / med[name]:.2f} | {base / med[name]:.2f}× | {cosine:.4f} | "
+              f"{peak_rss_growth_mib(fn):.0f} |", flush=True)
 
 
 def memory(args) -> None:

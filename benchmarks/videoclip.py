@@ -9,8 +9,8 @@ with MMPT's position ids (the video [SEP] at ``max_video_len + 1``), the video M
 LayerNorm 1e-5 → Linear), a second ``BertModel`` for the text, and the masked means MMPT pools with.
 Its weights are written in MMPT's checkpoint layout and loaded into ours by ``polymodal.load``, so
 both compute the same numbers (the max difference is printed). Jobs: the video tower on a batch of
-clips, the text tower on a batch of sentences, fp32 and bf16 autocast; runs alternate in one
-process, the median of ``--steps`` is reported.
+clips, the text tower on a batch of sentences, in fp32, under bf16 autocast, and with bf16 weights;
+runs alternate in one process, the median of ``--steps`` is reported.
 """
 
 from __future__ import annotations
@@ -100,17 +100,26 @@ def inputs(batch: int, seconds: int, tokens: int) -> dict:
 
 
 def jobs(ref, ours, x: dict) -> dict:
-    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    """name → one forward of a tower: fp32, bf16 autocast (fp32 weights), and bf16 weights (a bf16
+    copy of each model, as ``Embedder.from_checkpoint(dtype=torch.bfloat16)`` serves)."""
+    import copy
+
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    half = {"mmpt": copy.deepcopy(ref).to(torch.bfloat16), "ours": copy.deepcopy(ours).to(torch.bfloat16)}
     out = {}
-    for precision, ctx in (("fp32", contextlib.nullcontext), ("bf16", bf16)):
+    for precision, ctx in (("fp32", contextlib.nullcontext), ("bf16-autocast", autocast),
+                           ("bf16-weights", contextlib.nullcontext)):
         for who, m in (("mmpt", ref), ("ours", ours)):
-            def video(m=m, ctx=ctx):
+            m = half[who] if precision == "bf16-weights" else m
+            feats = x["vfeats"].to(torch.bfloat16) if precision == "bf16-weights" else x["vfeats"]
+
+            def video(m=m, ctx=ctx, feats=feats):
                 with torch.no_grad(), ctx():
-                    return m.encode_video(x["vfeats"], x["vmasks"])
+                    return m.encode_video(feats, x["vmasks"]).float()
 
             def text(m=m, ctx=ctx):
                 with torch.no_grad(), ctx():
-                    return m.encode_text(x["ids"], x["mask"])
+                    return m.encode_text(x["ids"], x["mask"]).float()
 
             out[f"video {who} {precision}"], out[f"text {who} {precision}"] = video, text
     return out
