@@ -7,8 +7,8 @@
    channels-last layout ``s3d_backbone`` runs in, fp32, bf16 autocast and bf16 weights; runs alternate,
    median of ``--steps``; each variant's cosine to fp32 and its peak memory growth during one batch.
 2. Memory against video length: ``video_features`` (decode as a stream → 30 fps → resize + centre
-   crop → batches of 8 s) over generated 320×240 H.264 videos of each ``--minutes``. S3D at ≈ 1 s a
-   clip on 2 cores would take 10 min per 10 min of video, so the streaming pipeline is measured here
+   crop → batches of 8 s) over generated 320×240 H.264 videos of each ``--minutes``. S3D at ≈ 0.65 s
+   a clip on 2 cores would take 6.5 min per 10 min of video, so the streaming pipeline is measured here
    with a stand-in backbone that takes the same input and returns a 512-d spatial mean; S3D's own
    memory is constant per batch (part 1) and adds to it. The peak growth of resident memory must not
    depend on the video's length.
