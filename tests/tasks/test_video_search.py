@@ -127,3 +127,12 @@ def test_polymodal_index_with_a_videoclip_stores_clips(videoclip_run, howto_file
     assert json.loads(out.output[out.output.index("{"):])["indexed"]["video"] > 4  # ≥ 3 clips per 15 s video
     found = CliRunner().invoke(app, ["search", str(tmp_path / "idx"), "a blue star appears", "--modality", "video"])
     assert found.exit_code == 0 and "#t=" in "".join(found.output.replace("│", " ").split())  # the path folds
+
+
+def test_world_howto_command_writes_videos_and_transcripts(tmp_path):
+    out = CliRunner().invoke(app, ["world", "howto", "--out", str(tmp_path / "h"), "--n", "1", "--split", "test"])
+    assert out.exit_code == 0, out.output
+    assert [p.name for p in (tmp_path / "h" / "videos").iterdir()] == ["test-00000.mp4"]
+    assert (tmp_path / "h" / "narration.csv").read_text().startswith("video,start,end,text\ntest-00000.mp4,")
+    bad = CliRunner().invoke(app, ["world", "howto", "--out", str(tmp_path / "x"), "--shift-rate", "2"])
+    assert bad.exit_code == 2 and not (tmp_path / "x").exists()
