@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 import re
 import tempfile
@@ -37,7 +38,7 @@ from ..modalities.registry import modality_names
 from ..search.detect import UnsupportedFile
 from ..search.query import embedder_for
 from ..search.store import Store
-from .decode import DecodeCrashed, DecodePool, DecodeTimeout
+from .decode import DecodeBusy, DecodeCrashed, DecodePool, DecodeTimeout
 from .limits import BodyLimit, same_origin
 from .media import SAFE_HEADERS, MediaGone, chunks, container_type, open_item, picture_png, png_bytes, read_all, \
     sensor_picture
@@ -128,6 +129,15 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
             return await asyncio.wait_for(call_next(request), timeout_s)
         except asyncio.TimeoutError:
             return JSONResponse({"detail": f"the request took longer than {timeout_s:g} s"}, status_code=503)
+        except RuntimeError as e:
+            # Starlette's call_next says "No response returned." when the request's task was cancelled
+            # before the route answered (seen while a replacement decode worker was still starting,
+            # under load): a retryable 503, not a 500. What cancels it is not yet understood.
+            if str(e) != "No response returned.":
+                raise
+            logging.getLogger("polymodal.server").warning("%s %s: cancelled before it answered", request.method,
+                                                          request.url.path)
+            return JSONResponse({"detail": "the request was cancelled before it completed; retry"}, status_code=503)
 
     # Outermost first: Host check, then the body limit (before anything reads the body).
     app.add_middleware(BodyLimit, max_bytes=max_upload + 2**16)
@@ -166,7 +176,7 @@ def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token
                 kind, x = await decoder.decode(path, timeout_s)
             except UnsupportedFile as e:
                 raise HTTPException(415, str(e).replace(str(path), name)) from None
-            except DecodeTimeout as e:
+            except (DecodeTimeout, DecodeBusy) as e:
                 raise HTTPException(503, f"{name}: {e}") from None
             except (DecodeCrashed, ValueError, OSError, RuntimeError) as e:
                 raise HTTPException(400, f"{name}: {str(e).replace(str(path), name)}") from None

@@ -24,6 +24,10 @@ class DecodeTimeout(TimeoutError):
     """Decoding ran past the time limit; the worker was stopped."""
 
 
+class DecodeBusy(Exception):
+    """The worker was being replaced when the file arrived; nothing is known about the file: retry."""
+
+
 class DecodeCrashed(RuntimeError):
     """The worker died while decoding (out of memory, or the decoder crashed)."""
 
@@ -93,15 +97,27 @@ class DecodePool:
         a decoder's own error (a bad or oversized file) is raised as it is. ``timeout_s`` counts from
         when the worker is ready: a worker restarted after the last timeout (it imports torch, which
         takes seconds on a busy machine) must not make the next file time out too."""
-        pool, ready = self._pool, self._ready
+        pool, ready, future = self._pool, self._ready, None
         try:
             try:
                 await asyncio.wait_for(asyncio.wrap_future(ready), STARTUP_S)
             except asyncio.TimeoutError:
                 self._restart(pool)
                 raise DecodeCrashed(f"the decoder did not start within {STARTUP_S} s") from None
-            future = pool.submit(_decode, str(path), self.processor, self.allowed)
+            except BrokenProcessPool:  # the worker died starting up: not this file's doing, so retryable
+                self._restart(pool)
+                raise DecodeBusy("the decoder was restarting; retry") from None
+            try:
+                future = pool.submit(_decode, str(path), self.processor, self.allowed)
+            except RuntimeError:  # another request restarted the pool since we read it
+                raise DecodeBusy("the decoder was restarting; retry") from None
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except asyncio.CancelledError:
+            # The request was abandoned (its own time limit, a disconnect): the job must not keep the
+            # worker busy for the next upload, so the worker goes.
+            if future is not None and not future.done():
+                self._restart(pool)
+            raise
         except asyncio.TimeoutError:
             self._restart(pool)
             raise DecodeTimeout(f"decoding took longer than {timeout_s:g} s") from None
