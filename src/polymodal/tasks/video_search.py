@@ -73,10 +73,11 @@ def clip_embeddings(model, features: torch.Tensor, length: int = 4, stride: int 
     length = min(length, model.config.max_video_len)
     windows = clip_windows(len(features), length, min(stride, length))
     clips = [features[a:b] for a, b in windows]
-    dtype = next(model.parameters()).dtype
-    out = [model.encode_video(*(t.to(dtype) if t.is_floating_point() else t
-                                for t in pad_clips(clips[i:i + batch], length))).float()
-           for i in range(0, len(clips), batch)]
+    dtype = next(model.parameters()).dtype  # a bf16 model reads bf16 features
+    out = []
+    for i in range(0, len(clips), batch):
+        vfeats, vmasks = pad_clips(clips[i:i + batch], length)
+        out.append(model.encode_video(vfeats.to(dtype), vmasks).float())
     return windows, F.normalize(torch.cat(out), dim=-1)
 
 

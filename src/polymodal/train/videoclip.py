@@ -19,19 +19,17 @@ import torch
 from torch import nn
 
 from ..eval.metrics import retrieval_metrics
-from ..models.videoclip import VideoCLIP, VideoCLIPConfig
+from ..models.videoclip import VideoCLIP, VideoCLIPConfig, pad_clips, text_ids
 from ..objectives import Objective, VideoTextContrastive
 from ..registry import build, preset
 from ..tasks.embedder import Embedder
 from ..tasks.video_features import BACKBONE_FILE
 from .config import ConfigError
-from .data import normalize
-from ..models.videoclip import pad_clips, text_ids
-from .data import batch_indices
+from .data import batch_indices, normalize
 from .howto_data import (HowToFeatures, clip_seconds, feature_cache_file, howto_batch, timed_text_features,
                          video_embeddings, world_howto_features)
-from .retrieval_batches import Clusters, cluster_videos, neighbour_batch
 from .kinds import TrainKind, register_kind
+from .retrieval_batches import Clusters, cluster_videos, neighbour_batch
 from .tokenizer import build_tokenizer, text_weights_folder
 
 
