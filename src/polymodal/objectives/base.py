@@ -40,3 +40,11 @@ def split_batch(batch: dict, k: int) -> list[dict]:
         return [batch]
     parts = {key: v.chunk(k) for key, v in batch.items() if isinstance(v, torch.Tensor)}
     return [{**batch, **{key: p[j] for key, p in parts.items()}} for j in range(k)]
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` [same shape, bool] holds; 0 when it holds nowhere. Computed
+    on the device without asking it whether anything is masked (no host sync), and NaN/inf outside
+    the mask cannot leak in."""
+    mask = mask.bool()
+    return torch.where(mask, values, 0.0).sum() / mask.sum().clamp(min=1)

@@ -23,4 +23,4 @@ class Classification(Objective):
             raise ValueError(f"a classifier must output logits [B, C] for {labels.shape[0]} labels, "
                              f"got {tuple(logits.shape)}")
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        return loss, {"accuracy": (logits.argmax(-1) == labels).float().mean().item()}
+        return loss, {"accuracy": (logits.argmax(-1) == labels).float().mean()}

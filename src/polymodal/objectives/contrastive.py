@@ -102,7 +102,7 @@ class Contrastive(Objective):
 
     def loss(self, model, batch):
         image, text, scale = self.features(model, batch)
-        return self.loss_fn(image, text, scale), {"logit_scale": scale.item()}
+        return self.loss_fn(image, text, scale), {"logit_scale": scale.detach()}
 
     def loss_and_grads(self, model, batch, accum, sync, autocast, check):
         """With ``accum`` k > 1 (open_clip's accum-freq): a no-grad pass caches every micro-batch's
@@ -123,7 +123,7 @@ class Contrastive(Objective):
                                     torch.cat([*texts[:j], text, *texts[j + 1:]]), scale if j == 0 else scale.detach())
                 check(loss)
                 loss.backward()
-        return loss.detach(), {"logit_scale": scale.item()}
+        return loss.detach(), {"logit_scale": scale.detach()}
 
 
 class BindToTargets(Objective):

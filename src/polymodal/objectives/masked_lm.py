@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Objective
+from .base import Objective, masked_mean
 
 IGNORE = -100
 
@@ -52,11 +52,11 @@ class MaskedLMAndMatching(Objective):
         n = batch["ids"].shape[1]
         labels = batch["mlm_labels"]
         logits = out["mlm_logits"][:, :n].float()
-        mlm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE) \
-            if bool((labels != IGNORE).any()) else logits.sum() * 0.0
-        itm = F.cross_entropy(out["itm_logits"].float(), batch["itm_labels"])
         chosen = labels != IGNORE
-        mlm_acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean().item() if bool(chosen.any()) else 0.0
+        # Means over the masked words without asking the device whether there are any (no sync).
+        mlm = masked_mean(F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none"), chosen)
+        itm = F.cross_entropy(out["itm_logits"].float(), batch["itm_labels"])
+        mlm_acc = masked_mean((logits.argmax(-1) == labels).float(), chosen)
         return self.mlm_weight * mlm + self.itm_weight * itm, {
-            "mlm": mlm.item(), "itm": itm.item(), "mlm_accuracy": mlm_acc,
-            "itm_accuracy": (out["itm_logits"].argmax(-1) == batch["itm_labels"]).float().mean().item()}
+            "mlm": mlm.detach(), "itm": itm.detach(), "mlm_accuracy": mlm_acc,
+            "itm_accuracy": (out["itm_logits"].argmax(-1) == batch["itm_labels"]).float().mean()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Objective
+from .base import Objective, masked_mean
 from .masked_lm import IGNORE
 
 
@@ -49,18 +49,17 @@ class MaskedMultimodal(Objective):
         labels = batch["mlm_labels"]
         logits = out["mlm_logits"].float()
         chosen = labels != IGNORE
-        mlm = F.cross_entropy(logits[chosen], labels[chosen]) if bool(chosen.any()) else logits.sum() * 0.0
+        # Means over masked words / regions without asking the device whether there are any (no sync).
+        mlm = masked_mean(F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none"), chosen)
         masked = batch["masked_regions"]
-        if bool(masked.any()):
-            log_p = F.log_softmax(out["region_logits"].float()[masked], dim=-1)
-            region = F.kl_div(log_p, batch["region_targets"][masked], reduction="batchmean")
-            region_acc = (log_p.argmax(-1) == batch["region_targets"][masked].argmax(-1)).float().mean().item()
-        else:
-            region, region_acc = out["region_logits"].sum() * 0.0, 0.0
+        log_p = F.log_softmax(out["region_logits"].float(), dim=-1)
+        targets = batch["region_targets"]
+        kl = F.kl_div(log_p, targets, reduction="none").sum(-1)  # [B, R]
+        region = masked_mean(kl, masked)
+        region_acc = masked_mean((log_p.argmax(-1) == targets.argmax(-1)).float(), masked)
         align = F.cross_entropy(out["align_logits"].float(), batch["align_labels"])
         loss = mlm + self.region_weight * region + self.align_weight * align
-        return loss, {"mlm": mlm.item(), "region_kl": region.item(), "align": align.item(),
-                      "mlm_accuracy": (logits[chosen].argmax(-1) == labels[chosen]).float().mean().item()
-                      if bool(chosen.any()) else 0.0,
-                      "region_accuracy": region_acc,
-                      "align_accuracy": (out["align_logits"].argmax(-1) == batch["align_labels"]).float().mean().item()}
+        return loss, {"mlm": mlm.detach(), "region_kl": region.detach(), "align": align.detach(),
+                      "mlm_accuracy": masked_mean((logits.argmax(-1) == labels).float(), chosen),
+                      "region_accuracy": region_acc.detach(),
+                      "align_accuracy": (out["align_logits"].argmax(-1) == batch["align_labels"]).float().mean()}

@@ -21,4 +21,4 @@ class SoftScoreBCE(Objective):
             raise ValueError(f"answer logits {tuple(logits.shape)} do not match the targets {tuple(targets.shape)}")
         loss = F.binary_cross_entropy_with_logits(logits, targets) * targets.shape[1]
         score = targets.gather(1, logits.argmax(1, keepdim=True)).mean()
-        return loss, {"vqa_score": score.item()}
+        return loss, {"vqa_score": score.detach()}

@@ -26,7 +26,7 @@ class VideoTextContrastive(Objective):
         video, text = out["pooled_video"].float(), out["pooled_text"].float()
         loss = self.loss_fn(video, text, torch.ones((), device=video.device))
         hits = (video @ text.T).argmax(1) == torch.arange(len(video), device=video.device)
-        return loss, {"video_to_text_top1": hits.float().mean().item()}
+        return loss, {"video_to_text_top1": hits.float().mean()}
 
 
 class VideoMultipleChoice(Objective):

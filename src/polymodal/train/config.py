@@ -79,6 +79,8 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate at the end only
     out: str = "runs/clip-world-tiny"
     threads: int = 0  # torch threads; 0 keeps torch's default
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"; torchrun: LOCAL_RANK's GPU
+    loader_workers: int = 0  # DataLoader processes preparing batches ahead of the step (0: in the loop)
     tensorboard: bool = False  # also write TensorBoard event files to train.out/tensorboard (needs tensorboard)
 
 

@@ -3,10 +3,13 @@
     engine = Engine(model, objective, batches, optim=cfg.optim, train=cfg.train, out=folder)
     engine.fit()
 
-What it owns, for every model and objective: AdamW with warmup + cosine, bf16 autocast, gradient
-accumulation (``train.accum_freq``), gradient clipping, DDP or FSDP2 under torchrun, a NaN guard
-that names the step and keeps the last good checkpoint, atomic checkpoints with exact resume
-(model, optimiser, scheduler, RNG, step), JSONL metrics and ``run_info.json``.
+What it owns, for every model and objective: the device (``train.device``: the model, its
+optimiser state and every batch live there; under torchrun each process takes its LOCAL_RANK's
+GPU), AdamW with warmup + cosine (fused on CUDA), bf16 autocast, gradient accumulation
+(``train.accum_freq``), gradient clipping, DDP or FSDP2 under torchrun, batches prepared ahead by
+DataLoader workers (``train.loader_workers``), a NaN guard that names the step and keeps the last
+good checkpoint, atomic device-independent checkpoints with exact resume (model, optimiser,
+scheduler, RNG, step), JSONL metrics and ``run_info.json``.
 
 * ``batches(step) → dict`` — this process's batch of global step ``step`` (a pure function of the
   step, so a resumed run sees the batches an uninterrupted one would); a ``"skipped"`` entry lists
@@ -27,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import resolve, to_device
 from ..objectives import Objective
 from ..weights.loading import atomic_write
 from .config import ConfigError, OptimConfig, TrainConfig
@@ -41,10 +45,14 @@ class TrainingError(RuntimeError):
     """Training stopped (NaN loss, unusable checkpoint); the message says where."""
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size), starting the process group under torchrun."""
+def distributed(device: str = "auto") -> tuple[int, int]:
+    """(rank, world size), starting the process group under torchrun: NCCL when this process trains
+    on its GPU (``device`` resolves to CUDA), Gloo on CPUs."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        where = resolve(device)
+        if where.type == "cuda":
+            torch.cuda.set_device(where)  # before NCCL starts, so each rank's communicator uses its GPU
+        dist.init_process_group("nccl" if where.type == "cuda" else "gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -63,6 +71,7 @@ class Engine:
         self.out = Path(out) if out is not None else None
         self.identity = identity
         self.rank, self.world = rank, world
+        self.device = resolve(train.device)
         if train.accum_freq < 1 or (train.batch_size // world) % train.accum_freq:
             raise ConfigError(f"train.accum_freq {train.accum_freq} must be ≥ 1 and divide the per-process batch "
                               f"{train.batch_size // world}")
@@ -70,12 +79,17 @@ class Engine:
             if world < 2:
                 raise ConfigError("train.fsdp=true shards the model across processes: start the run with "
                                   "torchrun --nproc_per_node N (N ≥ 2)")
-            self.wrapped = shard(model)  # in place: self.model is the sharded model
+            model.to(self.device)
+            self.wrapped = shard(model, self.device)  # in place: self.model is the sharded model
         else:
-            self.wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+            model.to(self.device)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids) if world > 1 else model
         self._write_run_info()
+        # Fused AdamW: one kernel for the whole update on CUDA (the CPU keeps the foreach default).
         self.optimizer = torch.optim.AdamW(param_groups(model, optim.weight_decay), lr=optim.lr,
-                                           betas=(optim.beta1, optim.beta2), eps=optim.eps)
+                                           betas=(optim.beta1, optim.beta2), eps=optim.eps,
+                                           fused=True if self.device.type == "cuda" else None)
         self.scheduler = warmup_cosine(self.optimizer, optim.warmup_steps, train.steps)
         self.step = 0
         self.resume()
@@ -113,6 +127,8 @@ class Engine:
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:  # absent in a run from a CPU
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step = state["step"]
 
     def save_checkpoint(self) -> None:
@@ -120,25 +136,28 @@ class Engine:
             return
         if self.cfg.fsdp:  # every process takes part in gathering the full state
             model_state, optim_state = full_state(self.model, self.optimizer)
-        elif self.rank == 0:
-            model_state, optim_state = self.model.state_dict(), self.optimizer.state_dict()
+        elif self.rank == 0:  # on the CPU: the file does not say which device wrote it
+            cpu = torch.device("cpu")
+            model_state, optim_state = to_device(self.model.state_dict(), cpu), to_device(self.optimizer.state_dict(), cpu)
         if self.rank != 0:
             return
         folder = self.out / "checkpoints"
         folder.mkdir(exist_ok=True)
         state = {"model": model_state, "optimizer": optim_state, "scheduler": self.scheduler.state_dict(),
                  "rng": torch.get_rng_state(), "step": self.step, "model_config": self.identity}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         atomic_write(folder / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
     def _saved_step(self) -> int | None:
         path = self.checkpoint_path
-        return torch.load(path, weights_only=True)["step"] if path is not None and path.is_file() else None
+        return torch.load(path, map_location="cpu", weights_only=True)["step"] if path is not None and path.is_file() else None
 
     # ----------------------------------------------------------------- loop
     def autocast(self):
         if self.cfg.precision != "bf16":
             return contextlib.nullcontext()
-        return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def fit(self, progress: Callable[[dict], None] | None = None,
             evaluate: Callable[[], dict] | None = None) -> list[dict]:
@@ -149,26 +168,18 @@ class Engine:
         self.wrapped.train()
         start, seen = time.perf_counter(), 0
         try:
-            while self.step < cfg.steps:
-                batch = self.batches(self.step)
+            for batch in self._batch_stream():
                 self._report_skipped(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss, logs = self.objective.loss_and_grads(self.wrapped, batch, cfg.accum_freq, self._sync,
-                                                           self.autocast(), self._check)
-                if cfg.fsdp:
-                    reduce_replicated_grads(self.model)
-                if self.optim_cfg.clip_grad > 0:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.clip_grad)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
+                loss, logs = self.train_step(to_device(batch, self.device))
                 seen += cfg.batch_size
-                mean_loss = loss.detach().clone()
                 if self.world > 1:
-                    dist.all_reduce(mean_loss)
-                    mean_loss /= self.world
-                record = {"step": self.step, "loss": mean_loss.item(), "lr": self.scheduler.get_last_lr()[0], **logs,
-                          "samples_per_s": seen / (time.perf_counter() - start)}
+                    dist.all_reduce(loss)
+                    loss /= self.world
+                # The step's one wait for the device: its scalars, fetched together.
+                values = torch.stack([loss.float(), *(torch.as_tensor(v, dtype=torch.float32, device=loss.device)
+                                                      for v in logs.values())]).tolist()
+                record = {"step": self.step, "loss": values[0], "lr": self.scheduler.get_last_lr()[0],
+                          **dict(zip(logs, values[1:])), "samples_per_s": seen / (time.perf_counter() - start)}
                 log.append(record)
                 if self.rank == 0:
                     if metrics and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
@@ -186,6 +197,32 @@ class Engine:
             if metrics:
                 metrics.close()
         return log
+
+    def train_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """One optimiser step on ``batch`` (already on the device) → (loss, logs) as device tensors."""
+        cfg = self.cfg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, logs = self.objective.loss_and_grads(self.wrapped, batch, cfg.accum_freq, self._sync,
+                                                   self.autocast(), self._check)
+        if cfg.fsdp:
+            reduce_replicated_grads(self.model)
+        if self.optim_cfg.clip_grad > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.detach().clone(), logs
+
+    def _batch_stream(self):
+        """The batches of steps ``self.step`` … ``train.steps - 1``: made here, or ahead of the loop by
+        ``train.loader_workers`` DataLoader processes (pinned for CUDA). Either way batch k is
+        ``batches(k)``, so resuming stays exact."""
+        steps = range(self.step, self.cfg.steps)
+        if self.cfg.loader_workers == 0:
+            return (self.batches(k) for k in steps)
+        return iter(torch.utils.data.DataLoader(_StepBatches(self.batches), batch_size=None, sampler=steps,
+                                                num_workers=self.cfg.loader_workers,
+                                                pin_memory=self.device.type == "cuda", prefetch_factor=4))
 
     def _report_skipped(self, batch: dict) -> None:
         skipped = batch.pop("skipped", None)
@@ -213,3 +250,13 @@ class Engine:
         else:
             with self.wrapped.no_sync():
                 yield
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """``batches`` as a map-style dataset indexed by step (for DataLoader workers)."""
+
+    def __init__(self, batches: Callable[[int], dict]):
+        self.batches = batches
+
+    def __getitem__(self, step: int) -> dict:
+        return self.batches(step)

@@ -60,6 +60,8 @@ class TrainKind:
 
     name = "?"
     tokenizer = None  # a TextTokenizer, saved beside the model, or None
+    # True when batch(step) reads the model being trained (so it cannot run in DataLoader workers)
+    model_dependent_batches = False
 
     def __init__(self, cfg: RunConfig, out: Path | None, rank: int = 0, world: int = 1,
                  evaluate_fn: Callable | None = None):

@@ -28,17 +28,21 @@ def _scalars(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.dim() == 0]
 
 
-def shard(model: nn.Module) -> nn.Module:
-    """Shard ``model`` in place across the default process group; returns it.
+def shard(model: nn.Module, device: torch.device | None = None) -> nn.Module:
+    """Shard ``model`` (already on ``device``) in place across the default process group; returns it.
 
     Scalar parameters (CLIP's temperature — a 0-d tensor in every checkpoint layout, which
     ``fully_shard`` cannot split) stay replicated: call :func:`reduce_replicated_grads` after backward."""
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    # The mesh names the device explicitly: FSDP's default is the machine's accelerator, which is
+    # wrong for a CPU (Gloo) run on a machine that has a GPU.
+    mesh = init_device_mesh((device or torch.device("cpu")).type, (dist.get_world_size(),))
     for stack in [m for m in model.modules() if isinstance(m, Transformer)]:
         for block in stack.blocks:
-            fully_shard(block)
-    fully_shard(model, ignored_params=set(_scalars(model)))
+            fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh, ignored_params=set(_scalars(model)))
     return model
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import DeviceError, host_io, model_device, resolve
 from ..eval.metrics import retrieval_metrics
 from ..layers import set_grad_checkpointing
 from ..modalities.text import TextTokenizer
@@ -134,14 +135,15 @@ class ContrastiveKind(TrainKind):
         if self.data is None or self.world > 1 or not self.cfg.model.freeze_text or trainable != ["proj.weight"]:
             return None
         text.eval()
+        device = model_device(text)
         n, p, length = self.data.ids.shape
         ids, mask = self.data.ids.view(n * p, length), self.data.mask.view(n * p, length)
         pooled = []
         for i in range(0, n * p, 512):
             keep = int(mask[i:i + 512].sum(dim=1).max())  # drop all-padding columns of this chunk
-            chunk_ids, chunk_mask = ids[i:i + 512, :keep], mask[i:i + 512, :keep]
-            pooled.append(text.pool(text.forward_features(chunk_ids, chunk_mask), chunk_mask))
-        return torch.cat(pooled).view(n, p, -1)
+            chunk_ids, chunk_mask = ids[i:i + 512, :keep].to(device), mask[i:i + 512, :keep].to(device)
+            pooled.append(text.pool(text.forward_features(chunk_ids, chunk_mask), chunk_mask).cpu())
+        return torch.cat(pooled).view(n, p, -1)  # on the CPU, where batches are made
 
     def batch(self, step: int) -> dict:
         cfg = self.cfg.train
@@ -193,7 +195,11 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, evaluate_fn=None):
         self.cfg = cfg
-        self.rank, self.world = distributed()
+        try:
+            resolve(cfg.train.device)
+        except DeviceError as e:
+            raise ConfigError(f"train.device: {e}") from e
+        self.rank, self.world = distributed(cfg.train.device)
         if cfg.train.batch_size % self.world:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world} processes")
         if cfg.train.threads:
@@ -204,6 +210,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.kind = make_kind(cfg, self.out, self.rank, self.world, evaluate_fn)
         self.kind.load_data()
+        if cfg.train.loader_workers and (cfg.data.kind == "wds" or self.kind.model_dependent_batches):
+            raise ConfigError(f"train.loader_workers {cfg.train.loader_workers}: "
+                              + ("WebDataset shards stream through their own workers (data.workers)"
+                                 if cfg.data.kind == "wds" else
+                                 f"objective.kind {cfg.objective.kind}'s batches depend on the model being trained")
+                              + "; set train.loader_workers=0")
         torch.manual_seed(cfg.train.seed)
         self.model = self.kind.build_model()
         self.objective = self.kind.objective(self.model)
@@ -228,7 +240,7 @@ class Trainer:
         return self.engine.step
 
     def train(self, progress=None) -> list[dict]:
-        every = (lambda: self.kind.evaluate(self.model)) if self.cfg.train.eval_every else None
+        every = (lambda: self.kind.evaluate(host_io(self.model))) if self.cfg.train.eval_every else None
         return self.engine.fit(progress, every)
 
 
@@ -281,7 +293,7 @@ def run(cfg: RunConfig, progress=None, evaluate_fn=None) -> dict:
             model = build(trainer.model.config)
             model.load_state_dict(state)
     if trainer.rank == 0:
-        result = trainer.kind.evaluate(model)
+        result = trainer.kind.evaluate(host_io(model))  # on the model's device, results on the CPU
         (trainer.out / "eval.json").write_text(json.dumps(result, indent=1))
         from ..weights import save
 

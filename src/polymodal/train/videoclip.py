@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import host_io
 from ..eval.metrics import retrieval_metrics
 from ..models.videoclip import VideoCLIP, VideoCLIPConfig, pad_clips, text_ids
 from ..objectives import Objective, VideoTextContrastive
@@ -132,8 +133,12 @@ class VideoCLIPKind(TrainKind):
     def objective(self, model: nn.Module) -> Objective:
         return VideoTextContrastive()
 
+    @property
+    def model_dependent_batches(self) -> bool:
+        return self.cfg.data.batches == "retrieval"  # clustered with the model being trained
+
     def ready(self, model: nn.Module) -> None:
-        self.model = model
+        self.model = host_io(model)  # clusters are computed on the CPU, with the model on its device
 
     def batch(self, step: int) -> dict:
         t, d = self.cfg.train, self.cfg.data
