@@ -78,16 +78,17 @@ def info(checkpoints: Annotated[list[Path], typer.Argument(help="checkpoint file
 
 
 BF16 = typer.Option("--bf16", help="run the model in bfloat16 (faster on CPUs with AVX512-BF16/AMX)")
+DEVICE = typer.Option("--device", help="where the model runs: auto (a CUDA GPU when present), cpu, cuda or cuda:N")
 
 
-def _load_encoder(checkpoint: Path, bf16: bool = False):
+def _load_encoder(checkpoint: Path, bf16: bool = False, device: str = "auto"):
     import torch
 
     from .tasks import Embedder
     from .weights import CheckpointError
 
     try:
-        return Embedder.from_checkpoint(checkpoint, torch.bfloat16 if bf16 else torch.float32)
+        return Embedder.from_checkpoint(checkpoint, torch.bfloat16 if bf16 else torch.float32, device)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
 
@@ -100,6 +101,7 @@ def embed(
     batch_size: int = 32,
     truncate: Annotated[bool, typer.Option(help="cut texts longer than the context instead of failing them")] = False,
     bf16: Annotated[bool, BF16] = False,
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Embed files into embeddings.npy [N, E] plus index.jsonl saying what each row is.
 
@@ -111,7 +113,7 @@ def embed(
 
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} exists and is not a folder")
-    encoder = _load_encoder(checkpoint, bf16)
+    encoder = _load_encoder(checkpoint, bf16, device)
     rows, vectors, failed = [], [], []
     images, texts = [], []
     for f in files:
@@ -156,6 +158,7 @@ def zero_shot(
     top_k: int = 3,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
     bf16: Annotated[bool, BF16] = False,
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Rank class names for each image. Unreadable images are reported and the rest still ranked."""
     from .modalities.image import ImageReadError, load_image
@@ -170,7 +173,7 @@ def zero_shot(
     names = [n for n in names if n]
     if not names:
         _fail("give class names with --labels or --labels-file")
-    encoder = _load_encoder(checkpoint, bf16)
+    encoder = _load_encoder(checkpoint, bf16, device)
     try:
         classifier = ZeroShotClassifier(encoder, names, tuple(template) if template else DEFAULT_TEMPLATES)
     except ValueError as e:
@@ -223,7 +226,7 @@ def regions(
             raise ValueError("expected an object mapping image file names to lists of boxes")
     except (OSError, ValueError) as e:
         _fail(f"{boxes}: {e}")
-    encoder = _load_encoder(checkpoint)
+    encoder = _load_encoder(checkpoint, device="cpu")  # the extractor reads the tower's patch grid on the CPU
     tower = encoder.model.visual if hasattr(encoder.model, "visual") else encoder.model.encoders["image"]
     extractor = RegionExtractor(tower, encoder.transform)
     out.mkdir(parents=True, exist_ok=True)
@@ -369,6 +372,7 @@ def index(
     batch: int = 32,
     approximate: Annotated[bool, typer.Option(help="HNSW instead of exact inner product (large collections)")] = False,
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Index every file below FOLDER by content (images, audio, video, text, depth/thermal/IMU .npy):
     new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported.
@@ -382,7 +386,7 @@ def index(
 
     try:
         with allowing(trust_torchscript):
-            embedder = Embedder.from_checkpoint(model)
+            embedder = Embedder.from_checkpoint(model, device=device)
         store = Store(out, embedder.dim, embedder.model_id, str(model.resolve()), "hnsw" if approximate else "flat")
         with Progress(console=console) as bar:
             task = bar.add_task("embedding", total=None)
@@ -409,6 +413,7 @@ def search(
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
     model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
     from .search.detect import UnsupportedFile
@@ -418,7 +423,7 @@ def search(
 
     try:
         store = Store(index_dir)
-        embedder = embedder_for(store, model, trust_torchscript)
+        embedder = embedder_for(store, model, trust_torchscript, device)
         files = [f for f in (image, audio, file) if f is not None]
         vector = query_vector(embedder, text, files, plus or [], minus or [])
         wanted = set(modality.split(",")) if modality else None
@@ -446,6 +451,7 @@ def serve(
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
     max_upload_mb: float = 25.0,
     timeout: Annotated[float, typer.Option(help="seconds a request may take")] = 30.0,
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Serve the search API and web UI for INDEX (FastAPI + uvicorn, 127.0.0.1 by default).
 
@@ -473,7 +479,7 @@ def serve(
     hosts = allowed_host or (LOOPBACK_NAMES if loopback else [host])
     try:
         app = create_app(index_dir, model, token, max_upload_mb, timeout, allowed_hosts=hosts,
-                         trust_torchscript=trust_torchscript)
+                         trust_torchscript=trust_torchscript, device=device)
     except (IndexError_, ValueError) as e:
         _fail(str(e))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -519,7 +525,9 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a saved model on its config's validation data, as its objective.kind does at the end of
     training (CLIP: retrieval R@1/5/10, mean rank, zero-shot accuracy; VQA: accuracy and baselines; …);
-    prints a table and writes eval.json + eval.md beside the checkpoint."""
+    prints a table and writes eval.json + eval.md beside the checkpoint. The model runs on the config's
+    train.device (auto: a CUDA GPU when present)."""
+    from .devices import DeviceError, host_io, resolve
     from .modalities.text import load_tokenizer
     from .train.config import ConfigError, load_config
     from .eval.tables import metrics_table
@@ -530,13 +538,13 @@ def evaluate_cmd(
 
     try:
         cfg = load_config(config, list(ctx.args))
-        model = load_checkpoint(checkpoint)
+        model = load_checkpoint(checkpoint).to(resolve(cfg.train.device))
         tokenizer = load_tokenizer(checkpoint)
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError, DeviceError) as e:
         _fail(str(e))
     try:
         kind = make_kind(cfg, evaluate_fn=evaluate_for(cfg) or evaluate)
-        result = kind.evaluate_saved(model, checkpoint, tokenizer)
+        result = kind.evaluate_saved(host_io(model), checkpoint, tokenizer)
     except (ConfigError, ValueError) as e:
         _fail(str(e))
     (checkpoint / "eval.json").write_text(json.dumps(result, indent=1))

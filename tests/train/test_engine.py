@@ -65,6 +65,21 @@ def test_an_in_memory_run_names_the_step_of_a_nan():
         engine.fit()
 
 
+@pytest.mark.parametrize("per_micro_batch", [True, False])
+def test_a_nan_stops_the_run_before_its_checkpoint_however_it_is_checked(tmp_path, per_micro_batch):
+    """On the CPU each micro-batch's loss is checked before backward; on a GPU (False here) the step's
+    loss is checked with its logged values, after the step — still before a checkpoint could keep it."""
+    batches = lambda step: {"inputs": torch.full((4, 2), float("nan") if step == 3 else 1.0),  # noqa: E731
+                            "labels": torch.zeros(4, dtype=torch.long)}
+    engine = Engine(nn.Linear(2, 2), Classification(), batches, optim=OptimConfig(),
+                    train=TrainConfig(steps=6, batch_size=4, ckpt_every=2), out=tmp_path, identity={"family": "toy"})
+    engine.check_micro_batches = per_micro_batch
+    with pytest.raises(TrainingError, match=r"loss is nan at step 4; the last good checkpoint \(step 2\)"):
+        engine.fit()
+    saved = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
+    assert saved["step"] == 2 and all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
 def test_csv_columns_are_named_by_the_user(tmp_path):
     """A real table whose image column is `path` and caption column `text` (open_clip's
     --csv-img-key / --csv-caption-key)."""

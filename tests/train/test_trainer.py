@@ -217,3 +217,40 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
     assert {"loss", "lr", "logit_scale", "samples_per_s"} <= set(events.Tags()["scalars"])
     logged = {e.step: e.value for e in events.Scalars("loss")}
     assert logged == pytest.approx(_losses(tmp_path), rel=1e-6) and sorted(logged) == [1, 2, 3]
+
+
+def test_a_causal_text_tower_trains_without_the_padding_mask_and_loses_nothing(tmp_path):
+    """Right padding cannot reach a causal tower's EOT, so contrastive batches drop the mask (SDPA's
+    causal kernel runs); the features equal the masked forward's. A BERT tower keeps its mask."""
+    from polymodal.train.data import get_batch
+
+    cfg = load_config(None, ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=16", "data.val_n=8",
+                             "train.batch_size=8", "data.tokenizer_vocab=300", "data.context_length=64",
+                             f"train.out={tmp_path}"])
+    trainer = Trainer(cfg)
+    assert trainer._batch(0)["mask"] is None
+    pixels, ids, mask = get_batch(trainer.kind.data, 0, 8, 0)
+    assert (mask == 0).any()  # there is padding to ignore
+    model = trainer.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixels, ids, None)["text_features"], model(pixels, ids, mask)["text_features"])
+    left = torch.flip(mask, dims=[1])  # padding first: not safe to drop
+    assert torch.equal(trainer.kind.text_mask(left), left)
+    trainer.kind.causal_text = False
+    assert torch.equal(trainer.kind.text_mask(mask), mask)
+
+
+def test_batches_made_ahead_by_loader_workers_train_exactly_as_batches_made_in_the_loop(tmp_path):
+    common = ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=32", "data.val_n=8", "train.batch_size=8",
+              "data.tokenizer_vocab=300", "data.context_length=32", "train.steps=3", "train.threads=1",
+              "optim.warmup_steps=1"]
+    losses, tokenizer = {}, []  # the second run reads the first's tokenizer (BPE training breaks ties by hash order)
+    for workers in (0, 2):
+        trainer = Trainer(load_config(None, [*common, *tokenizer, f"train.loader_workers={workers}",
+                                             f"train.out={tmp_path / str(workers)}"]))
+        losses[workers] = [r["loss"] for r in trainer.train()]
+        tokenizer = [f"data.tokenizer={tmp_path / '0' / 'tokenizer'}"]
+    assert len(losses[2]) == 3 and losses[2] == losses[0]
+    with pytest.raises(ConfigError, match="train.loader_workers 2: WebDataset shards stream through their own workers"):
+        Trainer(load_config(None, [*common, "data.kind=wds", f"data.path={tmp_path}", "train.loader_workers=2",
+                                   f"train.out={tmp_path / 'w'}"]))

@@ -55,7 +55,9 @@ class TextTransformer(nn.Module):
         padding after EOT can never reach EOT, so pooled outputs do not depend on it. With
         ``padded_outputs=False`` the caller does not need the outputs at padded positions (pooling
         at EOT does not), and padding that is all at the end runs the causal kernel alone — the
-        same outputs at every real token, faster than an explicit mask.
+        same outputs at every real token, faster than an explicit mask. (Checking where the padding
+        is reads the mask's values: free on the CPU, a wait for the device elsewhere, so off the CPU
+        the explicit mask is used — SDPA's memory-efficient kernel takes it.)
         """
         if ids.dim() != 2:
             raise ValueError(f"expected token ids [B, L], got shape {tuple(ids.shape)}")
@@ -65,7 +67,7 @@ class TextTransformer(nn.Module):
                 "tokenize with truncate=True to cut them explicitly"
             )
         x = self.stem(ids) + self.pos_embed[:, : ids.shape[1]]
-        if attention_mask is None or (not padded_outputs and not need_weights
+        if attention_mask is None or (not padded_outputs and not need_weights and attention_mask.device.type == "cpu"
                                       and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())):
             # No padding, or padding only at the end whose outputs nobody reads: causally, no real
             # token can see it, so the causal kernel alone gives every real position its output.

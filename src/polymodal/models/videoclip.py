@@ -91,7 +91,8 @@ class VideoCLIP(nn.Module):
             special_ids = torch.tensor([[c.cls_id, c.sep_id]], device=vfeats.device).expand(b, -1)
         special = stem.word(special_ids)
         x = torch.cat([special[:, :1], self.video_mlp(vfeats), special[:, 1:]], dim=1)
-        positions = torch.cat([torch.arange(v + 1), torch.tensor([c.max_video_len + 1])]).to(vfeats.device)
+        positions = torch.arange(v + 2, device=vfeats.device)
+        positions[-1] = c.max_video_len + 1  # [SEP] takes the last position, however short the clip
         x = stem.normalize(x + stem.position(positions) + stem.token_type(torch.zeros_like(positions)))
         one = torch.ones(b, 1, dtype=torch.long, device=vfeats.device)
         return x, torch.cat([one, vmasks, one], dim=1), torch.cat([one * 0, vmasks, one], dim=1)

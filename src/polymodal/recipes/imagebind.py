@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from ..data.world.sensor_inputs import world_processor
+from ..devices import host_io, resolve
 from ..eval.tables import metrics_line
 from ..models.imagebind import imagebind_from_clip
 from ..modalities.text import load_tokenizer
@@ -60,9 +61,9 @@ def stage_one(cfg: BindConfig, report: Callable[[str], None]) -> Path:
 
 def evaluate_modality(model, m: str, encoder, supervised, test: BindingData, embed) -> dict:
     """Zero-shot (emergent, supervised, the image tower itself, chance) and retrieval for one sensor."""
-    with torch.no_grad():
-        emb = encoder(test.inputs[m])
-        sup = supervised(test.inputs[m]) if supervised is not None else None
+    with torch.no_grad():  # on the encoders' device, batched; embeddings back on the CPU
+        emb = torch.cat([host_io(encoder)(x) for x in test.inputs[m].split(512)])
+        sup = torch.cat([host_io(supervised)(x) for x in test.inputs[m].split(512)]) if supervised is not None else None
     target = test.video if m == "imu" else test.image
     out: dict = {"bound_to": "video" if m == "imu" else "image", "zero_shot": {}}
     for task in ev.TASKS[m]:
@@ -99,7 +100,7 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
         if m not in cfg.modalities:
             setattr(sensors, m, None)
     torch.manual_seed(cfg.seed)
-    model = imagebind_from_clip(clip, sensors)
+    model = imagebind_from_clip(clip, sensors).to(resolve(cfg.train.device))
     config = model.config
     freeze(model.encoders["image"])
     freeze(model.encoders["text"])

@@ -64,9 +64,10 @@ class ArithmeticQuery(BaseModel):
 class Engine:
     """The index and the model, shared by request threads (SQLite and torch calls are serialised)."""
 
-    def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None, trust_torchscript: bool = False):
+    def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None, trust_torchscript: bool = False,
+                 device: str = "cpu"):
         self.store = Store(index_dir, check_same_thread=False)
-        self.embedder = embedder_for(self.store, model_dir, trust_torchscript)
+        self.embedder = embedder_for(self.store, model_dir, trust_torchscript, device)
         self.lock = threading.Lock()
 
     def results(self, vector: np.ndarray, k: int, modality: str | None) -> dict:
@@ -101,10 +102,11 @@ def safe_name(filename: str | None) -> str:
 
 def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token: str | None = None,
                max_upload_mb: float = 25.0, timeout_s: float = 30.0, allowed_hosts: list[str] | None = None,
-               decode_memory_mb: float = 1024, trust_torchscript: bool = False) -> FastAPI:
+               decode_memory_mb: float = 1024, trust_torchscript: bool = False, device: str = "cpu") -> FastAPI:
     """The app. ``token`` None means no authentication (the CLI allows that on loopback only);
+    ``device`` is where the model runs (``auto``, ``cpu``, ``cuda``);
     ``allowed_hosts`` are the ``Host`` names accepted (default: the loopback names)."""
-    engine = Engine(index_dir, model_dir, trust_torchscript)
+    engine = Engine(index_dir, model_dir, trust_torchscript, device)
     root = engine.store.root
     decoder = DecodePool(engine.embedder.processor, engine.embedder.modalities, decode_memory_mb)
     decoder.warm_up()

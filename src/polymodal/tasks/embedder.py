@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import model_device, resolve, to_device
 from ..modalities.processor import Processor, processor_for
 from ..modalities.registry import modality as modality_entry
 from ..modalities.registry import modality_names
@@ -41,10 +42,13 @@ class Embedder:
         self.video_clips: Callable[[Path], list[tuple[float, float, torch.Tensor]]] | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "Embedder":
+    def from_checkpoint(cls, path: str | Path, dtype: torch.dtype = torch.float32,
+                        device: str | torch.device = "cpu") -> "Embedder":
         """The model at ``path`` (any supported layout) with the tokenizer and processor beside it.
         ``dtype=torch.bfloat16`` runs weights and activations in bf16 (≥ 2× faster on CPUs with
-        AVX512-BF16/AMX; see docs/benchmarks.md); embeddings are returned in fp32 either way."""
+        AVX512-BF16/AMX; see docs/benchmarks.md); embeddings are returned in fp32 either way.
+        ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``) is where the model runs; embeddings come
+        back on the CPU."""
         from ..weights import load_checkpoint
 
         path = Path(path)
@@ -53,7 +57,7 @@ class Embedder:
         if not hasattr(model, "embed"):
             raise ValueError(f"{path} holds a {type(model).__name__}, which has no embedding space to search")
         tokenizer = _find_tokenizer(folder, model) if "text" in model.modalities else None
-        embedder = cls(model.to(dtype), tokenizer, processor_for(model, folder), folder,
+        embedder = cls(model.to(resolve(device), dtype), tokenizer, processor_for(model, folder), folder,
                        sha256_of(find_weights_file(path))[:16])
         from .video_search import FRAME_TOWER, VideoClipper, frame_backbone
 
@@ -64,6 +68,10 @@ class Embedder:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
 
     @property
     def dim(self) -> int:
@@ -101,9 +109,19 @@ class Embedder:
         if modality == "text":
             return self.embed_texts(inputs, batch=batch)
         encoder = modality_entry(modality).encoder
-        x = (inputs if isinstance(inputs, torch.Tensor) else torch.stack(inputs)).to(self.dtype)
-        return torch.cat([F.normalize(self.model.embed(encoder, x[i:i + batch]).float(), dim=-1)
-                          for i in range(0, len(x), batch)])
+        x = inputs if isinstance(inputs, torch.Tensor) else torch.stack(inputs)
+        return torch.cat([self.encode(encoder, x[i:i + batch]).cpu() for i in range(0, len(x), batch)])
+
+    @torch.no_grad()
+    def encode(self, encoder: str, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One batch through ``encoder`` on the model's device: [B, ...] (any device) → [B, E]
+        L2-normalised fp32, on the model's device."""
+        device = self.device
+        x = to_device(x, device)
+        x = x.to(self.dtype) if x.is_floating_point() else x
+        mask = to_device(attention_mask, device)
+        out = self.model.embed(encoder, x, mask) if mask is not None else self.model.embed(encoder, x)
+        return F.normalize(out.float(), dim=-1)
 
     @torch.no_grad()
     def embed_texts(self, texts: list[str], truncate: bool = True, batch: int = 256) -> torch.Tensor:
@@ -114,7 +132,7 @@ class Embedder:
         out = []
         for i in range(0, len(texts), batch):
             tok = self.tokenizer(texts[i:i + batch], truncate=truncate)
-            out.append(F.normalize(self.model.embed("text", tok.ids, tok.attention_mask).float(), dim=-1))
+            out.append(self.encode("text", tok.ids, tok.attention_mask).cpu())
         return torch.cat(out)
 
     @torch.no_grad()
@@ -126,7 +144,7 @@ class Embedder:
 
     def scale(self) -> torch.Tensor:
         """The model's text–image logit scale (CLIP's temperature; ImageBind's text scale)."""
-        return self.model.scale().float()
+        return self.model.scale().float().cpu()
 
 
 def _find_tokenizer(folder: Path, model: nn.Module) -> TextTokenizer | None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import host_io
 from ..models.videoclip import pad_clips
 from .video_features import Backbone, image_tower_backbone, s3d_backbone, video_features
 
@@ -85,7 +86,8 @@ class VideoClipper:
     """``clipper(path)`` → [(start s, end s, embedding [width])] for every clip of the video file."""
 
     def __init__(self, model, backbone: Backbone, length: int = 4, stride: int = 2):
-        self.model, self.backbone, self.length, self.stride = model.eval(), backbone, length, stride
+        # host_io: the model runs on its device, the clips are cut and returned on the CPU
+        self.model, self.backbone, self.length, self.stride = host_io(model.eval()), backbone, length, stride
 
     def features(self, path: str | Path) -> torch.Tensor:
         """[seconds, D] per-second features of the video (decoded as a stream)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -72,6 +73,7 @@ class Engine:
         self.identity = identity
         self.rank, self.world = rank, world
         self.device = resolve(train.device)
+        self.check_micro_batches = self.device.type == "cpu"  # elsewhere: once per step, see train_step
         if train.accum_freq < 1 or (train.batch_size // world) % train.accum_freq:
             raise ConfigError(f"train.accum_freq {train.accum_freq} must be ≥ 1 and divide the per-process batch "
                               f"{train.batch_size // world}")
@@ -178,6 +180,8 @@ class Engine:
                 # The step's one wait for the device: its scalars, fetched together.
                 values = torch.stack([loss.float(), *(torch.as_tensor(v, dtype=torch.float32, device=loss.device)
                                                       for v in logs.values())]).tolist()
+                if not math.isfinite(values[0]):  # off the CPU the loss is checked here, before any checkpoint
+                    self._fail(values[0], self.step)
                 record = {"step": self.step, "loss": values[0], "lr": self.scheduler.get_last_lr()[0],
                           **dict(zip(logs, values[1:])), "samples_per_s": seen / (time.perf_counter() - start)}
                 log.append(record)
@@ -202,8 +206,11 @@ class Engine:
         """One optimiser step on ``batch`` (already on the device) → (loss, logs) as device tensors."""
         cfg = self.cfg
         self.optimizer.zero_grad(set_to_none=True)
+        # On the CPU each micro-batch's loss is checked before its backward (free there); on a GPU that
+        # would wait for the device, so fit() checks the step's loss with the values it logs.
+        check = self._check if self.check_micro_batches else (lambda loss: None)
         loss, logs = self.objective.loss_and_grads(self.wrapped, batch, cfg.accum_freq, self._sync,
-                                                   self.autocast(), self._check)
+                                                   self.autocast(), check)
         if cfg.fsdp:
             reduce_replicated_grads(self.model)
         if self.optim_cfg.clip_grad > 0:
@@ -232,9 +239,13 @@ class Engine:
 
     def _check(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
-            where = (f"; the last good checkpoint (step {self._saved_step()}) is kept in {self.out / 'checkpoints'}"
-                     if self.out is not None else "")
-            raise TrainingError(f"loss is {loss.item()} at step {self.step + 1}{where}")
+            self._fail(loss.item(), self.step + 1)
+
+    def _fail(self, value: float, step: int) -> None:
+        """Stop: the loss of ``step`` is ``value`` (NaN or inf)."""
+        where = (f"; the last good checkpoint (step {self._saved_step()}) is kept in {self.out / 'checkpoints'}"
+                 if self.out is not None else "")
+        raise TrainingError(f"loss is {value} at step {step}{where}")
 
     @contextlib.contextmanager
     def _sync(self, sync: bool):

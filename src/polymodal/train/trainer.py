@@ -21,6 +21,7 @@ from ..eval.metrics import retrieval_metrics
 from ..layers import set_grad_checkpointing
 from ..modalities.text import TextTokenizer
 from ..models.clip import CLIP
+from ..models.text_transformer import TextTransformer
 from ..objectives import Classification, Contrastive, Objective
 from ..registry import build, config_to_dict, preset
 from ..tasks.embedder import Embedder
@@ -117,10 +118,19 @@ class ContrastiveKind(TrainKind):
             self.data.groups, self.data.group_size = world_groups("train", d.train_n, d.seed), d.hard_negatives
 
     def build_model(self) -> nn.Module:
-        return build_model(self.cfg, self.tokenizer)
+        model = build_model(self.cfg, self.tokenizer)
+        self.causal_text = isinstance(model.text, TextTransformer)
+        return model
 
     def objective(self, model: nn.Module) -> Objective:
         return Contrastive(model)
+
+    def text_mask(self, mask: torch.Tensor) -> torch.Tensor | None:
+        """The batch's text mask, or None where the tower does not need it: a causal tower pools at
+        EOT, which padding at the end cannot reach, and without a mask it runs SDPA's causal (flash)
+        kernel. Checked here, on the host, where reading the mask costs nothing."""
+        right_padded = bool((mask[:, 1:] <= mask[:, :-1]).all())
+        return None if self.causal_text and right_padded else mask
 
     def ready(self, model: nn.Module) -> None:
         self.text_cache = self._frozen_text_features(model)
@@ -151,12 +161,12 @@ class ContrastiveKind(TrainKind):
             batch = self.stream.get(step)
             length = int(batch["mask"].sum(dim=1).max())
             return {"pixels": normalize(batch["pixels"]), "ids": batch["ids"][:, :length],
-                    "mask": batch["mask"][:, :length], "skipped": batch["skipped"]}
+                    "mask": self.text_mask(batch["mask"][:, :length]), "skipped": batch["skipped"]}
         if self.text_cache is not None:
             idx, p = batch_rows(self.data, step, cfg.batch_size, cfg.seed)
             return {"pixels": normalize(self.data.images[idx]), "text_pooled": self.text_cache[idx, p]}
         pixels, ids, mask = get_batch(self.data, step, cfg.batch_size, cfg.seed, self.rank, self.world)
-        return {"pixels": pixels, "ids": ids, "mask": mask}
+        return {"pixels": pixels, "ids": ids, "mask": self.text_mask(mask)}
 
     def evaluate(self, model: nn.Module) -> dict:
         return (self.evaluate_fn or evaluate)(model, self.tokenizer, self.cfg)
@@ -209,13 +219,13 @@ class Trainer:
             raise ConfigError(f"train.out {self.out} exists and is not a folder")
         self.out.mkdir(parents=True, exist_ok=True)
         self.kind = make_kind(cfg, self.out, self.rank, self.world, evaluate_fn)
-        self.kind.load_data()
         if cfg.train.loader_workers and (cfg.data.kind == "wds" or self.kind.model_dependent_batches):
             raise ConfigError(f"train.loader_workers {cfg.train.loader_workers}: "
                               + ("WebDataset shards stream through their own workers (data.workers)"
                                  if cfg.data.kind == "wds" else
                                  f"objective.kind {cfg.objective.kind}'s batches depend on the model being trained")
                               + "; set train.loader_workers=0")
+        self.kind.load_data()
         torch.manual_seed(cfg.train.seed)
         self.model = self.kind.build_model()
         self.objective = self.kind.objective(self.model)
