@@ -144,3 +144,25 @@ def test_regions_writes_npz_per_image_and_reports_the_rest(checkpoint, images, t
     first = read_npz(tmp_path / "feats" / f"{good[0].stem}.npz")
     assert first.features.shape == (2, 128) and first.boxes.tolist()[1] == [16, 16, 64, 64]
     assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == sorted(f"{g.stem}.npz" for g in good)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")
+def test_asking_for_a_gpu_on_a_machine_without_one_is_a_clear_error_on_every_command(checkpoint, images, tmp_path):
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+
+    good, _ = images
+    commands = {
+        "embed": ["embed", str(good[0]), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "e")],
+        "zero-shot": ["zero-shot", str(good[0]), "--checkpoint", str(checkpoint), "--labels", "red,blue"],
+        "index": ["index", str(tmp_path), "--model", str(checkpoint), "--out", str(tmp_path / "i")],
+        "train": ["train", "configs/clip-world-tiny.yaml", f"train.out={tmp_path / 't'}"],
+        "bind": ["bind", "configs/imagebind-world.yaml", f"out={tmp_path / 'b'}"],
+        "eval": ["eval", "configs/clip-world-tiny.yaml", "--checkpoint", str(checkpoint)],
+    }
+    for name, args in commands.items():
+        result = CliRunner().invoke(app, [*args, "--device", "cuda"])
+        text = " ".join(result.output.split())  # rich wraps long lines
+        assert result.exit_code != 0 and "sees no CUDA GPU" in text and "Traceback" not in text, (name, text)
+        assert not (tmp_path / "t" / "checkpoints").exists()  # nothing ran

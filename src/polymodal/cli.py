@@ -81,6 +81,11 @@ BF16 = typer.Option("--bf16", help="run the model in bfloat16 (faster on CPUs wi
 DEVICE = typer.Option("--device", help="where the model runs: auto (a CUDA GPU when present), cpu, cuda or cuda:N")
 
 
+def _with_device(overrides: list[str], device: str | None) -> list[str]:
+    """A run's key=value overrides, with ``--device X`` as ``train.device=X``."""
+    return [*overrides, f"train.device={device}"] if device else list(overrides)
+
+
 def _load_encoder(checkpoint: Path, bf16: bool = False, device: str = "auto"):
     import torch
 
@@ -318,9 +323,9 @@ def attention(
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context, config: Path) -> None:
+def train(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEVICE] = None) -> None:
     """Train from a YAML config; extra arguments are key=value overrides (e.g. train.steps=200).
-    Resumes when train.out already holds a checkpoint."""
+    Resumes when train.out already holds a checkpoint. --device X is train.device=X."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .train.config import ConfigError, load_config
@@ -329,7 +334,7 @@ def train(ctx: typer.Context, config: Path) -> None:
     from .train.trainer import TrainingError, run
 
     try:
-        cfg = load_config(config, list(ctx.args))
+        cfg = load_config(config, _with_device(ctx.args, device))
     except ConfigError as e:
         _fail(str(e))
     with Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
@@ -345,7 +350,7 @@ def train(ctx: typer.Context, config: Path) -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bind(ctx: typer.Context, config: Path) -> None:
+def bind(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEVICE] = None) -> None:
     """ImageBind's two-stage recipe: stage 1 CLIP (image + text), stage 2 binds audio, depth, thermal
     and IMU encoders to the frozen image space; reports emergent zero-shot against a supervised
     upper bound, retrieval and embedding arithmetic. Extra arguments are key=value overrides."""
@@ -354,7 +359,7 @@ def bind(ctx: typer.Context, config: Path) -> None:
     from .train.trainer import TrainingError
 
     try:
-        cfg = load_config(config, list(ctx.args), cls=BindConfig)
+        cfg = load_config(config, _with_device(ctx.args, device), cls=BindConfig)
         results = run_recipe(cfg, report=lambda line: console.print(line, highlight=False))
     except (ConfigError, TrainingError) as e:
         _fail(str(e))
@@ -522,6 +527,7 @@ def evaluate_cmd(
     ctx: typer.Context,
     config: Path,
     checkpoint: Annotated[Path, typer.Option(help="a saved model folder with its tokenizer (RUN/model)")],
+    device: Annotated[Optional[str], DEVICE] = None,
 ) -> None:
     """Evaluate a saved model on its config's validation data, as its objective.kind does at the end of
     training (CLIP: retrieval R@1/5/10, mean rank, zero-shot accuracy; VQA: accuracy and baselines; …);
@@ -537,7 +543,7 @@ def evaluate_cmd(
     from .weights import CheckpointError, load_checkpoint
 
     try:
-        cfg = load_config(config, list(ctx.args))
+        cfg = load_config(config, _with_device(ctx.args, device))
         model = load_checkpoint(checkpoint).to(resolve(cfg.train.device))
         tokenizer = load_tokenizer(checkpoint)
     except (ConfigError, CheckpointError, FileNotFoundError, DeviceError) as e:

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from ..data.world.sensor_inputs import world_processor
-from ..devices import host_io, resolve
+from ..devices import DeviceError, host_io, resolve
 from ..eval.tables import metrics_line
 from ..models.imagebind import imagebind_from_clip
 from ..modalities.text import load_tokenizer
@@ -88,6 +88,10 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
     unknown = [m for m in cfg.modalities if m not in SENSORS]
     if unknown:
         raise ConfigError(f"modalities: {unknown} are not sensor modalities; choose from {list(SENSORS)}")
+    try:
+        device = resolve(cfg.train.device)  # before stage 1 spends anything
+    except DeviceError as e:
+        raise ConfigError(f"train.device: {e}") from e
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     clip_dir = stage_one(cfg, report)
@@ -100,7 +104,7 @@ def run_recipe(cfg: BindConfig, report: Callable[[str], None] = print) -> dict:
         if m not in cfg.modalities:
             setattr(sensors, m, None)
     torch.manual_seed(cfg.seed)
-    model = imagebind_from_clip(clip, sensors).to(resolve(cfg.train.device))
+    model = imagebind_from_clip(clip, sensors).to(device)
     config = model.config
     freeze(model.encoders["image"])
     freeze(model.encoders["text"])
