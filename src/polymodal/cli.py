@@ -78,7 +78,14 @@ def info(checkpoints: Annotated[list[Path], typer.Argument(help="checkpoint file
 
 
 BF16 = typer.Option("--bf16", help="run the model in bfloat16 (faster on CPUs with AVX512-BF16/AMX)")
+BACKEND = typer.Option("--backend", help="what runs the towers: torch, onnxruntime or openvino (CPU; exported, "
+                                          "verified and cached on first use; needs polymodal[onnx] / [openvino])")
 DEVICE = typer.Option("--device", help="where the model runs: auto (a CUDA GPU when present), cpu, cuda or cuda:N")
+
+
+def _device_for(backend: str, device: str) -> str:
+    """``auto`` is the CPU for the exported backends (they run there)."""
+    return "cpu" if backend != "torch" and device == "auto" else device
 
 
 def _with_device(overrides: list[str], device: str | None) -> list[str]:
@@ -86,14 +93,15 @@ def _with_device(overrides: list[str], device: str | None) -> list[str]:
     return [*overrides, f"train.device={device}"] if device else list(overrides)
 
 
-def _load_encoder(checkpoint: Path, bf16: bool = False, device: str = "auto"):
+def _load_encoder(checkpoint: Path, bf16: bool = False, device: str = "auto", backend: str = "torch"):
     import torch
 
     from .tasks import Embedder
     from .weights import CheckpointError
 
     try:
-        return Embedder.from_checkpoint(checkpoint, torch.bfloat16 if bf16 else torch.float32, device)
+        return Embedder.from_checkpoint(checkpoint, torch.bfloat16 if bf16 else torch.float32,
+                                        _device_for(backend, device), backend)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
 
@@ -107,6 +115,7 @@ def embed(
     truncate: Annotated[bool, typer.Option(help="cut texts longer than the context instead of failing them")] = False,
     bf16: Annotated[bool, BF16] = False,
     device: Annotated[str, DEVICE] = "auto",
+    backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
     """Embed files into embeddings.npy [N, E] plus index.jsonl saying what each row is.
 
@@ -118,7 +127,7 @@ def embed(
 
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} exists and is not a folder")
-    encoder = _load_encoder(checkpoint, bf16, device)
+    encoder = _load_encoder(checkpoint, bf16, device, backend)
     rows, vectors, failed = [], [], []
     images, texts = [], []
     for f in files:
@@ -164,6 +173,7 @@ def zero_shot(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
     bf16: Annotated[bool, BF16] = False,
     device: Annotated[str, DEVICE] = "auto",
+    backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
     """Rank class names for each image. Unreadable images are reported and the rest still ranked."""
     from .modalities.image import ImageReadError, load_image
@@ -178,7 +188,7 @@ def zero_shot(
     names = [n for n in names if n]
     if not names:
         _fail("give class names with --labels or --labels-file")
-    encoder = _load_encoder(checkpoint, bf16, device)
+    encoder = _load_encoder(checkpoint, bf16, device, backend)
     try:
         classifier = ZeroShotClassifier(encoder, names, tuple(template) if template else DEFAULT_TEMPLATES)
     except ValueError as e:
@@ -378,6 +388,7 @@ def index(
     approximate: Annotated[bool, typer.Option(help="HNSW instead of exact inner product (large collections)")] = False,
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
     device: Annotated[str, DEVICE] = "auto",
+    backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
     """Index every file below FOLDER by content (images, audio, video, text, depth/thermal/IMU .npy):
     new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported.
@@ -391,7 +402,7 @@ def index(
 
     try:
         with allowing(trust_torchscript):
-            embedder = Embedder.from_checkpoint(model, device=device)
+            embedder = Embedder.from_checkpoint(model, device=_device_for(backend, device), backend=backend)
         store = Store(out, embedder.dim, embedder.model_id, str(model.resolve()), "hnsw" if approximate else "flat")
         with Progress(console=console) as bar:
             task = bar.add_task("embedding", total=None)
@@ -419,6 +430,7 @@ def search(
     model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
     device: Annotated[str, DEVICE] = "auto",
+    backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
     """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
     from .search.detect import UnsupportedFile
@@ -428,7 +440,7 @@ def search(
 
     try:
         store = Store(index_dir)
-        embedder = embedder_for(store, model, trust_torchscript, device)
+        embedder = embedder_for(store, model, trust_torchscript, _device_for(backend, device), backend)
         files = [f for f in (image, audio, file) if f is not None]
         vector = query_vector(embedder, text, files, plus or [], minus or [])
         wanted = set(modality.split(",")) if modality else None
@@ -457,6 +469,7 @@ def serve(
     max_upload_mb: float = 25.0,
     timeout: Annotated[float, typer.Option(help="seconds a request may take")] = 30.0,
     device: Annotated[str, DEVICE] = "auto",
+    backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
     """Serve the search API and web UI for INDEX (FastAPI + uvicorn, 127.0.0.1 by default).
 
@@ -484,7 +497,7 @@ def serve(
     hosts = allowed_host or (LOOPBACK_NAMES if loopback else [host])
     try:
         app = create_app(index_dir, model, token, max_upload_mb, timeout, allowed_hosts=hosts,
-                         trust_torchscript=trust_torchscript, device=device)
+                         trust_torchscript=trust_torchscript, device=_device_for(backend, device), backend=backend)
     except (IndexError_, ValueError) as e:
         _fail(str(e))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -511,6 +524,29 @@ def convert(
         _fail(str(e))
     save(model, out)
     console.print(f"wrote {out / 'model.safetensors'} and {out / 'config.json'}", highlight=False)
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="a model folder or checkpoint file in any supported layout")],
+    format: Annotated[str, typer.Option("--format", help="onnx or openvino (one file per embedding tower), "
+                                                         "hf (a transformers CLIPModel folder) or open_clip")],
+    out: Annotated[Path, typer.Option(help="the folder to write (usable on its own)")],
+    tolerance: Annotated[float, typer.Option(help="largest |Δ| allowed between the export and the model")] = 1e-4,
+) -> None:
+    """Export a model to take elsewhere, verified: every tower is run on fresh inputs against the model
+    and the max |Δ| printed; a difference above --tolerance is an error."""
+    from .export.folder import export_model
+    from .export.onnx import ExportError
+    from .weights import CheckpointError
+
+    try:
+        diffs = export_model(model, format, out, tolerance)
+    except (ExportError, CheckpointError, ValueError, OSError) as e:
+        _fail(str(e))
+    for modality, diff in diffs.items():
+        console.print(f"{modality:8s} max |Δ| vs the model {diff:.2e}", highlight=False)
+    console.print(f"wrote {format} export of {model} to {out}", highlight=False)
 
 
 @app.command()

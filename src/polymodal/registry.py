@@ -35,13 +35,17 @@ from .plugins import import_all
 class Family:
     """A model family: its config class, how to build a model from a config, small inputs for a
     forward pass (``model(**example_inputs(config))``) and, for families with an embedding space,
-    the official processing of files for a config (a :class:`~polymodal.modalities.processor.Processor`)."""
+    the official processing of files for a config (a :class:`~polymodal.modalities.processor.Processor`)
+    and ``embed_examples(config)`` → ``{modality: (args of model.embed(modality, *args), longest
+    sequence or None)}``: what an export traces each tower with (dim 0 of every arg is the batch;
+    with a longest sequence, dim 1 is a sequence of up to that length)."""
 
     name: str
     config_class: type
     build: Callable[[Any], nn.Module]
     example_inputs: Callable[[Any], dict] | None = None
     processor: Callable[[Any], Any] | None = None
+    embed_examples: Callable[[Any], dict] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -68,12 +72,14 @@ def register_config(kind: str) -> Callable[[type], type]:
 
 def register_family(name: str, config_class: type, build: Callable[[Any], nn.Module], *,
                     example_inputs: Callable[[Any], dict] | None = None,
-                    processor: Callable[[Any], Any] | None = None) -> Family:
+                    processor: Callable[[Any], Any] | None = None,
+                    embed_examples: Callable[[Any], dict] | None = None) -> Family:
     """Register a family; its config class becomes (de)serialisable under ``name``."""
     if name in FAMILIES and FAMILIES[name].config_class is not config_class:
         raise ValueError(f"family {name!r} is already registered")
     register_config(name)(config_class)
-    family = FAMILIES[name] = _FAMILY_BY_CONFIG[config_class] = Family(name, config_class, build, example_inputs, processor)
+    family = FAMILIES[name] = _FAMILY_BY_CONFIG[config_class] = Family(name, config_class, build, example_inputs, processor,
+                                                                                embed_examples)
     return family
 
 
@@ -132,6 +138,15 @@ def example_inputs(config) -> dict:
     if fam.example_inputs is None:
         raise NotImplementedError(f"family {fam.name!r} declares no example_inputs")
     return fam.example_inputs(config)
+
+
+def embed_examples(config) -> dict:
+    """Example inputs per embedding tower (see :class:`Family`); a family without an embedding space
+    raises naming itself."""
+    fam = family(config)
+    if fam.embed_examples is None:
+        raise NotImplementedError(f"family {fam.name!r} has no embedding towers to export")
+    return fam.embed_examples(config)
 
 
 # ----------------------------------------------------------------------------- (de)serialisation

@@ -104,13 +104,20 @@ def _example_inputs(c: CLIPConfig) -> dict:
             "attention_mask": text.get("attention_mask")}
 
 
+def _embed_examples(c: CLIPConfig) -> dict:
+    ex = _example_inputs(c)
+    context = getattr(c.text, "context_length", None) or c.text.max_positions
+    return {"image": ((ex["images"],), None), "text": ((ex["ids"], torch.ones_like(ex["ids"])), context)}
+
+
 def _processor(c: CLIPConfig):
     from ..modalities.processor import ImageProcessing, Processor
 
     return Processor(image=ImageProcessing(c.vision.image_size))
 
 
-register_family("clip", CLIPConfig, CLIP.from_config, example_inputs=_example_inputs, processor=_processor)
+register_family("clip", CLIPConfig, CLIP.from_config, example_inputs=_example_inputs, processor=_processor,
+                embed_examples=_embed_examples)
 
 
 def openai_clip_config(embed: int, v_width: int, v_layers: int, patch: int, t_width: int, t_heads: int,

@@ -242,6 +242,14 @@ def _example_inputs(c: ImageBindConfig) -> dict:
     return {"inputs": inputs}
 
 
+def _embed_examples(c: ImageBindConfig) -> dict:
+    inputs = _example_inputs(c)["inputs"]
+    out = {m: ((x,), None) for m, x in inputs.items() if m != "text"}
+    if "text" in inputs:
+        out["text"] = ((inputs["text"], torch.ones_like(inputs["text"])), c.text.context_length)
+    return out
+
+
 def official_processor(c: ImageBindConfig):
     """ImageBind's own processing where its code defines it (CLIP image statistics; 16 kHz
     128-bin fbank normalised by its statistics, 3 clips). The official code ships no depth, thermal
@@ -260,7 +268,7 @@ def official_processor(c: ImageBindConfig):
 
 
 register_family("imagebind", ImageBindConfig, ImageBind.from_config, example_inputs=_example_inputs,
-                processor=official_processor)
+                processor=official_processor, embed_examples=_embed_examples)
 register_preset("imagebind-huge")(ImageBindConfig)
 
 

@@ -57,7 +57,8 @@ class TextTransformer(nn.Module):
         at EOT does not), and padding that is all at the end runs the causal kernel alone — the
         same outputs at every real token, faster than an explicit mask. (Checking where the padding
         is reads the mask's values: free on the CPU, a wait for the device elsewhere, so off the CPU
-        the explicit mask is used — SDPA's memory-efficient kernel takes it.)
+        the explicit mask is used — SDPA's memory-efficient kernel takes it; and so it is in a traced
+        graph (torch.compile, export), which must hold for every mask.)
         """
         if ids.dim() != 2:
             raise ValueError(f"expected token ids [B, L], got shape {tuple(ids.shape)}")
@@ -67,7 +68,7 @@ class TextTransformer(nn.Module):
                 "tokenize with truncate=True to cut them explicitly"
             )
         x = self.stem(ids) + self.pos_embed[:, : ids.shape[1]]
-        if attention_mask is None or (not padded_outputs and not need_weights and attention_mask.device.type == "cpu"
+        if attention_mask is None or (not padded_outputs and not need_weights and _can_read(attention_mask)
                                       and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())):
             # No padding, or padding only at the end whose outputs nobody reads: causally, no real
             # token can see it, so the causal kernel alone gives every real position its output.
@@ -104,3 +105,8 @@ def _example_inputs(c: TextTransformerConfig) -> dict:
 
 
 register_family("clip-text", TextTransformerConfig, TextTransformer, example_inputs=_example_inputs)
+
+
+def _can_read(t: torch.Tensor) -> bool:
+    """Whether branching on ``t``'s values is free: an eager CPU tensor (not one being traced)."""
+    return t.device.type == "cpu" and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()

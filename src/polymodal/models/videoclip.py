@@ -176,6 +176,13 @@ def _example_inputs(c: VideoCLIPConfig) -> dict:
             "vmasks": torch.tensor([[1, 1, 1], [1, 1, 0]])}
 
 
+def _embed_examples(c: VideoCLIPConfig) -> dict:
+    ex = _example_inputs(c)
+    ids = torch.cat([ex["caps"][:, :1], ex["caps"][:, 2:]], dim=1)  # [CLS] words [SEP]
+    return {"text": ((ids, (ids != 0).long()), c.text.max_positions),
+            "video": ((ex["vfeats"], ex["vmasks"]), c.max_video_len)}
+
+
 def _processor(config: VideoCLIPConfig):
     """Text only: videos reach a VideoCLIP as per-second features from a separate backbone."""
     from ..modalities.processor import Processor
@@ -183,7 +190,8 @@ def _processor(config: VideoCLIPConfig):
     return Processor(image=None)
 
 
-register_family("videoclip", VideoCLIPConfig, VideoCLIP, example_inputs=_example_inputs, processor=_processor)
+register_family("videoclip", VideoCLIPConfig, VideoCLIP, example_inputs=_example_inputs, processor=_processor,
+                embed_examples=_embed_examples)
 
 
 @register_preset("videoclip")

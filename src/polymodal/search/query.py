@@ -15,12 +15,13 @@ from .detect import detect
 
 
 def embedder_for(store, model_dir: str | Path | None = None, trust_torchscript: bool = False,
-                 device: str = "cpu") -> Embedder:
+                 device: str = "cpu", backend: str = "torch") -> Embedder:
     """The embedder of an index: ``model_dir``, or else the model path the index records.
 
     The index's metadata may come from someone else, so the weights file is hashed and checked
     against the index's ``model_id`` *before* it is loaded, and a TorchScript archive (code) is
-    refused unless ``trust_torchscript``. ``device``: where the model runs (see :mod:`polymodal.devices`).
+    refused unless ``trust_torchscript``. ``device``: where the model runs (see :mod:`polymodal.devices`);
+    ``backend``: torch, onnxruntime or openvino (see :mod:`polymodal.export.runtime`).
     """
     from ..weights.files import find_weights_file, trust_torchscript as allowing
 
@@ -30,7 +31,7 @@ def embedder_for(store, model_dir: str | Path | None = None, trust_torchscript: 
     if found != meta["model_id"]:
         raise ValueError(f"{store.folder} was built with model {meta['model_id']}, not {found} ({path})")
     with allowing(trust_torchscript):
-        return Embedder.from_checkpoint(path, device=device)
+        return Embedder.from_checkpoint(path, device=device, backend=backend)
 
 
 def embed_file(embedder: Embedder, path: str | Path, modality: str | None = None) -> torch.Tensor:

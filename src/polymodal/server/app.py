@@ -65,9 +65,9 @@ class Engine:
     """The index and the model, shared by request threads (SQLite and torch calls are serialised)."""
 
     def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None, trust_torchscript: bool = False,
-                 device: str = "cpu"):
+                 device: str = "cpu", backend: str = "torch"):
         self.store = Store(index_dir, check_same_thread=False)
-        self.embedder = embedder_for(self.store, model_dir, trust_torchscript, device)
+        self.embedder = embedder_for(self.store, model_dir, trust_torchscript, device, backend)
         self.lock = threading.Lock()
 
     def results(self, vector: np.ndarray, k: int, modality: str | None) -> dict:
@@ -102,11 +102,13 @@ def safe_name(filename: str | None) -> str:
 
 def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token: str | None = None,
                max_upload_mb: float = 25.0, timeout_s: float = 30.0, allowed_hosts: list[str] | None = None,
-               decode_memory_mb: float = 1024, trust_torchscript: bool = False, device: str = "cpu") -> FastAPI:
+               decode_memory_mb: float = 1024, trust_torchscript: bool = False, device: str = "cpu",
+               backend: str = "torch") -> FastAPI:
     """The app. ``token`` None means no authentication (the CLI allows that on loopback only);
-    ``device`` is where the model runs (``auto``, ``cpu``, ``cuda``);
+    ``device`` is where the model runs (``auto``, ``cpu``, ``cuda``) and ``backend`` what runs it
+    (``torch``, ``onnxruntime``, ``openvino``);
     ``allowed_hosts`` are the ``Host`` names accepted (default: the loopback names)."""
-    engine = Engine(index_dir, model_dir, trust_torchscript, device)
+    engine = Engine(index_dir, model_dir, trust_torchscript, device, backend)
     root = engine.store.root
     decoder = DecodePool(engine.embedder.processor, engine.embedder.modalities, decode_memory_mb)
     decoder.warm_up()

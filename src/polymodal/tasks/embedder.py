@@ -40,15 +40,25 @@ class Embedder:
         self.model_dir, self.model_id = model_dir, model_id
         # A clip-level video model (VideoCLIP): video file → [(start, end, embedding)], one search item per clip.
         self.video_clips: Callable[[Path], list[tuple[float, float, torch.Tensor]]] | None = None
+        # --backend onnxruntime|openvino: the towers run there (polymodal.export.runtime), the model
+        # still answers for its config, modalities and scale.
+        self.runtime = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, dtype: torch.dtype = torch.float32,
-                        device: str | torch.device = "cpu") -> "Embedder":
+                        device: str | torch.device = "cpu", backend: str = "torch") -> "Embedder":
         """The model at ``path`` (any supported layout) with the tokenizer and processor beside it.
         ``dtype=torch.bfloat16`` runs weights and activations in bf16 (≥ 2× faster on CPUs with
         AVX512-BF16/AMX; see docs/benchmarks.md); embeddings are returned in fp32 either way.
         ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``) is where the model runs; embeddings come
-        back on the CPU."""
+        back on the CPU. ``backend`` ``onnxruntime`` / ``openvino`` runs the towers there instead
+        (CPU; exported and verified on first use, then cached; openvino runs bf16 with ``dtype``)."""
+        from ..export.runtime import check_backend, exported_towers
+
+        precision = "bf16" if dtype == torch.bfloat16 else "f32"
+        check_backend(backend, precision)
+        if backend != "torch" and resolve(device).type != "cpu":
+            raise ValueError(f"backend {backend} runs on the CPU; use --device cpu (or --backend torch)")
         from ..weights import load_checkpoint
 
         path = Path(path)
@@ -57,8 +67,11 @@ class Embedder:
         if not hasattr(model, "embed"):
             raise ValueError(f"{path} holds a {type(model).__name__}, which has no embedding space to search")
         tokenizer = _find_tokenizer(folder, model) if "text" in model.modalities else None
-        embedder = cls(model.to(resolve(device), dtype), tokenizer, processor_for(model, folder), folder,
+        torch_dtype = dtype if backend == "torch" else torch.float32
+        embedder = cls(model.to(resolve(device), torch_dtype), tokenizer, processor_for(model, folder), folder,
                        sha256_of(find_weights_file(path))[:16])
+        if backend != "torch":
+            embedder.runtime = exported_towers(embedder.model, embedder.model_id, backend, precision)
         from .video_search import FRAME_TOWER, VideoClipper, frame_backbone
 
         if hasattr(model, "encode_video") and (folder / FRAME_TOWER).is_file():
@@ -116,6 +129,8 @@ class Embedder:
     def encode(self, encoder: str, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """One batch through ``encoder`` on the model's device: [B, ...] (any device) → [B, E]
         L2-normalised fp32, on the model's device."""
+        if self.runtime is not None and self.runtime.takes(encoder, x):  # else (e.g. ImageBind video) PyTorch
+            return F.normalize(self.runtime.embed(encoder, x, attention_mask), dim=-1)
         device = self.device
         x = to_device(x, device)
         x = x.to(self.dtype) if x.is_floating_point() else x

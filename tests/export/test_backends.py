@@ -1,0 +1,106 @@
+"""The Embedder's backends: the same embeddings from ONNX Runtime and OpenVINO as from PyTorch, the
+export made once and cached by the weights hash, clear errors for what a backend cannot do, and
+the CLI's --backend."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import polymodal
+from polymodal.export import runtime
+from polymodal.modalities.text import load_tokenizer
+from polymodal.tasks.embedder import Embedder
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, minilm_dir):
+    """A saved clip-minilm-tiny (BERT text tower) with its tokenizer."""
+    folder = tmp_path_factory.mktemp("backend") / "model"
+    torch.manual_seed(0)
+    polymodal.save(polymodal.create("clip-minilm-tiny"), folder)
+    load_tokenizer(minilm_dir).save(folder)
+    return folder
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYMODAL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+TEXTS = ["a red circle", "two blue squares above a green star on a sunny beach", "night"]
+
+
+def _images():
+    return [Image.new("RGB", (50, 40), (200, 30 * i, 10)) for i in range(3)]
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_backend_gives_the_torch_embeddings_and_exports_once(backend, model_dir, cache, monkeypatch):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    reference = Embedder.from_checkpoint(model_dir)
+    fast = Embedder.from_checkpoint(model_dir, backend=backend)
+    assert fast.runtime is not None and set(fast.runtime.modalities) == {"image", "text"}
+    torch.testing.assert_close(fast.embed_texts(TEXTS), reference.embed_texts(TEXTS), atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.embed_images(_images()), reference.embed_images(_images()), atol=1e-5, rtol=0)
+    exports = list((cache / "exports").iterdir())
+    assert len(exports) == 1 and exports[0].name.startswith(reference.model_id)
+
+    def no_export(*a, **k):
+        raise AssertionError("exported again")
+    monkeypatch.setattr("polymodal.export.onnx.export_onnx", no_export)
+    monkeypatch.setattr("polymodal.export.openvino.export_openvino", no_export)
+    again = Embedder.from_checkpoint(model_dir, backend=backend)  # from the cache
+    torch.testing.assert_close(again.embed_texts(TEXTS[:1]), reference.embed_texts(TEXTS[:1]), atol=1e-5, rtol=0)
+
+
+def test_openvino_runs_bf16_when_asked(model_dir, cache):
+    pytest.importorskip("openvino")
+    reference = Embedder.from_checkpoint(model_dir)
+    bf16 = Embedder.from_checkpoint(model_dir, torch.bfloat16, backend="openvino")
+    assert bf16.runtime.precision == "bf16" and bf16.dtype == torch.float32  # the torch copy stays fp32
+    cos = (bf16.embed_texts(TEXTS) * reference.embed_texts(TEXTS)).sum(-1)
+    assert cos.min() > 0.99
+
+
+def test_what_a_backend_cannot_do_is_a_clear_error(model_dir, cache):
+    with pytest.raises(ValueError, match="backend 'tensorrt' is not one of"):
+        Embedder.from_checkpoint(model_dir, backend="tensorrt")
+    with pytest.raises(ValueError, match="onnxruntime backend runs fp32"):
+        Embedder.from_checkpoint(model_dir, torch.bfloat16, backend="onnxruntime")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        Embedder.from_checkpoint(model_dir, device="meta", backend="onnxruntime")
+
+
+def test_a_clip_axis_is_averaged_like_the_torch_model_and_other_ranks_are_refused(cache):
+    torch.manual_seed(0)
+    model = polymodal.create("imagebind-tiny").eval()
+    towers = runtime.exported_towers(model, "ib-test", "onnxruntime")
+    size = model.config.map_size
+    clips = torch.randn(2, 3, 1, size, size)  # 2 samples × 3 depth clips
+    with torch.no_grad():
+        expected = model.embed("depth", clips)
+    torch.testing.assert_close(towers.embed("depth", clips), expected, atol=1e-5, rtol=0)
+    video = torch.randn(2, 3, 3, 2, model.config.image_size, model.config.image_size)  # video: the torch tower's own
+    with pytest.raises(ValueError, match="the exported image tower takes inputs of 4 dimensions"):
+        towers.embed("image", video)
+
+
+def test_embed_on_the_command_line_with_the_onnxruntime_backend(model_dir, cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(TEXTS))
+    outs = {}
+    for backend in ("torch", "onnxruntime"):
+        result = CliRunner().invoke(app, ["embed", str(texts), "--checkpoint", str(model_dir), "--out",
+                                          str(tmp_path / backend), "--backend", backend])
+        assert result.exit_code == 0, result.output
+        outs[backend] = np.load(tmp_path / backend / "embeddings.npy")
+    np.testing.assert_allclose(outs["onnxruntime"], outs["torch"], atol=1e-5)
