@@ -9,6 +9,7 @@ A model folder carries everything this needs: the weights, the tokenizer files a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -43,16 +44,22 @@ class Embedder:
         # --backend onnxruntime|openvino: the towers run there (polymodal.export.runtime), the model
         # still answers for its config, modalities and scale.
         self.runtime = None
+        self.cpu_path = "plain"  # or "packed": oneDNN prepacked linears (from_checkpoint decides)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, dtype: torch.dtype = torch.float32,
-                        device: str | torch.device = "cpu", backend: str = "torch") -> "Embedder":
+                        device: str | torch.device = "cpu", backend: str = "torch",
+                        cpu_path: str | None = None) -> "Embedder":
         """The model at ``path`` (any supported layout) with the tokenizer and processor beside it.
         ``dtype=torch.bfloat16`` runs weights and activations in bf16 (≥ 2× faster on CPUs with
         AVX512-BF16/AMX; see docs/benchmarks.md); embeddings are returned in fp32 either way.
         ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``) is where the model runs; embeddings come
         back on the CPU. ``backend`` ``onnxruntime`` / ``openvino`` runs the towers there instead
-        (CPU; exported and verified on first use, then cached; openvino runs bf16 with ``dtype``)."""
+        (CPU; exported and verified on first use, then cached; openvino runs bf16 with ``dtype``).
+        ``cpu_path`` (default ``$POLYMODAL_CPU_PATH`` or ``auto``): how a CPU model's linears run —
+        ``auto`` measures PyTorch's GEMM against oneDNN with prepacked weights on this machine once
+        (cached) and takes the faster; ``packed`` / ``plain`` force one (see
+        :mod:`polymodal.layers.cpu_path`)."""
         from ..export.runtime import check_backend, exported_towers
 
         precision = "bf16" if dtype == torch.bfloat16 else "f32"
@@ -72,6 +79,8 @@ class Embedder:
                        sha256_of(find_weights_file(path))[:16])
         if backend != "torch":
             embedder.runtime = exported_towers(embedder.model, embedder.model_id, backend, precision)
+        elif embedder.device.type == "cpu":
+            embedder.cpu_path = _linear_path(embedder.model, cpu_path or os.environ.get("POLYMODAL_CPU_PATH", "auto"))
         from .video_search import FRAME_TOWER, VideoClipper, frame_backbone
 
         if hasattr(model, "encode_video") and (folder / FRAME_TOWER).is_file():
@@ -160,6 +169,19 @@ class Embedder:
     def scale(self) -> torch.Tensor:
         """The model's text–image logit scale (CLIP's temperature; ImageBind's text scale)."""
         return self.model.scale().float().cpu()
+
+
+def _linear_path(model: nn.Module, choice: str) -> str:
+    from ..layers.cpu_path import choose
+    from ..layers.packed_linear import pack_linears
+
+    if choice not in ("auto", "packed", "plain"):
+        raise ValueError(f"cpu_path {choice!r} is not one of auto, packed, plain")
+    if choice == "auto":
+        return choose(model)
+    if choice == "packed" and pack_linears(model):
+        return "packed"
+    return "plain"
 
 
 def _find_tokenizer(folder: Path, model: nn.Module) -> TextTokenizer | None:
