@@ -4,8 +4,11 @@
 
 Runs both implementations alternately in one process on the same inputs (image batch 32 at
 224 px, text batch 256 at context 77), and prints throughput, the ratio ours/HF, achieved GFLOP/s
-against the machine's measured fp32 GEMM rate, peak resident-memory growth per call, and our
-bf16 inference path (weights and activations in bfloat16) with its cosine similarity to fp32.
+against the best GEMM path this CPU has (MKL, oneDNN, ONNX Runtime, OpenVINO: ``cpu_gemm.py``) and
+against the model's own GEMM shapes, peak resident-memory growth per call, and our bf16 inference
+path with its cosine similarity to fp32. Then (unless ``--no-runtimes``) the same model under
+ONNX Runtime and OpenVINO, fp32 and bf16, side by side with ours (``gemm_paths.runtime_table``;
+text batch 64 there).
 """
 
 from __future__ import annotations
@@ -21,14 +24,6 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import polymodal
-
-
-def gemm_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    """Measured GFLOP/s of an n×n @ n×n matmul in ``dtype`` (best of ``repeats``)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
 
 
 def linear_gemm_rate(model: torch.nn.Module, fn, dtype: torch.dtype, repeats: int = 3) -> float:
@@ -104,6 +99,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--image-batch", type=int, default=32)
     parser.add_argument("--text-batch", type=int, default=256)
+    parser.add_argument("--no-runtimes", action="store_true", help="skip the ONNX Runtime / OpenVINO comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import transformers
@@ -143,9 +139,13 @@ def main() -> None:
             "n": args.text_batch,
         },
     }
-    fp32_rate, bf16_rate = gemm_rate(torch.float32), gemm_rate(torch.bfloat16)
-    print(f"torch {torch.__version__}, {args.threads} threads; square 2048 GEMM: fp32 {fp32_rate:.0f} GFLOP/s, "
-          f"bf16 {bf16_rate:.0f} GFLOP/s ({bf16_rate / fp32_rate:.2f}x)")
+    from gemm_paths import print_gemm_rates, runtime_table
+
+    from polymodal.layers.cpu_path import cpu_name
+
+    print(f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads")
+    ceiling = print_gemm_rates(2048, args.threads)
+    best_fp32 = ceiling["fp32"][1]
     with torch.inference_mode():
         for name, job in jobs.items():
             ref = _features(job["hf"]())
@@ -167,8 +167,11 @@ def main() -> None:
             for k in times:
                 rate = job["n"] / med[k]
                 gflops = work / med[k] / 1e9
-                print(f"  {k:10s} {rate:8.1f} /s  {gflops:6.0f} GFLOP/s ({gflops / model_gemm:5.0%} of its fp32 GEMM rate)"
-                      f"  x{med['hf'] / med[k]:.2f} vs hf  peak RSS +{mem[k]:.0f} MiB")
+                print(f"  {k:10s} {rate:8.1f} /s  {gflops:6.0f} GFLOP/s ({gflops / model_gemm:5.0%} of its fp32 GEMM rate, "
+                      f"{gflops / best_fp32:5.0%} of the best fp32 path)  x{med['hf'] / med[k]:.2f} vs hf  "
+                      f"peak RSS +{mem[k]:.0f} MiB")
+    if not args.no_runtimes:
+        runtime_table(ours, {"image": (images,), "text": (ids[:64], mask[:64])}, ceiling, args.repeats, args.threads)
 
 
 def _features(out):

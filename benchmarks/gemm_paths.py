@@ -1,105 +1,175 @@
-"""CPU GEMM paths and what prepacked oneDNN linears give a whole model (issue 16, first part).
+"""CPU inference at the hardware's limit (issue 16): every GEMM path this machine has, and ViT-B/32's
+towers under PyTorch (plain and oneDNN-prepacked, fp32 and bf16), ONNX Runtime and OpenVINO, side
+by side in one process.
 
-    python benchmarks/gemm_paths.py [--n 2048] [--threads 2] [--batch 32]
+    python benchmarks/gemm_paths.py [--threads 2] [--image-batch 32] [--text-batch 64] [--repeats 3]
 
-1. The fp32 GEMM rate (GFLOP/s) of an n×n×n product on each path this machine has: ``F.linear``
-   (PyTorch's default: MKL), numpy (its BLAS), oneDNN through ``torch.utils.mkldnn.to_mkldnn``, and
-   oneDNN with the weight prepacked (``polymodal.layers.packed_linear``), best of 5 after a warm-up.
-2. ViT-B/32's image tower (the ``clip-vit-b-32`` preset, random weights, 224 px) with its linears plain
-   and packed, fp32 and bf16 weights: images/s, alternating runs, median of 3, and the max difference
-   / min cosine to plain fp32.
+1. GEMM rates (``cpu_gemm.gemm_rates``): n³ products per path and precision; the best fp32 and bf16
+   paths are the ceilings the rest is measured against.
+2. Each tower of the ``clip-vit-b-32`` preset (random weights; images 224 px, texts of 77 tokens):
+   items/s (median of alternating runs), GFLOP/s and its share of the best GEMM rate of its
+   precision, ratios to ONNX Runtime fp32 and OpenVINO bf16, max |Δ| / min cosine to PyTorch fp32,
+   and peak resident-memory growth per call. The row "torch fp32, auto" is what the Embedder runs:
+   the path ``polymodal.layers.cpu_path`` picks on this machine.
+3. The model's own linear shapes replayed as bare GEMMs on the plain and prepacked paths (the
+   ceiling of the whole forward), and the training question: the backward GEMMs of those shapes
+   (dY·W, dYᵀ·X) on MKL vs oneDNN, conversions to oneDNN's layout included.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import alternating_medians  # noqa: E402
+from cpu_gemm import _best, best, gemm_rates  # noqa: E402
+from encode import alternating_medians, flops, peak_rss_growth_mib  # noqa: E402
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def linear_shapes(model, fn) -> list[tuple[int, int, int]]:
+    """(M, K, N) of every ``nn.Linear`` call in one ``fn()``."""
+    shapes = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: shapes.append(
+        (inp[0].numel() // inp[0].shape[-1], mod.in_features, mod.out_features)))
+        for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.inference_mode():
+        fn()
+    for h in hooks:
+        h.remove()
+    return shapes
 
 
-def gemm_rates(n: int) -> dict[str, float]:
-    from torch.utils import mkldnn
+def replay_rates(shapes) -> dict[str, float]:
+    """GFLOP/s of the shapes' forward GEMMs (plain, prepacked) and backward GEMMs (MKL, oneDNN)."""
+    from polymodal.layers.packed_linear import PackedLinear
 
-    from polymodal.layers.packed_linear import PackedLinear, available
-
-    lin = torch.nn.Linear(n, n, bias=False).eval()
-    x = torch.randn(n, n)
-    a = x.numpy()
-    paths = {"F.linear (MKL)": lambda: lin(x), "numpy": lambda: a @ a}
-    paths["oneDNN (to_mkldnn)"] = (lambda m=mkldnn.to_mkldnn(copy.deepcopy(lin)): m(x))
-    if available():
-        paths["oneDNN prepacked"] = (lambda m=PackedLinear(copy.deepcopy(lin), n): m(x))
+    work = sum(2 * m * k * n for m, k, n in shapes)
+    unique = {s: (torch.randn(s[0], s[1]), torch.nn.Linear(s[1], s[2])) for s in set(shapes)}
+    packed = {s: PackedLinear(lin, s[0]) for s, (_, lin) in unique.items()}
+    grads = {s: torch.randn(s[0], s[2]) for s in unique}
     out = {}
-    with torch.no_grad():
-        for name, fn in paths.items():
-            fn()
-            best = min(_timed(fn) for _ in range(5))
-            out[name] = 2 * n ** 3 / best / 1e9
+    with torch.inference_mode():
+        out["forward, plain (MKL)"] = work / _best(lambda: [F.linear(unique[s][0], unique[s][1].weight)
+                                                            for s in shapes], 3) / 1e9
+        out["forward, oneDNN prepacked"] = work / _best(lambda: [packed[s](unique[s][0]) for s in shapes], 3) / 1e9
+
+        def backward_mkl():
+            for s in shapes:
+                x, lin = unique[s]
+                grads[s] @ lin.weight  # dX = dY · W
+                grads[s].T @ x  # dW = dYᵀ · X
+
+        def backward_onednn():  # the same products through oneDNN, converting operands as training would
+            for s in shapes:
+                x, lin = unique[s]
+                dy = grads[s].to_mkldnn()
+                torch._C._nn.mkldnn_linear(dy, lin.weight.T.contiguous().to_mkldnn(), None).to_dense()
+                torch._C._nn.mkldnn_linear(grads[s].T.contiguous().to_mkldnn(), x.T.contiguous().to_mkldnn(),
+                                           None).to_dense()
+        out["backward, MKL"] = 2 * work / _best(backward_mkl, 3) / 1e9
+        out["backward, oneDNN"] = 2 * work / _best(backward_onednn, 3) / 1e9
     return out
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def runtime_table(model, inputs: dict, ceiling: dict, repeats: int = 3, threads: int = 2) -> dict:
+    """Sections 2 and 3 for ``model``'s towers on ``inputs`` ({tower: args of model.embed}); prints the
+    tables and returns {tower: {runtime: items/s}}."""
+    from polymodal.export.onnx import export_onnx
+    from polymodal.export.openvino import export_openvino
+    from polymodal.export.runtime import ExportedTowers
+    from polymodal.layers.cpu_path import choose
+    from polymodal.layers.packed_linear import pack_linears
+
+    model = model.eval()
+    auto = copy.deepcopy(model)
+    chosen = choose(auto)
+    packed = copy.deepcopy(model)
+    pack_linears(packed)
+    bf16, bf16_packed = copy.deepcopy(model).bfloat16(), copy.deepcopy(packed).bfloat16()
+    tmp = Path(tempfile.mkdtemp())
+    export_onnx(model, tmp / "onnx")
+    export_openvino(model, tmp / "ov")
+    ort = ExportedTowers(tmp / "onnx", "onnxruntime", threads=threads)
+    ov32 = ExportedTowers(tmp / "ov", "openvino", "f32", threads)
+    ov16 = ExportedTowers(tmp / "ov", "openvino", "bf16", threads)
+    results = {}
+    for tower, x in inputs.items():
+        x16 = tuple(t.bfloat16() if t.is_floating_point() else t for t in x)
+        jobs = {"torch fp32, plain": lambda: model.embed(tower, *x),
+                f"torch fp32, auto ({chosen})": lambda: auto.embed(tower, *x),
+                "torch fp32, prepacked": lambda: packed.embed(tower, *x),
+                "ONNX Runtime fp32": lambda: ort.embed(tower, *x), "OpenVINO f32": lambda: ov32.embed(tower, *x),
+                "torch bf16, plain": lambda: bf16.embed(tower, *x16),
+                "torch bf16, prepacked": lambda: bf16_packed.embed(tower, *x16),
+                "OpenVINO bf16": lambda: ov16.embed(tower, *x16)}
+        with torch.inference_mode():
+            work = flops(jobs["torch fp32, plain"])
+            want = jobs["torch fp32, plain"]().float()
+            outputs = {k: fn().float() for k, fn in jobs.items()}
+            med = alternating_medians(jobs, repeats)
+            memory = {k: peak_rss_growth_mib(fn) for k, fn in jobs.items()}
+        n = len(x[0])
+        results[tower] = {k: n / v for k, v in med.items()}
+        print(f"\n2. {tower} tower, batch {n} ({work / 1e9:.0f} GFLOP), median of {repeats}")
+        print("| runtime | items/s | GFLOP/s | of best GEMM | vs ORT fp32 | vs OpenVINO bf16 | max abs diff | min cosine"
+              " | peak RSS |\n|---|---|---|---|---|---|---|---|---|")
+        for k in jobs:
+            rate = work / med[k] / 1e9
+            ceil = ceiling["bf16" if "bf16" in k else "fp32"][1]
+            print(f"| {k} | {n / med[k]:.1f} | {rate:.0f} | {rate / ceil:.0%} | {med['ONNX Runtime fp32'] / med[k]:.2f}× | "
+                  f"{med['OpenVINO bf16'] / med[k]:.2f}× | {(outputs[k] - want).abs().max().item():.1e} | "
+                  f"{F.cosine_similarity(outputs[k], want).min().item():.5f} | +{memory[k]:.0f} MiB |", flush=True)
+        replay = replay_rates(linear_shapes(model, jobs["torch fp32, plain"]))
+        print(f"\n3. {tower} tower's own linear shapes as bare GEMMs (best fp32 path {ceiling['fp32'][1]:.0f} GFLOP/s)"
+              "\n| GEMMs | GFLOP/s | of best fp32 GEMM |\n|---|---|---|")
+        for k, v in replay.items():
+            print(f"| {k} | {v:.0f} | {v / ceiling['fp32'][1]:.0%} |", flush=True)
+    return results
+
+
+def print_gemm_rates(n: int, threads: int) -> dict:
+    """Section 1; returns {"fp32": (path, GFLOP/s), "bf16": (path, GFLOP/s)}, the best of each."""
+    rates = gemm_rates(n, threads)
+    print(f"\n1. GEMM {n}³\n| path | GFLOP/s |\n|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.0f} |", flush=True)
+    ceiling = {p: best(rates, p) for p in ("fp32", "bf16")}
+    print(f"best fp32: {ceiling['fp32'][0]} {ceiling['fp32'][1]:.0f}; best bf16: {ceiling['bf16'][0]} "
+          f"{ceiling['bf16'][1]:.0f} GFLOP/s")
+    return ceiling
 
 
 def main() -> None:
     import polymodal
-    from polymodal.layers.packed_linear import pack_linears
+    from polymodal.layers.cpu_path import cpu_name
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--image-batch", type=int, default=32)
+    parser.add_argument("--text-batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n", type=int, default=2048)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads")
-    print(f"\n1. fp32 GEMM {args.n}³\n| path | GFLOP/s |\n|---|---|")
-    for name, rate in gemm_rates(args.n).items():
-        print(f"| {name} | {rate:.0f} |", flush=True)
+    import onnxruntime  # the comparison needs both runtimes: pip install '.[onnx,openvino]'
+    import openvino
+
+    print(f"{cpu_name()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+          f"openvino {openvino.__version__}, {args.threads} threads")
+    ceiling = print_gemm_rates(args.n, args.threads)
     torch.manual_seed(0)
-    plain = polymodal.create("clip-vit-b-32").eval()
-    packed = copy.deepcopy(plain)
-    n = pack_linears(packed)
-    x = torch.randn(args.batch, 3, 224, 224)
-    models = {"plain fp32": (plain, x), "packed fp32": (packed, x),
-              "plain bf16 weights": (copy.deepcopy(plain).to(torch.bfloat16), x.bfloat16()),
-              "packed bf16 weights": (copy.deepcopy(packed).to(torch.bfloat16), x.bfloat16())}
-    jobs = {}
-    for name, (m, inp) in models.items():
-        def run(m=m, inp=inp):
-            with torch.no_grad():
-                return m.embed("image", inp).float()
-        jobs[name] = run
-    want = jobs["plain fp32"]()
-    med = alternating_medians(jobs, 3)
-    print(f"\n2. clip-vit-b-32 image tower, batch {args.batch}, 224 px ({n} linears packed), median of 3")
-    print("| model | images/s | vs plain fp32 | max abs diff | min cosine |\n|---|---|---|---|---|")
-    for name, fn in jobs.items():
-        got = fn()
-        print(f"| {name} | {args.batch / med[name]:.1f} | {med['plain fp32'] / med[name]:.2f}× | "
-              f"{(got - want).abs().max().item():.1e} | {F.cosine_similarity(got, want).min().item():.5f} |",
-              flush=True)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 49406, (args.text_batch, 77), generator=g)
+    ids[:, 0], ids[:, -1] = 49406, 49407
+    runtime_table(polymodal.create("clip-vit-b-32"), {
+        "image": (torch.randn(args.image_batch, 3, 224, 224, generator=g),), "text": (ids, torch.ones_like(ids))},
+        ceiling, args.repeats, args.threads)
 
 
 if __name__ == "__main__":

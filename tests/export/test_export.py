@@ -41,12 +41,16 @@ def test_every_tower_exports_to_onnx_with_dynamic_batch_and_length_and_matches_t
     np.testing.assert_allclose(got, model.embed("image", pixels).detach().numpy(), atol=1e-5)
 
 
-def test_imagebind_exports_all_six_towers(tmp_path):
+@pytest.mark.parametrize("name, expected", [("imagebind-tiny", {"image", "text", "audio", "depth", "thermal", "imu"}),
+                                            ("videoclip-tiny", {"text", "video"})])
+def test_imagebind_and_videoclip_export_every_tower(tmp_path, name, expected):
     torch.manual_seed(0)
-    model = polymodal.create("imagebind-tiny").eval()
-    manifest = export_onnx(model, tmp_path)
-    assert set(manifest["towers"]) == set(model.modalities) and len(model.modalities) == 6
+    manifest = export_onnx(polymodal.create(name).eval(), tmp_path)
+    assert set(manifest["towers"]) == expected
     assert max(t["max_abs_diff"] for t in manifest["towers"].values()) <= 1e-4
+    if name == "videoclip-tiny":  # per-second features [B, V, D] with their mask: V is dynamic
+        assert manifest["towers"]["video"]["inputs"] == ["features", "attention_mask"]
+        assert manifest["towers"]["video"]["longest"] == polymodal.preset(name).max_video_len
 
 
 def test_an_export_that_does_not_reproduce_the_model_is_an_error_and_is_not_kept(tmp_path, clip_dir):
@@ -120,3 +124,24 @@ def test_layouts_that_cannot_hold_a_model_say_why(tmp_path):
         check_exportable(polymodal.create("imagebind-tiny"))
     with pytest.raises(ValueError, match="--format 'tflite' is not one of"):
         export_model(tmp_path, "tflite", tmp_path / "x")
+
+
+def test_the_export_command_verifies_prints_and_carries_what_the_folder_needs(tmp_path, minilm_dir):
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+    from polymodal.modalities.text import load_tokenizer
+
+    torch.manual_seed(0)
+    polymodal.save(polymodal.create("clip-minilm-tiny"), tmp_path / "m")
+    load_tokenizer(minilm_dir).save(tmp_path / "m")
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "m"), "--format", "onnx", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    lines = " ".join(result.output.split())
+    assert "image max |Δ| vs the model" in lines and "text max |Δ| vs the model" in lines
+    assert {p.name for p in (tmp_path / "o").iterdir()} >= {"image.onnx", "text.onnx", "export.json", "config.json",
+                                                              "processor_config.json", "tokenizer.json"}
+    loaded = load_tokenizer(tmp_path / "o")  # the tokenizer travelled and works
+    assert loaded(["a red circle"]).ids.shape[0] == 1
+    bad = CliRunner().invoke(app, ["export", str(tmp_path / "m"), "--format", "hf", "--out", str(tmp_path / "h")])
+    assert bad.exit_code != 0 and "BertConfig text tower" in " ".join(bad.output.split())

@@ -54,3 +54,31 @@ def test_training_and_autocast_take_the_plain_path():
     assert plain.weight.grad is not None and x.grad is not None
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert packed(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "quick_gelu", "relu"])
+def test_an_mlps_activation_runs_inside_its_first_gemm_with_the_same_outputs(act):
+    import copy
+
+    from polymodal.layers.mlp import Mlp
+
+    torch.manual_seed(0)
+    plain = Mlp(48, 192, act).eval()
+    fused = copy.deepcopy(plain)
+    assert pack_linears(fused) == 2
+    assert isinstance(fused.act, torch.nn.Identity) and fused.fc1.post_op is not None
+    assert fused.state_dict().keys() == plain.state_dict().keys()
+    x = torch.randn(5, 7, 48)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), plain(x), atol=1e-5, rtol=1e-5)
+        bf16 = copy.deepcopy(fused).bfloat16()(x.bfloat16()).float()
+        assert F.cosine_similarity(bf16.flatten(0, 1), plain(x).flatten(0, 1)).min() > 0.999
+    torch.testing.assert_close(fused(x), plain(x), atol=1e-5, rtol=1e-5)  # with autograd: the PyTorch ops
+
+
+def test_fusion_can_be_left_off():
+    from polymodal.layers.mlp import Mlp, QuickGELU
+
+    mlp = Mlp(16, 64, "quick_gelu").eval()
+    pack_linears(mlp, fuse=False)
+    assert isinstance(mlp.act, QuickGELU) and mlp.fc1.post_op is None and mlp.fc2.in_scale == 1.0

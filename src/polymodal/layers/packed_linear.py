@@ -25,20 +25,46 @@ def available() -> bool:
             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
+# post-op name → (oneDNN attr, scalars, algorithm) of ``_linear_pointwise`` and the same op in PyTorch
+POST_OPS = {
+    "gelu": (("gelu", [], "none"), F.gelu),
+    "gelu_tanh": (("gelu", [], "tanh"), lambda y: F.gelu(y, approximate="tanh")),
+    "relu": (("relu", [], ""), F.relu),
+    "swish": (("swish", [], ""), F.silu),
+}
+
+
 class PackedLinear(nn.Module):
     """``nn.Linear`` for inference on CPU: x [..., in] → [..., out] through oneDNN with the weight
-    prepacked for ``batch_hint`` rows. fp32 and bf16 (the packed copy follows the weight's dtype)."""
+    prepacked for ``batch_hint`` rows. fp32 and bf16 (the packed copy follows the weight's dtype).
 
-    def __init__(self, linear: nn.Linear, batch_hint: int = 1024):
+    Optionally ``post_op(scale · linear(in_scale · x))`` in one oneDNN call (the scales are folded
+    into the packed weight): :func:`fuse_activations` uses this to run an MLP's activation inside
+    its first GEMM. Off the packed path (autograd, autocast, another device) the same function is
+    computed with PyTorch ops."""
+
+    def __init__(self, linear: nn.Linear, batch_hint: int = 1024, post_op: str | None = None, scale: float = 1.0,
+                 in_scale: float = 1.0):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight, self.bias = linear.weight, linear.bias
         self.batch_hint = batch_hint
+        self.post_op, self.scale, self.in_scale = post_op, scale, in_scale
         self.register_buffer("packed", self._pack(), persistent=False)
 
     def _pack(self) -> torch.Tensor:
         with torch.no_grad():
-            return torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), self.batch_hint)
+            w = self.weight.detach()
+            if self.scale * self.in_scale != 1.0:
+                w = w * (self.scale * self.in_scale)
+            return torch.ops.mkldnn._reorder_linear_weight(w, self.batch_hint)
+
+    def fuse(self, post_op: str | None, scale: float = 1.0, in_scale: float = 1.0) -> None:
+        """Set the fused post-op and scales (see the class docstring) and repack."""
+        if post_op is not None and post_op not in POST_OPS:
+            raise ValueError(f"post-op {post_op!r} is not one of {sorted(POST_OPS)}")
+        self.post_op, self.scale, self.in_scale = post_op, scale, in_scale
+        self.repack()
 
     def repack(self) -> None:
         """Re-make the packed copy after the weights (or their dtype) changed."""
@@ -71,17 +97,24 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or torch.is_grad_enabled() or x.dtype != self.packed.dtype \
-                or torch.is_autocast_enabled("cpu"):
-            return F.linear(x, self.weight, self.bias)  # training, autocast or another device: the plain path
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+                or torch.is_autocast_enabled("cpu"):  # training, autocast or another device: the plain path
+            y = F.linear(x * self.in_scale if self.in_scale != 1.0 else x, self.weight, self.bias)
+            y = y * self.scale if self.scale != 1.0 else y
+            return POST_OPS[self.post_op][1](y) if self.post_op else y
+        bias = self.bias * self.scale if self.bias is not None and self.scale != 1.0 else self.bias
+        attr, scalars, algorithm = POST_OPS[self.post_op][0] if self.post_op else ("none", [], "")
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, attr, scalars, algorithm)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN prepacked"
+        fused = f", then {self.post_op}" if self.post_op else ""
+        scaled = f", scales {self.scale:g}/{self.in_scale:g}" if self.scale != 1.0 or self.in_scale != 1.0 else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN prepacked{fused}{scaled}"
 
 
-def pack_linears(model: nn.Module, batch_hint: int = 1024) -> int:
+def pack_linears(model: nn.Module, batch_hint: int = 1024, fuse: bool = True) -> int:
     """Replace every ``nn.Linear`` of ``model`` by a :class:`PackedLinear` sharing its parameters
-    (in place); returns how many were replaced (0 when oneDNN is not available)."""
+    (in place) and, with ``fuse``, run each MLP's activation inside its first GEMM
+    (:func:`fuse_activations`); returns how many linears were replaced (0 without oneDNN)."""
     if not available():
         return 0
     count = 0
@@ -90,4 +123,35 @@ def pack_linears(model: nn.Module, batch_hint: int = 1024) -> int:
             if type(child) is nn.Linear:
                 setattr(module, name, PackedLinear(child, batch_hint))
                 count += 1
+    if fuse:
+        fuse_activations(model)
     return count
+
+
+QUICK_GELU_ALPHA = 1.702
+
+
+def fuse_activations(model: nn.Module) -> int:
+    """Every :class:`~polymodal.layers.mlp.Mlp` whose linears are packed computes its activation as
+    the first GEMM's post-op (one pass over the hidden activations instead of up to three); returns
+    how many. GELU (erf or tanh) and ReLU are oneDNN post-ops as they are; QuickGELU, x·σ(1.702x),
+    is swish(1.702·y)/1.702: fc1's packed weight and bias are scaled by 1.702 and fc2's by 1/1.702.
+    Parameters and state dict are untouched."""
+    from .mlp import Mlp, QuickGELU
+
+    fused = 0
+    for m in model.modules():
+        if not (isinstance(m, Mlp) and isinstance(m.fc1, PackedLinear) and isinstance(m.fc2, PackedLinear)):
+            continue
+        if isinstance(m.act, QuickGELU):
+            m.fc1.fuse("swish", scale=QUICK_GELU_ALPHA)
+            m.fc2.fuse(m.fc2.post_op, in_scale=1 / QUICK_GELU_ALPHA)
+        elif isinstance(m.act, nn.GELU):
+            m.fc1.fuse("gelu" if m.act.approximate == "none" else "gelu_tanh")
+        elif isinstance(m.act, nn.ReLU):
+            m.fc1.fuse("relu")
+        else:
+            continue
+        m.act = nn.Identity()
+        fused += 1
+    return fused
