@@ -8,12 +8,14 @@ by side in one process.
    paths are the ceilings the rest is measured against.
 2. Each tower of the ``clip-vit-b-32`` preset (random weights; images 224 px, texts of 77 tokens):
    items/s (median of alternating runs), GFLOP/s and its share of the best GEMM rate of its
-   precision, ratios to ONNX Runtime fp32 and OpenVINO bf16, max |Δ| / min cosine to PyTorch fp32,
-   and peak resident-memory growth per call. The row "torch fp32, auto" is what the Embedder runs:
+   precision, ratios to ONNX Runtime fp32 and OpenVINO bf16, max |Δ| / min cosine to PyTorch fp32
+   (memory: section 4). The row "torch fp32, auto" is what the Embedder runs:
    the path ``polymodal.layers.cpu_path`` picks on this machine.
 3. The model's own linear shapes replayed as bare GEMMs on the plain and prepacked paths (the
    ceiling of the whole forward), and the training question: the backward GEMMs of those shapes
    (dY·W, dYᵀ·X) on MKL vs oneDNN, conversions to oneDNN's layout included.
+4. ``--memory``: peak memory of one call per runtime, each in a fresh process (a warm process
+   reuses what an earlier call freed, which hides it): max RSS after the call minus RSS before it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu_gemm import _best, best, gemm_rates  # noqa: E402
-from encode import alternating_medians, flops, peak_rss_growth_mib  # noqa: E402
+from encode import alternating_medians, flops  # noqa: E402
 
 
 def linear_shapes(model, fn) -> list[tuple[int, int, int]]:
@@ -113,18 +115,17 @@ def runtime_table(model, inputs: dict, ceiling: dict, repeats: int = 3, threads:
             want = jobs["torch fp32, plain"]().float()
             outputs = {k: fn().float() for k, fn in jobs.items()}
             med = alternating_medians(jobs, repeats)
-            memory = {k: peak_rss_growth_mib(fn) for k, fn in jobs.items()}
         n = len(x[0])
         results[tower] = {k: n / v for k, v in med.items()}
         print(f"\n2. {tower} tower, batch {n} ({work / 1e9:.0f} GFLOP), median of {repeats}")
         print("| runtime | items/s | GFLOP/s | of best GEMM | vs ORT fp32 | vs OpenVINO bf16 | max abs diff | min cosine"
-              " | peak RSS |\n|---|---|---|---|---|---|---|---|---|")
+              " |\n|---|---|---|---|---|---|---|---|")
         for k in jobs:
             rate = work / med[k] / 1e9
             ceil = ceiling["bf16" if "bf16" in k else "fp32"][1]
             print(f"| {k} | {n / med[k]:.1f} | {rate:.0f} | {rate / ceil:.0%} | {med['ONNX Runtime fp32'] / med[k]:.2f}× | "
                   f"{med['OpenVINO bf16'] / med[k]:.2f}× | {(outputs[k] - want).abs().max().item():.1e} | "
-                  f"{F.cosine_similarity(outputs[k], want).min().item():.5f} | +{memory[k]:.0f} MiB |", flush=True)
+                  f"{F.cosine_similarity(outputs[k], want).min().item():.5f} |", flush=True)
         replay = replay_rates(linear_shapes(model, jobs["torch fp32, plain"]))
         print(f"\n3. {tower} tower's own linear shapes as bare GEMMs (best fp32 path {ceiling['fp32'][1]:.0f} GFLOP/s)"
               "\n| GEMMs | GFLOP/s | of best fp32 GEMM |\n|---|---|---|")
@@ -145,9 +146,85 @@ def print_gemm_rates(n: int, threads: int) -> dict:
     return ceiling
 
 
+RUNTIMES = ("torch fp32, plain", "torch fp32, auto", "ONNX Runtime fp32", "OpenVINO f32", "torch bf16, plain",
+            "torch bf16, auto", "OpenVINO bf16")
+
+
+def one_call_memory(runtime: str, tower: str, batch: int, threads: int) -> float:
+    """In this (fresh) process: build ``runtime`` for clip-vit-b-32, then MiB of max-RSS growth over
+    one call on a batch of ``batch``."""
+    import resource
+
+    import polymodal
+    from polymodal.export.runtime import ExportedTowers
+    from polymodal.layers.cpu_path import choose
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = polymodal.create("clip-vit-b-32").eval()
+    g = torch.Generator().manual_seed(0)
+    if tower == "image":
+        x = (torch.randn(batch, 3, 224, 224, generator=g),)
+    else:
+        ids = torch.randint(1, 49406, (batch, 77), generator=g)
+        x = (ids, torch.ones_like(ids))
+    bf16 = "bf16" in runtime
+    if runtime.startswith("torch"):
+        model = model.bfloat16() if bf16 else model
+        if "auto" in runtime:
+            choose(model)
+        x = tuple(t.bfloat16() if t.is_floating_point() and bf16 else t for t in x)
+        run = lambda: model.embed(tower, *x)  # noqa: E731
+    else:
+        tmp = Path(tempfile.mkdtemp())
+        if runtime.startswith("ONNX"):
+            from polymodal.export.onnx import export_onnx
+
+            export_onnx(model, tmp)
+            towers = ExportedTowers(tmp, "onnxruntime", threads=threads)
+        else:
+            from polymodal.export.openvino import export_openvino
+
+            export_openvino(model, tmp)
+            towers = ExportedTowers(tmp, "openvino", "bf16" if bf16 else "f32", threads)
+        towers._runner(tower)  # compiled before the measurement
+        run = lambda: towers.embed(tower, *x)  # noqa: E731
+    import gc
+
+    gc.collect()
+    before = _rss_mib()
+    with torch.inference_mode():
+        run()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4 / 1024
+
+
+def memory_table(image_batch: int, text_batch: int, threads: int) -> None:
+    import subprocess
+
+    print("\n4. peak memory of one call, fresh process per runtime (MiB of max-RSS growth)")
+    print(f"| runtime | image ×{image_batch} | text ×{text_batch} |\n|---|---|---|")
+    for runtime in RUNTIMES:
+        cells = []
+        for tower, batch in (("image", image_batch), ("text", text_batch)):
+            out = subprocess.run([sys.executable, __file__, "--one-call", runtime, tower, str(batch), str(threads)],
+                                 capture_output=True, text=True)
+            cells.append(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-200:]}")
+        print(f"| {runtime} | {cells[0]} | {cells[1]} |", flush=True)
+
+
 def main() -> None:
     import polymodal
     from polymodal.layers.cpu_path import cpu_name
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--one-call":
+        runtime, tower, batch, threads = sys.argv[2:6]
+        print(f"+{one_call_memory(runtime, tower, int(batch), int(threads)):.0f}")
+        return
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -155,8 +232,12 @@ def main() -> None:
     parser.add_argument("--text-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=2048)
+    parser.add_argument("--memory", action="store_true", help="only section 4 (fresh process per runtime)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.memory:
+        memory_table(args.image_batch, args.text_batch, args.threads)
+        return
     import onnxruntime  # the comparison needs both runtimes: pip install '.[onnx,openvino]'
     import openvino
 
