@@ -17,13 +17,15 @@ from pathlib import Path
 import torch
 
 from ..modalities.processor import processor_for
+from ..modalities.text import META_FILE
 from ..registry import config_to_dict
 from .onnx import ExportError, fp32_eval, probe_inputs, towers
 
 FORMATS = ("onnx", "openvino", "hf", "open_clip")
-# what a tokenizer needs beside the model (BPE vocab.json travels with its merges.txt)
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz",
-                   "special_tokens_map.json", "tokenizer_config.json")
+# what a tokenizer needs beside the model (BPE vocab.json travels with its merges.txt; ours with its
+# metadata file, which says its kind and context)
+TOKENIZER_FILES = ("tokenizer.json", META_FILE, "vocab.json", "merges.txt", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz",
+                   "special_tokens_map.json", "tokenizer_config.json", "sentence_bert_config.json")
 
 
 def export_model(source: str | Path, fmt: str, out: str | Path, tolerance: float = 1e-4) -> dict:
