@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import copy
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-def _best(fn, repeats: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from polymodal.layers.cpu_path import best_time as _best
 
 
 def _matmul_onnx(n: int, folder: Path) -> Path:

@@ -46,7 +46,8 @@ def _shapes(model: nn.Module) -> Counter:
     return Counter((m.in_features, m.out_features) for m in model.modules() if type(m) is nn.Linear)
 
 
-def _best_of(fn, repeats: int) -> float:
+def best_time(fn, repeats: int = 5) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn`` after one warm-up call."""
     fn()
     best = float("inf")
     for _ in range(repeats):
@@ -64,8 +65,8 @@ def measure(shapes: Counter, dtype: torch.dtype, rows: int = 1024, repeats: int 
         x = torch.randn(rows, fan_in, dtype=dtype)
         packed = PackedLinear(layer, rows)
         with torch.inference_mode():
-            total["plain"] += count * _best_of(lambda: F.linear(x, layer.weight, layer.bias), repeats)
-            total["packed"] += count * _best_of(lambda: packed(x), repeats)
+            total["plain"] += count * best_time(lambda: F.linear(x, layer.weight, layer.bias), repeats)
+            total["packed"] += count * best_time(lambda: packed(x), repeats)
     return total
 
 
