@@ -64,11 +64,10 @@ def gemm_rates(n: int = 2048, threads: int | None = None) -> dict[str, float]:
             except ImportError:
                 pass
             try:
-                import openvino as ov
+                from polymodal.export.openvino import compile_tower
 
                 for precision in ("f32", "bf16"):
-                    compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                                           "INFERENCE_NUM_THREADS": threads})
+                    compiled = compile_tower(model, precision, threads)  # one Core for the process
                     name = "fp32 OpenVINO" if precision == "f32" else "bf16 OpenVINO"
                     paths[name] = (lambda c=compiled: c({"X": a}))
             except ImportError:

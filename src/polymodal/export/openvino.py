@@ -7,6 +7,7 @@ pins f32 so that the files are checked, not the precision. The weights are kept 
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -18,14 +19,22 @@ from . import onnx
 from .onnx import MANIFEST, ExportError, Tower, fp32_eval, probe_inputs, towers
 
 
-def compile_tower(xml: Path, precision: str = "f32", threads: int = 0):
-    """An OpenVINO compiled model for one tower on the CPU (``precision`` f32 or bf16)."""
+@functools.cache
+def _core():
+    """One OpenVINO Core for the process. A compiled model must not outlive the Core that loaded its
+    device plugin: freeing one after a temporary Core was gone crashed the process (a segfault at a
+    later garbage collection)."""
     import openvino as ov
 
+    return ov.Core()
+
+
+def compile_tower(xml: Path, precision: str = "f32", threads: int = 0):
+    """An OpenVINO compiled model for one tower on the CPU (``precision`` f32 or bf16)."""
     config = {"INFERENCE_PRECISION_HINT": precision}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    return ov.Core().compile_model(str(xml), "CPU", config)
+    return _core().compile_model(str(xml), "CPU", config)
 
 
 def export_openvino(model: nn.Module, folder: str | Path, tolerance: float = 1e-4) -> dict:
