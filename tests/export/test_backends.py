@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 import polymodal
-from polymodal.export import runtime
 from polymodal.modalities.text import load_tokenizer
 from polymodal.tasks.embedder import Embedder
 
@@ -74,20 +73,6 @@ def test_what_a_backend_cannot_do_is_a_clear_error(model_dir, cache):
         Embedder.from_checkpoint(model_dir, torch.bfloat16, backend="onnxruntime")
     with pytest.raises(ValueError, match="runs on the CPU"):
         Embedder.from_checkpoint(model_dir, device="meta", backend="onnxruntime")
-
-
-def test_a_clip_axis_is_averaged_like_the_torch_model_and_other_ranks_are_refused(cache):
-    torch.manual_seed(0)
-    model = polymodal.create("imagebind-tiny").eval()
-    towers = runtime.exported_towers(model, "ib-test", "onnxruntime")
-    size = model.config.map_size
-    clips = torch.randn(2, 3, 1, size, size)  # 2 samples × 3 depth clips
-    with torch.no_grad():
-        expected = model.embed("depth", clips)
-    torch.testing.assert_close(towers.embed("depth", clips), expected, atol=1e-5, rtol=0)
-    video = torch.randn(2, 3, 3, 2, model.config.image_size, model.config.image_size)  # video: the torch tower's own
-    with pytest.raises(ValueError, match="the exported image tower takes inputs of 4 dimensions"):
-        towers.embed("image", video)
 
 
 def test_embed_on_the_command_line_with_the_onnxruntime_backend(model_dir, cache, tmp_path):

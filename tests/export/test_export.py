@@ -44,10 +44,23 @@ def test_every_tower_exports_to_onnx_with_dynamic_batch_and_length_and_matches_t
 @pytest.mark.parametrize("name, expected", [("imagebind-tiny", {"image", "text", "audio", "depth", "thermal", "imu"}),
                                             ("videoclip-tiny", {"text", "video"})])
 def test_imagebind_and_videoclip_export_every_tower(tmp_path, name, expected):
+    from polymodal.export.runtime import ExportedTowers
+
     torch.manual_seed(0)
-    manifest = export_onnx(polymodal.create(name).eval(), tmp_path)
+    model = polymodal.create(name).eval()
+    manifest = export_onnx(model, tmp_path)
     assert set(manifest["towers"]) == expected
     assert max(t["max_abs_diff"] for t in manifest["towers"].values()) <= 1e-4
+    if name == "imagebind-tiny":  # a clip axis is averaged as the model does; other ranks are refused
+        towers = ExportedTowers(tmp_path, "onnxruntime")
+        size = model.config.map_size
+        clips = torch.randn(2, 3, 1, size, size)  # 2 samples × 3 depth clips
+        with torch.no_grad():
+            torch.testing.assert_close(towers.embed("depth", clips), model.embed("depth", clips), atol=1e-5, rtol=0)
+        video = torch.randn(2, 3, 3, 2, model.config.image_size, model.config.image_size)  # the torch tower's own
+        assert towers.takes("depth", clips) and not towers.takes("image", video)
+        with pytest.raises(ValueError, match="the exported image tower takes inputs of 4 dimensions"):
+            towers.embed("image", video)
     if name == "videoclip-tiny":  # per-second features [B, V, D] with their mask: V is dynamic
         assert manifest["towers"]["video"]["inputs"] == ["features", "attention_mask"]
         assert manifest["towers"]["video"]["longest"] == polymodal.preset(name).max_video_len
