@@ -122,6 +122,8 @@ class DecodePool:
             self._restart(pool)
             raise DecodeTimeout(f"decoding took longer than {timeout_s:g} s") from None
         except BrokenProcessPool:
+            if self._pool is not pool:  # another request's restart killed the worker: not this file's doing
+                raise DecodeBusy("the decoder was restarted while decoding this file; retry") from None
             self._restart(pool)
             raise DecodeCrashed("the decoder stopped (the file needs more memory than allowed, "
                                 "or crashed the decoder)") from None
