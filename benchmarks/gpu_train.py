@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import copy
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -197,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
         r["achieved_tflops"] = achieved / 1e12 if achieved else None
         r["mfu"] = achieved / (peak * 1e12) if achieved and peak else None
     best_peer = max((r["train_samples_per_s"] for r in rows if r["case"].startswith("hf")), default=None)
-    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+    from polymodal.layers.cpu_path import cpu_name
+
+    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
               "torch": torch.__version__, "transformers": transformers.__version__,
               "model": "toy CLIP (2 layers)" if args.tiny else "CLIP ViT-B/16 (image 224, text 77)",
               "batch": batch, "encode_batch": encode_batch, "steps": steps, "precision": "bf16 autocast",

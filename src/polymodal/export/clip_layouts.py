@@ -100,14 +100,14 @@ def hf_state_dict(model: CLIP) -> dict[str, torch.Tensor]:
     for key, value in model.state_dict().items():
         value = value.detach().float().contiguous().cpu()
         name = _rename(key, HF_RULES)
-        name = _rename(name, HF_BLOCK) if ".layers." in name and not name.endswith("attn.qkv.weight") \
-            and not name.endswith("attn.qkv.bias") else name
-        if name.endswith(("attn.qkv.weight", "attn.qkv.bias")):
+        if ".attn.qkv." in name:  # HF splits the fused projection
             prefix, param = name.rsplit(".attn.qkv.", 1)
             for part, tensor in zip("qkv", value.chunk(3, dim=0)):
                 out[f"{prefix}.self_attn.{part}_proj.{param}"] = tensor.contiguous()
             continue
-        if name in ("vision_model.embeddings.class_embedding",):
+        if ".layers." in name:
+            name = _rename(name, HF_BLOCK)
+        if name == "vision_model.embeddings.class_embedding":
             value = value.reshape(-1)
         elif name.endswith("position_embedding.weight"):
             value = value.reshape(value.shape[-2], value.shape[-1])

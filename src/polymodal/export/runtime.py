@@ -34,11 +34,10 @@ def check_backend(backend: str, precision: str = "f32") -> None:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     if backend == "torch":
         return
-    module = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend]
     try:
-        __import__(module)
+        __import__(backend)  # the backend's name is its package's
     except ImportError as e:
-        raise ValueError(f"backend {backend} needs {module}: pip install 'polymodal[{EXTRA[backend]}]'") from e
+        raise ValueError(f"backend {backend} needs {backend}: pip install 'polymodal[{EXTRA[backend]}]'") from e
     if backend == "onnxruntime" and precision != "f32":
         raise ValueError("the onnxruntime backend runs fp32 (its CPU kernels have no bf16); use --backend openvino "
                          "or torch for bf16")
@@ -88,23 +87,24 @@ class ExportedTowers:
         """One batch → [B, E] fp32, as ``model.embed``. An input with one more leading axis than the
         tower takes ([B, S, ...]: clips of one sample) is run as B·S rows and averaged over S, as
         the PyTorch model does."""
-        entry = self.manifest["towers"].get(modality) or {}
-        rank = (entry.get("rank") or [x.dim()])[0]
+        run = self._runner(modality)  # a modality without a tower is a KeyError naming the ones there are
+        entry = self.manifest["towers"][modality]
+        rank = entry["rank"][0]
         clips = x.dim() == rank + 1
-        if x.dim() not in (rank, rank + 1):
+        if not self.takes(modality, x):
             raise ValueError(f"the exported {modality} tower takes inputs of {rank} dimensions (or {rank + 1} with "
                              f"clips), not {tuple(x.shape)}; use --backend torch for this input")
         b = x.shape[0]
         if clips:
             x = x.reshape(-1, *x.shape[2:])
             attention_mask = attention_mask.reshape(len(x), -1) if attention_mask is not None else None
-        names = entry.get("inputs", ["input"])
+        names = entry["inputs"]
         feeds = {names[0]: np.ascontiguousarray(x.detach().cpu().float().numpy() if x.is_floating_point()
                                                 else x.detach().cpu().numpy())}
         if len(names) == 2:
             mask = attention_mask if attention_mask is not None else torch.ones(x.shape[:2], dtype=torch.long)
             feeds[names[1]] = np.ascontiguousarray(mask.detach().cpu().to(torch.long).numpy())
-        out = torch.from_numpy(np.asarray(self._runner(modality)(feeds))).float()
+        out = torch.from_numpy(np.asarray(run(feeds))).float()
         return out.reshape(b, -1, out.shape[-1]).mean(1) if clips else out
 
 

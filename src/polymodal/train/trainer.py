@@ -129,8 +129,9 @@ class ContrastiveKind(TrainKind):
         """The batch's text mask, or None where the tower does not need it: a causal tower pools at
         EOT, which padding at the end cannot reach, and without a mask it runs SDPA's causal (flash)
         kernel. Checked here, on the host, where reading the mask costs nothing."""
-        right_padded = bool((mask[:, 1:] <= mask[:, :-1]).all())
-        return None if self.causal_text and right_padded else mask
+        if not self.causal_text:
+            return mask
+        return None if bool((mask[:, 1:] <= mask[:, :-1]).all()) else mask
 
     def ready(self, model: nn.Module) -> None:
         self.text_cache = self._frozen_text_features(model)
