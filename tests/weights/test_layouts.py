@@ -18,8 +18,8 @@ EXPECTED = {
     "imagebind": ("imagebind", "imagebind", True),
     "visualbert": ("hf-visualbert", "visualbert", True),
     "vilbert": ("vilbert", "vilbert", True),
-    "layoutlmv2": ("hf-layoutlmv2", "layoutlmv2", False),
-    "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", False),
+    "layoutlmv2": ("hf-layoutlmv2", "layoutlmv2", True),
+    "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", True),
     "videoclip": ("mmpt-videoclip", "videoclip", True),
     "s3d": ("s3d-howto100m", "s3d", True),
 }

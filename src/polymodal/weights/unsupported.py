@@ -12,12 +12,6 @@ def _unsupported(name: str, family: str, description: str, match, priority: int 
 
 
 # All of these contain HF-BERT-style layers (priority 10), so they are tried before it.
-_unsupported("hf-layoutlmv2", "layoutlmv2", "Hugging Face LayoutLMv2", priority=72,
-             match=lambda keys, folder: (any_key(keys, suffix="visual_segment_embedding")
-                                         or any_key(keys, contains=".attention.self.qkv_linear.")))
-_unsupported("hf-layoutlmv3", "layoutlmv3", "Hugging Face LayoutLMv3", priority=71,
-             match=lambda keys, folder: (any_key(keys, contains="embeddings.x_position_embeddings.")
-                                         and any_key(keys, contains="rel_pos_x_bias.")))
 _unsupported("hf-layoutlm", "layoutlm", "Hugging Face LayoutLM (v1)",
              lambda keys, folder: any_key(keys, contains="embeddings.x_position_embeddings."))
 _unsupported("open-clip-timm", "clip", "open_clip CLIP with a timm image tower",
