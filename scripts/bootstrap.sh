@@ -37,15 +37,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# The web UI's tests drive Debian's chromium headless (Playwright with executable_path): install it
-# with apt-get when it is missing and we can (root or passwordless sudo); CHROMIUM overrides the path.
-if [ "$job" = "test" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# System packages, installed with apt-get when missing and we can (root or passwordless sudo):
+# Tesseract for document OCR (every job that may read a scan), and for the tests also Debian's
+# chromium, which the web UI's tests drive headless (Playwright with executable_path; CHROMIUM
+# overrides the path).
+need=()
+command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
+[ "$job" = "test" ] && ! command -v chromium >/dev/null 2>&1 && need+=(chromium)
+if [ "${#need[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo -n"
   if [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; then
-    echo "[setup] installing chromium (apt-get) for the web UI tests"
+    echo "[setup] installing ${need[*]} (apt-get)"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "[setup] warning: ${need[*]} missing and apt-get needs root; install them to use OCR / run the UI tests" >&2
   fi
 fi
 

@@ -848,3 +848,52 @@ def video_search_cmd(
         name = Path(item.file).relative_to(root) if Path(item.file).is_relative_to(root) else item.file
         console.print(f"{rank:>3}  {score:.3f}  {start:>6g}–{end:g} s  {name}", highlight=False, markup=False,
                       soft_wrap=True)
+
+
+doc_app = typer.Typer(no_args_is_help=True, help="Documents: OCR, key–value extraction, questions, classes (LayoutLM).")
+app.add_typer(doc_app, name="doc")
+
+
+@doc_app.command("ocr")
+def doc_ocr_cmd(
+    files: Annotated[list[Path], typer.Argument(help="PDFs or page images (PNG, JPEG, multi-page TIFF)")],
+    out: Annotated[Optional[Path], typer.Option(help="a .json file (one input) or a folder (NAME.json per input); "
+                                                      "default: print JSON")] = None,
+    engine: Annotated[str, typer.Option("--ocr", help="OCR engine")] = "tesseract",
+    lang: Annotated[str, typer.Option(help="Tesseract language(s), e.g. eng or eng+deu")] = "eng",
+    psm: Annotated[int, typer.Option(help="Tesseract page-segmentation mode (3 automatic, 6 one block, 11 sparse)")] = 3,
+    dpi: Annotated[float, typer.Option(help="PDF rendering resolution")] = 150,
+    text_layer: Annotated[bool, typer.Option(help="use a PDF page's own text when it has some")] = True,
+    max_pages: Annotated[int, typer.Option(help="pages read per file")] = 200,
+) -> None:
+    """Words, boxes (pixels of the page at --dpi), confidences, line and block ids, per page. A bad
+    file is reported and the others are still read."""
+    from .documents import DocumentReadError, OCRError, ocr_engine, read_document
+
+    if not 36 <= dpi <= 600 or max_pages < 1:
+        _fail("--dpi must be 36–600 and --max-pages ≥ 1")
+    if out is not None and len(files) > 1 and out.suffix == ".json":
+        _fail(f"{len(files)} inputs: --out must be a folder, not {out}")
+    try:
+        ocr = ocr_engine(engine, lang=lang, psm=psm)
+    except (OCRError, ValueError) as e:
+        _fail(str(e))
+    failed = 0
+    for file in files:
+        try:
+            pages = read_document(file, ocr=ocr, dpi=dpi, max_pages=max_pages, text_layer=text_layer)
+        except (DocumentReadError, OCRError) as e:
+            err.print(f"[red]skipped[/red] {e}", highlight=False)
+            failed += 1
+            continue
+        result = json.dumps({"file": str(file), "pages": [p.to_json() for p in pages]}, ensure_ascii=False)
+        if out is None:
+            print(result)
+            continue
+        target = out if out.suffix == ".json" else out / f"{file.stem}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result)
+        words = sum(len(p.words) for p in pages)
+        console.print(f"{file}: {len(pages)} page(s), {words} words → {target}", highlight=False)
+    if failed == len(files):
+        raise typer.Exit(1)

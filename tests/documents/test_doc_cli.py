@@ -1,0 +1,37 @@
+"""``polymodal doc …`` run as a user runs it: a real subprocess of the installed console script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from polymodal.data.world.documents import render_document
+
+CLI = [str(Path(sys.executable).with_name("polymodal"))]
+
+
+def run(*args):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=300,
+                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+
+
+def test_doc_ocr_writes_words_per_page_and_reports_a_bad_file(tmp_path):
+    doc = render_document(0, "test", 2, "id_card")
+    Image.fromarray(doc.image).save(tmp_path / "card.png")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.7\n not really")
+    proc = run("doc", "ocr", tmp_path / "card.png", tmp_path / "broken.pdf", "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "broken.pdf: not a readable PDF" in proc.stderr.replace("\n", "")
+    result = json.loads((tmp_path / "out" / "card.json").read_text())
+    (page,) = result["pages"]
+    assert page["source"] == "ocr:tesseract" and (page["width"], page["height"]) == (320, 400)
+    texts = [w["text"] for w in page["words"]]
+    assert "IDENTITY" in texts and doc.entities[-1].text.split()[0] in texts  # the expiry date
+    assert set(page["words"][0]) == {"text", "box", "confidence", "line", "block"}
+    single = run("doc", "ocr", tmp_path / "card.png", "--psm", "6")  # JSON on stdout
+    assert single.returncode == 0 and json.loads(single.stdout)["pages"][0]["words"]
+    only_bad = run("doc", "ocr", tmp_path / "broken.pdf")
+    assert only_bad.returncode == 1
+    assert run("doc", "ocr", tmp_path / "card.png", "--lang", "xyz").returncode != 0
