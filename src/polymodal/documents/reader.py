@@ -90,6 +90,30 @@ def _read_image(path: Path, ocr: _LazyEngine, max_pages: int, max_pixels: int) -
     return pages
 
 
+def read_page_image(path: str | Path, max_pixels: int = MAX_PAGE_PIXELS) -> Image.Image:
+    """The first page of an image or PDF file as RGB, without OCR (a labelled page's own image)."""
+    path = Path(path)
+    if path.suffix.lower() == ".pdf":
+        doc = _open_pdf(path)
+        try:
+            return doc[0].render(scale=150 / 72).to_pil().convert("RGB")
+        finally:
+            doc.close()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise DocumentReadError(f"{path}: page 1 is {img.width}×{img.height} pixels, over the "
+                                            f"{max_pixels / 1e6:g} M pixel limit")
+                img.load()
+                return to_rgb(img)
+    except DocumentReadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DocumentReadError(f"{path}: not a readable image ({e})") from e
+
+
 def _open_pdf(path: Path):
     import pypdfium2 as pdfium
 

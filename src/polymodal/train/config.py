@@ -23,11 +23,13 @@ class ModelConfig:
     freeze_text: bool = False
     grad_checkpointing: bool = False
     init_from: str | None = None  # vqa: a pretraining run's model folder whose trunk the task starts from
+    layout_2d: bool = True  # LayoutLM: 2-D box embeddings and relative biases (False: text + 1-D positions only)
+    visual_tokens: bool = True  # LayoutLM: the page image's tokens (False: text and layout only)
 
 
 @dataclass
 class DataConfig:
-    kind: str = "world"  # "world" (generated), "csv" (your own pictures) or "wds" (WebDataset shards, streamed)
+    kind: str = "world"  # "world" (generated), "csv" (your own pictures), "wds" (WebDataset shards, streamed) or "funsd" (documents)
     path: str | None = None  # csv: a CSV/TSV of image paths and captions; wds: a folder of .tar shards
     image_key: str = "filepath"  # csv: the column holding image paths (open_clip's --csv-img-key)
     caption_key: str = "caption"  # csv: the column holding captions (open_clip's --csv-caption-key)
@@ -52,6 +54,8 @@ class DataConfig:
     batches: str = "random"  # videoclip: "random", or "retrieval" (from neighbouring k-means clusters of videos)
     clusters: int = 0  # videoclip retrieval batches: k-means clusters (0: one per 16 videos)
     recluster_epochs: int = 1  # videoclip retrieval batches: re-embed and re-cluster the videos this often
+    ocr: str = "truth"  # documents: evaluate on the ground-truth words only, or also on Tesseract's ("tesseract")
+    ocr_n: int = 50  # documents with data.ocr tesseract: validation pages read by OCR
 
 
 @dataclass
@@ -146,7 +150,7 @@ def _kinds() -> tuple[str, ...]:
     return kind_names()
 
 
-CHOICES = {"data.kind": ("world", "csv", "wds"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
+CHOICES = {"data.kind": ("world", "csv", "wds", "funsd"), "data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
            "objective.label": ("place", "count"), "objective.inputs": ("both", "text", "image"),
            "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped"),
            "data.batches": ("random", "retrieval")}

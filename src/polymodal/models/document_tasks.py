@@ -1,0 +1,91 @@
+"""Task heads over a LayoutLMv2/v3 trunk (stem + trunk from the family file, heads here):
+
+* ``entities`` — key–value extraction: a BIO tag per token (FUNSD's header / question / answer) and
+  a key→value link scorer: each entity is its first token's state, projected twice; a question q
+  links to an answer a with logit ⟨key(q), value(a)⟩ / √d.
+* ``qa`` — extractive document QA: start and end logits per token.
+* ``classify`` — the document's class from [CLS] and the mean of the visual tokens (text-only
+  trunks: [CLS] alone).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..registry import register_family
+from .bert import init_bert
+from .layoutlmv2 import LayoutLMv2, LayoutLMv2Config
+from .layoutlmv3 import LayoutLMv3, LayoutLMv3Config
+
+TASKS = ("entities", "qa", "classify")
+
+
+@dataclass
+class DocumentTaskConfig:
+    trunk: LayoutLMv2Config | LayoutLMv3Config
+    task: str = "entities"
+    num_labels: int = 7  # entities: BIO tags; classify: classes; qa: unused
+    link_dim: int = 64
+
+
+class DocumentTaskModel(nn.Module):
+    """ids [B, L], boxes [B, L, 4], image [B, 3, S, S] (or None), attention_mask [B, L] → the task's logits."""
+
+    def __init__(self, config: DocumentTaskConfig):
+        super().__init__()
+        self.config = c = config
+        if c.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {c.task!r}")
+        self.trunk = LayoutLMv3(c.trunk) if isinstance(c.trunk, LayoutLMv3Config) else LayoutLMv2(c.trunk)
+        width = c.trunk.bert.width
+        if c.task == "entities":
+            self.tagger = nn.Linear(width, c.num_labels)
+            self.link_key = nn.Linear(width, c.link_dim)
+            self.link_value = nn.Linear(width, c.link_dim)
+        elif c.task == "qa":
+            self.span = nn.Linear(width, 2)
+        else:
+            self.classifier = nn.Linear(2 * width if c.trunk.visual_tokens else width, c.num_labels)
+        init_bert(nn.ModuleList([m for n, m in self.named_children() if n != "trunk"]))
+
+    def forward(self, ids: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, **_) -> dict:
+        """entities: ``tag_logits`` [B, L, C], ``link_keys`` / ``link_values`` [B, L, d];
+        qa: ``start_logits`` / ``end_logits`` [B, L] (−inf on padding); classify: ``logits`` [B, C]."""
+        if not self.config.trunk.visual_tokens:
+            image = None
+        out = self.trunk(ids, boxes, image, attention_mask)
+        text = out["text_hidden"]
+        if self.config.task == "entities":
+            return {"tag_logits": self.tagger(text), "link_keys": self.link_key(text), "link_values": self.link_value(text)}
+        if self.config.task == "qa":
+            start, end = self.span(text).unbind(-1)
+            if attention_mask is not None:
+                pad = attention_mask == 0
+                start, end = start.masked_fill(pad, float("-inf")), end.masked_fill(pad, float("-inf"))
+            return {"start_logits": start, "end_logits": end}
+        pooled = text[:, 0]
+        if self.config.trunk.visual_tokens and out["visual_hidden"].shape[1]:
+            pooled = torch.cat([pooled, out["visual_hidden"].mean(1)], dim=-1)
+        elif self.config.trunk.visual_tokens:  # a LayoutLMv3 called without an image
+            pooled = torch.cat([pooled, torch.zeros_like(pooled)], dim=-1)
+        return {"logits": self.classifier(pooled)}
+
+    @staticmethod
+    def link_logits(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Entity states keys [E, d] (questions), values [F, d] (answers) → link logits [E, F]."""
+        return keys @ values.T / math.sqrt(keys.shape[-1])
+
+
+def _example_inputs(c: DocumentTaskConfig) -> dict:
+    from .layoutlmv2 import _example_inputs as v2
+    from .layoutlmv3 import _example_inputs as v3
+
+    return (v3 if isinstance(c.trunk, LayoutLMv3Config) else v2)(c.trunk)
+
+
+register_family("document-task", DocumentTaskConfig, DocumentTaskModel, example_inputs=_example_inputs)
