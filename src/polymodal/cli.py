@@ -688,6 +688,25 @@ def world_files(
     console.print(f"wrote {n} {split} scenes to {out}")
 
 
+@world_app.command("documents")
+def world_documents_cmd(
+    out: Annotated[Path, typer.Argument(help="folder to write (created)")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    n: Annotated[int, typer.Option(help="documents")] = 20,
+    seed: Annotated[int, typer.Option()] = 0,
+    pdf: Annotated[bool, typer.Option(help="also each page as an image-only PDF (pdf/NAME.pdf)")] = False,
+) -> None:
+    """The world's documents as FUNSD (images/ + annotations/), DocVQA (docvqa.json) and class
+    folders (classes/CLASS/), with ground-truth words, entities, links, QA pairs and classes."""
+    from .data.world.document_files import write_documents
+    from .data.world.scene import SPLITS
+
+    if split not in SPLITS or not 1 <= n <= 100_000:
+        _fail(f"--split must be one of {SPLITS} and --n 1–100000")
+    write_documents(out, split, n, seed, pdf)
+    console.print(f"{n} documents → {out}")
+
+
 @world_app.command("preview")
 def world_preview(
     out: Annotated[Path, typer.Option(help="PNG file to write")] = Path("world-preview.png"),
@@ -895,5 +914,134 @@ def doc_ocr_cmd(
         target.write_text(result)
         words = sum(len(p.words) for p in pages)
         console.print(f"{file}: {len(pages)} page(s), {words} words → {target}", highlight=False)
+    if failed == len(files):
+        raise typer.Exit(1)
+
+
+def _doc_pages(file: Path, engine: str, lang: str, psm: int, dpi: float):
+    from .documents import ocr_engine, read_document
+
+    return read_document(file, ocr=ocr_engine(engine, lang=lang, psm=psm), dpi=dpi)
+
+
+OCR_OPTION = Annotated[str, typer.Option("--ocr", help="OCR engine for pages without a text layer")]
+LANG_OPTION = Annotated[str, typer.Option(help="Tesseract language(s)")]
+PSM_OPTION = Annotated[int, typer.Option(help="Tesseract page-segmentation mode")]
+DPI_OPTION = Annotated[float, typer.Option(help="PDF rendering resolution")]
+
+
+def _document_model(folder: Path, task: str):
+    from .tasks.documents import DocumentModel
+
+    try:
+        model = DocumentModel.from_folder(folder)
+        model.require(task)
+    except (FileNotFoundError, TypeError, ValueError) as e:
+        _fail(str(e))
+    return model
+
+
+@doc_app.command("extract")
+def doc_extract_cmd(
+    model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_entities")],
+    file: Annotated[Path, typer.Argument(help="a PDF or page image")],
+    out: Annotated[Optional[Path], typer.Option(help="write the JSON here (default: print it)")] = None,
+    draw: Annotated[Optional[Path], typer.Option(help="PNG with the entities and links over the page "
+                                                       "(NAME-pN.png per page for several pages)")] = None,
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+) -> None:
+    """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
+    entity (header / question / answer) with the links the model found."""
+    from .documents import DocumentReadError, OCRError
+    from .documents.draw import draw_entities
+    from .tasks.documents import DocumentPage
+
+    doc_model = _document_model(model, "entities")
+    try:
+        pages = _doc_pages(file, engine, lang, psm, dpi)
+    except (DocumentReadError, OCRError, ValueError) as e:
+        _fail(str(e))
+    result = {"file": str(file), "pages": []}
+    for page in pages:
+        found = doc_model.extract(DocumentPage.of(page))
+        by_id = {e["id"]: e for e in found["entities"]}
+        fields = [{"key": by_id[link["question"]]["text"], "value": by_id[link["answer"]]["text"],
+                   "key_box": by_id[link["question"]]["box"], "value_box": by_id[link["answer"]]["box"],
+                   "confidence": round(link["score"] * min(by_id[link["question"]]["confidence"],
+                                                           by_id[link["answer"]]["confidence"]), 4)}
+                  for link in found["links"]]
+        result["pages"].append({"page": page.number, "width": page.width, "height": page.height, "source": page.source,
+                                "fields": fields, "entities": found["entities"], "links": found["links"]})
+        if draw is not None:
+            target = draw if len(pages) == 1 else draw.with_name(f"{draw.stem}-p{page.number}{draw.suffix or '.png'}")
+            draw_entities(page.image, found["entities"], found["links"], target)
+    text = json.dumps(result, ensure_ascii=False, indent=1)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text)
+        console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {out}", highlight=False)
+
+
+@doc_app.command("ask")
+def doc_ask_cmd(
+    model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_qa")],
+    file: Annotated[Path, typer.Argument(help="a PDF or page image")],
+    question: Annotated[str, typer.Argument(help='e.g. "what is the total?"')],
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+) -> None:
+    """The answer (words of the page), its score and where it is: page and pixel box (JSON)."""
+    from .documents import DocumentReadError, OCRError
+    from .tasks.documents import DocumentPage
+
+    doc_model = _document_model(model, "qa")
+    if not question.strip():
+        _fail("the question is empty")
+    try:
+        pages = _doc_pages(file, engine, lang, psm, dpi)
+    except (DocumentReadError, OCRError, ValueError) as e:
+        _fail(str(e))
+    answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number} for p in pages]
+    best = max(answers, key=lambda a: a["score"])
+    print(json.dumps({"file": str(file), "question": question, **best}, ensure_ascii=False))
+
+
+@doc_app.command("classify")
+def doc_classify_cmd(
+    model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_classify")],
+    inputs: Annotated[list[Path], typer.Argument(help="folders (searched recursively) or files")],
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+) -> None:
+    """One line per file: path, class, score (class probabilities averaged over its pages). A bad
+    file gets an error line and the others go on."""
+    from .documents import DocumentReadError, OCRError
+    from .documents.reader import IMAGE_SUFFIXES
+    from .tasks.documents import DocumentPage
+
+    doc_model = _document_model(model, "classify")
+    files = []
+    for item in inputs:
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf"))
+        elif item.is_file():
+            files.append(item)
+        else:
+            _fail(f"{item}: no such file or folder")
+    if not files:
+        _fail("no PDFs or images found")
+    failed = 0
+    for file in files:
+        try:
+            pages = _doc_pages(file, engine, lang, psm, dpi)
+        except (DocumentReadError, OCRError) as e:
+            err.print(f"[red]skipped[/red] {e}", highlight=False)
+            failed += 1
+            continue
+        scores = {}
+        for p in pages:
+            for c, v in doc_model.classify(DocumentPage.of(p))["scores"].items():
+                scores[c] = scores.get(c, 0.0) + v / len(pages)
+        best = max(scores, key=scores.get)
+        print(f"{file}\t{best}\t{scores[best]:.3f}")
     if failed == len(files):
         raise typer.Exit(1)

@@ -1,0 +1,154 @@
+"""The document tasks through `polymodal train` and `polymodal doc`: key–value extraction, QA and
+classification train from configs on the world's documents (and its FUNSD export), are scored
+with their metrics, save a model folder, and the commands use it on files — bad files included."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from polymodal.data.documents import (BIO, DocumentFormatError, find_answer_span, funsd_json, read_docvqa, read_funsd,
+                                      read_funsd_folder, world_documents)
+from polymodal.data.world.document_files import write_documents
+from polymodal.data.world.documents import render_document
+from polymodal.eval.documents import anls, confusion_matrix, entity_f1, f1
+from polymodal.tasks.documents import DocumentModel, DocumentPage, decode_bio
+from polymodal.train.config import load_config
+from polymodal.train.trainer import run
+
+CLI = [str(Path(sys.executable).with_name("polymodal"))]
+
+
+def cli(*args):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=300,
+                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+
+
+def _train(out, config, *extra):
+    cfg = load_config(Path("configs") / config, ["train.batch_size=16", "optim.lr=2e-3", "optim.warmup_steps=5",
+                                                 "train.log_every=10", "train.threads=2", f"train.out={out}", *extra])
+    return run(cfg)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_documents(tmp_path_factory.mktemp("world-docs"), "test", 6, pdf=True)
+
+
+def test_metrics_and_bio_decoding():
+    assert anls("Total 9.50", ["total 9.50"]) == 1.0 and anls("abc", ["xyz"]) == 0.0
+    assert anls("12.1O.2024", ["12.10.2024"]) == pytest.approx(0.9)
+    assert f1({1, 2}, {2, 3}) == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert entity_f1([[("question", (0, 1))]], [[("question", (0, 1)), ("answer", (2,))]])["f1"] == pytest.approx(2 / 3)
+    assert confusion_matrix([0, 1, 1], [0, 0, 1], 2) == [[1, 1], [0, 1]]
+    entities = decode_bio(["B-QUESTION", "I-QUESTION", "B-ANSWER", "O", "I-ANSWER", "I-HEADER"])
+    assert [(e.label, e.words) for e in entities] == [("question", [0, 1]), ("answer", [2]), ("answer", [4]),
+                                                      ("header", [5])]
+    assert find_answer_span(["Total:", "99", "EUR"], ["99 eur"]) == (1, 2) and find_answer_span(["a"], ["b"]) is None
+
+
+def test_world_documents_round_trip_through_funsd_and_docvqa(files):
+    examples = world_documents("test", 6)
+    read = read_funsd_folder(files)
+    assert len(read) == 6
+    for ex, back in zip(examples, read):
+        assert back.words == ex.words and np.allclose(back.boxes, ex.boxes, atol=0.5)
+        assert back.links == sorted(ex.links) and back.doc_class == ex.doc_class
+        assert back.bio_labels() == ex.bio_labels() and back.image.shape == ex.image.shape
+        assert funsd_json(back)["form"] == funsd_json(ex)["form"]
+    rows = read_docvqa(files / "docvqa.json")
+    assert sum(len(ex.qa) for ex in examples) == len(rows)
+    assert Path(rows[0]["image"]).is_file() and rows[0]["answers"] == examples[0].qa[0]["answers"]
+    bad = files / "annotations" / "bad.json"
+    bad.write_text(json.dumps({"form": [{"id": 0, "label": "question", "words": [{"text": "x", "box": [1, 2]}]}]}))
+    with pytest.raises(DocumentFormatError, match=r"bad.json: form\[0\]"):
+        read_funsd(bad)
+    bad.unlink()
+
+
+@pytest.fixture(scope="module")
+def entities_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("doc-entities")
+    result = _train(out, "doc-entities-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=60",
+                    "data.train_n=160", "data.val_n=16")
+    return out, result
+
+
+def test_entities_train_from_config_and_score(entities_model):
+    out, result = entities_model
+    assert result["val_entity_f1"] > 0.8 and result["val_link_f1"] > 0.3  # 60 steps of a 2-layer model
+    assert result["final_loss"] < 1.0
+    assert json.loads((out / "eval.json").read_text())["val_pages"] == 16
+    model = DocumentModel.from_folder(out / "model")
+    assert model.labels == list(BIO) and model.task == "entities"
+    # layoutlmv2-tiny has 40 positions: a world page needs several windows, merged back per word.
+    ex = world_documents("val", 1)[0]
+    page = DocumentPage.of(ex)
+    windows, _ = model.processor.encode(ex.words, np.zeros((len(ex.words), 4)), None)
+    assert len(windows) > 1
+    found = model.extract(page)
+    assert len(found["tags"]) == len(ex.words)
+    assert {e["label"] for e in found["entities"]} <= {"header", "question", "answer"}
+
+
+def test_doc_extract_command_on_an_image_and_a_pdf(entities_model, files, tmp_path):
+    out, _ = entities_model
+    proc = cli("doc", "extract", out / "model", files / "images" / "test-00001.png", "--draw", tmp_path / "drawn.png",
+               "--out", tmp_path / "fields.json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "fields.json").read_text())
+    (page,) = result["pages"]
+    assert page["source"] == "ocr:tesseract" and page["entities"]
+    for field in page["fields"]:
+        assert set(field) == {"key", "value", "key_box", "value_box", "confidence"} and 0 <= field["confidence"] <= 1
+    drawn = np.asarray(Image.open(tmp_path / "drawn.png"))
+    original = np.asarray(Image.open(files / "images" / "test-00001.png").convert("RGB"))
+    assert drawn.shape == original.shape and (drawn != original).any()
+    pdf = cli("doc", "extract", out / "model", files / "pdf" / "test-00001.pdf")
+    assert pdf.returncode == 0, pdf.stderr
+    assert json.loads(pdf.stdout)["pages"][0]["source"] == "ocr:tesseract"
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 not a pdf")
+    bad = cli("doc", "extract", out / "model", tmp_path / "bad.pdf")
+    assert bad.returncode == 2 and "bad.pdf: not a readable PDF" in bad.stderr.replace("\n", "")
+    wrong = cli("doc", "ask", out / "model", files / "images" / "test-00001.png", "what is the total?")
+    assert wrong.returncode == 2 and "this is a 'entities' model" in wrong.stderr
+
+
+def test_qa_trains_on_layoutlmv3_and_answers_with_a_box(tmp_path, files):
+    result = _train(tmp_path, "doc-qa-world.yaml", "model.preset=layoutlmv3-tiny", "train.steps=60",
+                    "data.train_n=100", "data.val_n=10")
+    assert 0 <= result["val_exact_match"] <= result["val_anls"] <= 1 and result["val_questions"] >= 30
+    assert result["val_anls"] > 0.1  # chance (a random span) is ≈ 0
+    proc = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "What is the ID number?")
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["page"] == 1 and len(answer["box"]) == 4 and 0 <= answer["score"] <= 1 and answer["answer"]
+
+
+def test_classification_trains_with_a_confusion_matrix_and_classifies_a_folder(tmp_path, files):
+    result = _train(tmp_path / "run", "doc-classify-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=40",
+                    "data.train_n=160", "data.val_n=40")
+    assert result["val_accuracy"] > 0.6 > result["val_majority_class_accuracy"]
+    assert sum(map(sum, result["val_confusion"])) == 40 and (tmp_path / "run" / "confusion.png").is_file()
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for p in (files / "images").glob("*.png"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.png").write_bytes(b"not an image")
+    proc = cli("doc", "classify", tmp_path / "run" / "model", folder)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    assert len(lines) == 6 and all(c in ("invoice", "receipt", "form", "id_card", "letter") for _, c, _ in lines)
+    assert "broken.png" in proc.stderr
+    truth = {f"test-{i:05d}.png": render_document(0, "test", i).doc_class for i in range(6)}
+    assert sum(truth[Path(f).name] == c for f, c, _ in lines) >= 3  # read by Tesseract, not ground truth
+
+
+def test_funsd_folder_trains_the_same_way(tmp_path, files):
+    result = _train(tmp_path, "doc-entities-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=4",
+                    "data.kind=funsd", f"data.path={files}", "train.batch_size=4")
+    assert result["val_pages"] == 6 and 0 <= result["val_entity_f1"] <= 1
