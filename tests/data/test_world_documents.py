@@ -22,8 +22,8 @@ def test_word_boxes_inside_the_page_never_overlap_and_hold_ink(doc_class):
             overlap_h = np.minimum(b[i, 3], others[:, 3]) - np.maximum(b[i, 1], others[:, 1])
             assert not ((overlap_w > 0) & (overlap_h > 0)).any(), doc.words[i]
             x0, y0, x1, y1 = b[i].astype(int)
-            assert doc.image[y0:y1, x0:x1].min() < 128  # the word's box holds dark pixels
-        ink = doc.image.min(axis=-1) < 128
+            assert doc.image[y0:y1, x0:x1].max(axis=-1).min() < 128  # the word's box holds dark pixels
+        ink = doc.image.max(axis=-1) < 128  # dark in every channel: the words' ink, not the red stamp
         covered = np.zeros_like(ink)
         for x0, y0, x1, y1 in b.astype(int):
             covered[y0:y1, x0:x1] = True
@@ -57,3 +57,24 @@ def test_documents_are_deterministic_and_served_by_the_dataset():
     assert tuple(item["document"].shape) == (3, PAGE[1], PAGE[0])
     assert np.array_equal(item["document"].numpy().transpose(1, 2, 0), a.image)
     assert item["document_labels"]["qa"] == a.qa
+
+
+def test_column_layout_and_stamps():
+    docs = [render_document(0, "train", i) for i in range(120)]
+    columns = [d for d in docs if d.layout == "columns"]
+    assert columns and {d.doc_class for d in columns} <= {"form", "id_card"}
+    assert 0.3 < sum(d.stamped for d in docs) / len(docs) < 0.7
+    for d in columns:
+        by_id = {e.id: e for e in d.entities}
+        keys = [e for e in d.entities if e.label == "question"]
+        values = [e for e in d.entities if e.label == "answer"]
+        # Every key's word comes before every value's: the order alone does not pair them …
+        assert max(k.words[-1] for k in keys) < min((v.words[0] for v in values), default=10 ** 9)
+        for q, a in d.links:  # … the geometry does: a value sits on its key's row, in a column to the right
+            assert abs(by_id[q].box[3] - by_id[a].box[3]) <= 2 and by_id[a].box[0] > by_id[q].box[2]
+        assert len(d.links) <= len(keys)
+    stamped = next(d for d in docs if d.stamped)
+    red = (stamped.image[..., 0] > 150) & (stamped.image[..., 1] < 90)
+    assert red.sum() > 200
+    plain = next(d for d in docs if not d.stamped)
+    assert not ((plain.image[..., 0] > 150) & (plain.image[..., 1] < 90)).any()

@@ -152,3 +152,36 @@ def test_funsd_folder_trains_the_same_way(tmp_path, files):
     result = _train(tmp_path, "doc-entities-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=4",
                     "data.kind=funsd", f"data.path={files}", "train.batch_size=4")
     assert result["val_pages"] == 6 and 0 <= result["val_entity_f1"] <= 1
+
+
+def test_pretraining_learns_its_three_tasks_and_a_task_starts_from_it(tmp_path):
+    result = _train(tmp_path / "pre", "doc-pretrain-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=40",
+                    "data.train_n=200", "data.val_n=32")
+    for task in ("mlm", "tia", "tim"):
+        assert result[f"val_{task}_loss"] > 0 and 0 <= result[f"val_{task}_accuracy"] <= 1
+    # Below a uniform guess on each task: ln(vocabulary) for the words, ln 2 for the two binary tasks.
+    assert result["val_mlm_loss"] < np.log(30522) and result["val_tia_loss"] < np.log(2) > result["val_tim_loss"]
+    from polymodal.train.config import ConfigError
+    from polymodal.train.document_pretraining import PretrainKind
+
+    cfg = load_config(Path("configs/doc-pretrain-world.yaml"), ["model.preset=layoutlmv2-tiny", "data.train_n=16",
+                                                                "data.val_n=4", "train.batch_size=8"])
+    kind = PretrainKind(cfg, None)
+    kind.load_data()
+    a, b = kind.batch(3), kind.batch(3)
+    for key in a:
+        assert (a[key] == b[key]).all(), key  # a pure function of the step (exact resume)
+    masked = a["mlm_labels"] != -100
+    assert masked.any() and (a["tia_labels"][masked] == -100).all()  # masked tokens are not asked about lines
+    assert (a["tia_labels"] == 1).any() or not (a["tim_labels"] == 0).any()
+    pre = tmp_path / "pre" / "model"
+    tuned = _train(tmp_path / "tuned", "doc-entities-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=2",
+                   "data.train_n=32", "data.val_n=4", f"model.init_from={pre}")
+    assert "val_entity_f1" in tuned
+    from polymodal.weights import load_checkpoint
+
+    torch_equal = load_checkpoint(pre).trunk.stem.word.weight.equal
+    assert not torch_equal(load_checkpoint(tmp_path / "tuned" / "model").trunk.stem.word.weight)  # trained on from it
+    with pytest.raises(ConfigError, match="is not a document model with this run's trunk"):
+        _train(tmp_path / "bad", "doc-entities-world.yaml", "model.preset=layoutlmv3-tiny", "train.steps=1",
+               "data.train_n=32", "data.val_n=4", f"model.init_from={pre}")

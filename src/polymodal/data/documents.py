@@ -43,6 +43,8 @@ class DocumentExample:
     doc_class: str | None = None
     qa: list[dict] = field(default_factory=list)  # {"question", "answers": [str], "span": (first, last) word or None}
     name: str = ""
+    lines: list[int] | None = None  # each word's line id (reading order), where the source has them
+    attributes: dict = field(default_factory=dict)  # e.g. the world's {"layout", "stamped"}
 
     def bio_labels(self) -> list[int]:
         """One BIO tag id (into :data:`BIO`) per word: B on an entity's first word, I on the rest,
@@ -63,7 +65,8 @@ def from_world(doc, name: str = "") -> DocumentExample:
            "span": (by_id[p["answer_entity"]].words[0], by_id[p["answer_entity"]].words[-1])} for p in doc.qa]
     h, w = doc.image.shape[:2]
     return DocumentExample(list(doc.words), doc.boxes.astype(np.float32), w, h, doc.image, entities,
-                           list(doc.links), doc.doc_class, qa, name)
+                           list(doc.links), doc.doc_class, qa, name, doc.line_ids.tolist(),
+                           {"layout": doc.layout, "stamped": doc.stamped})
 
 
 def world_documents(split: str, n: int, seed: int = 0) -> list[DocumentExample]:

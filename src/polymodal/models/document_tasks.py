@@ -6,6 +6,9 @@
 * ``qa`` — extractive document QA: start and end logits per token.
 * ``classify`` — the document's class from [CLS] and the mean of the visual tokens (text-only
   trunks: [CLS] alone).
+* ``pretrain`` — LayoutLMv2's three pretraining heads: masked visual-language modelling (the word
+  of each masked token, decoder tied to the word embeddings), text–image alignment (is this
+  token's line covered on the image?) and text–image matching (is this the page's own image?).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..layers.prediction_heads import MaskedLMHead
 from ..registry import register_family
 from .bert import init_bert
 from .layoutlmv2 import LayoutLMv2, LayoutLMv2Config
 from .layoutlmv3 import LayoutLMv3, LayoutLMv3Config
 
-TASKS = ("entities", "qa", "classify")
+TASKS = ("entities", "qa", "classify", "pretrain")
 
 
 @dataclass
@@ -48,6 +52,10 @@ class DocumentTaskModel(nn.Module):
             self.link_value = nn.Linear(width, c.link_dim)
         elif c.task == "qa":
             self.span = nn.Linear(width, 2)
+        elif c.task == "pretrain":
+            self.mlm = MaskedLMHead(width, c.trunk.bert.vocab_size, c.trunk.bert.act, c.trunk.bert.eps)
+            self.tia = nn.Linear(width, 2)
+            self.tim = nn.Linear(width, 2)
         else:
             self.classifier = nn.Linear(2 * width if c.trunk.visual_tokens else width, c.num_labels)
         init_bert(nn.ModuleList([m for n, m in self.named_children() if n != "trunk"]))
@@ -55,13 +63,17 @@ class DocumentTaskModel(nn.Module):
     def forward(self, ids: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, **_) -> dict:
         """entities: ``tag_logits`` [B, L, C], ``link_keys`` / ``link_values`` [B, L, d];
-        qa: ``start_logits`` / ``end_logits`` [B, L] (−inf on padding); classify: ``logits`` [B, C]."""
+        qa: ``start_logits`` / ``end_logits`` [B, L] (−inf on padding); classify: ``logits`` [B, C];
+        pretrain: ``mlm_logits`` [B, L, vocab], ``tia_logits`` [B, L, 2], ``tim_logits`` [B, 2]."""
         if not self.config.trunk.visual_tokens:
             image = None
         out = self.trunk(ids, boxes, image, attention_mask)
         text = out["text_hidden"]
         if self.config.task == "entities":
             return {"tag_logits": self.tagger(text), "link_keys": self.link_key(text), "link_values": self.link_value(text)}
+        if self.config.task == "pretrain":
+            return {"mlm_logits": self.mlm(text, self.trunk.stem.word.weight), "tia_logits": self.tia(text),
+                    "tim_logits": self.tim(text[:, 0])}
         if self.config.task == "qa":
             start, end = self.span(text).unbind(-1)
             if attention_mask is not None:

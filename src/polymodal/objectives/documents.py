@@ -6,7 +6,10 @@ Batches carry the model inputs (``ids``, ``boxes``, ``attention_mask``, ``image`
   [B, E] (each entity's first token, −1 for padding), ``entity_role`` [B, E] (1 question, 2 answer,
   0 other) and ``links`` [B, E, E] (1 where entity i, a question, links to entity j, an answer);
 * qa — ``start`` / ``end`` [B] token positions (0, the [CLS], when the answer is not in the window);
-* classify — ``labels`` [B].
+* classify — ``labels`` [B];
+* pretrain — ``mlm_labels`` [B, L] (the original id of each masked token, −100 elsewhere),
+  ``tia_labels`` [B, L] (1 where the token's line is covered on the image, −100 off words) and
+  ``tim_labels`` [B] (1 where the image is another page's).
 """
 
 from __future__ import annotations
@@ -67,3 +70,18 @@ class DocumentClassification(Objective):
         logits = model(**_inputs(batch))["logits"].float()
         loss = F.cross_entropy(logits, batch["labels"], label_smoothing=self.label_smoothing)
         return loss, {"accuracy": (logits.argmax(-1) == batch["labels"]).float().mean().detach()}
+
+
+class LayoutPretraining(Objective):
+    """LayoutLMv2's pretraining: MVLM + TIA + TIM cross-entropies, summed."""
+
+    def loss(self, model, batch):
+        out = model(**_inputs(batch))
+        mlm = F.cross_entropy(out["mlm_logits"].float().flatten(0, 1), batch["mlm_labels"].flatten(), ignore_index=-100)
+        tia = F.cross_entropy(out["tia_logits"].float().flatten(0, 1), batch["tia_labels"].flatten(), ignore_index=-100)
+        tim = F.cross_entropy(out["tim_logits"].float(), batch["tim_labels"])
+        masked = batch["mlm_labels"] != -100
+        mlm_acc = masked_mean((out["mlm_logits"].argmax(-1) == batch["mlm_labels"]).float(), masked)
+        tim_acc = (out["tim_logits"].argmax(-1) == batch["tim_labels"]).float().mean()
+        return mlm + tia + tim, {"mlm_loss": mlm.detach(), "tia_loss": tia.detach(), "tim_loss": tim.detach(),
+                                 "mlm_accuracy": mlm_acc.detach(), "tim_accuracy": tim_acc.detach()}

@@ -42,6 +42,18 @@ def trunk_config(cfg: RunConfig, vocab_size: int):
     return c
 
 
+def start_from(model: nn.Module, folder: str) -> None:
+    """Fill ``model``'s trunk from a saved document model (e.g. a ``doc_pretrain`` run's ``model``)
+    of the same trunk architecture; its heads stay behind."""
+    from ..weights import load_checkpoint
+
+    source = load_checkpoint(folder)
+    if not hasattr(source, "trunk") or source.config.trunk != model.config.trunk:
+        raise ConfigError(f"model.init_from {folder} is not a document model with this run's trunk "
+                          "(model.preset, its ablations and the tokenizer's vocabulary must match)")
+    model.trunk.load_state_dict(source.trunk.state_dict())
+
+
 def _pad(rows: list[torch.Tensor], value) -> torch.Tensor:
     n = max(r.shape[0] for r in rows)
     out = torch.full((len(rows), n, *rows[0].shape[1:]), value, dtype=rows[0].dtype)
@@ -85,7 +97,10 @@ class DocumentKind(TrainKind):
             if self.trunk.visual_tokens else None
 
     def build_model(self) -> nn.Module:
-        return build(DocumentTaskConfig(self.trunk, self.task, len(self.labels)))
+        model = build(DocumentTaskConfig(self.trunk, self.task, len(self.labels)))
+        if self.cfg.model.init_from:
+            start_from(model, self.cfg.model.init_from)
+        return model
 
     def encode(self, example: DocumentExample, index: int) -> list[dict]:
         raise NotImplementedError
@@ -95,12 +110,17 @@ class DocumentKind(TrainKind):
         t = self.cfg.train
         idx, _ = batch_indices(step, t.batch_size, len(self.rows), t.seed)
         rows = [self.rows[i] for i in self.rank_slice(idx).tolist()]
+        return self.collate(rows, self.pages), rows
+
+    def collate(self, rows: list[dict], pages: torch.Tensor | None) -> dict:
+        """Rows → padded ``ids`` / ``attention_mask`` [B, L], ``boxes`` [B, L, 4] and, from ``pages``
+        (uint8 [N, 3, S, S], indexed by each row's ``page``), ``image`` [B, 3, S, S]."""
         out = {"ids": _pad([r["ids"] for r in rows], self.processor.specials.pad),
                "boxes": _pad([r["boxes"] for r in rows], 0),
                "attention_mask": _pad([torch.ones_like(r["ids"]) for r in rows], 0)}
-        if self.pages is not None:
-            out["image"] = self.processor.pixels(self.pages[[r["page"] for r in rows]])
-        return out, rows
+        if pages is not None:
+            out["image"] = self.processor.pixels(pages[[r["page"] for r in rows]])
+        return out
 
     def save(self, folder: Path) -> None:
         self.processor.save(folder)

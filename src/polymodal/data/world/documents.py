@@ -1,6 +1,12 @@
 """Documents: invoices, receipts, forms, ID cards and letters rendered with real fonts (the DejaVu
 TrueType files matplotlib ships), with word boxes, line ids, FUNSD-style entities (header /
-question / answer / other) and key→value links, the document class and extractive QA pairs."""
+question / answer / other) and key→value links, the document class and extractive QA pairs.
+
+Two layouts: ``inline`` (each value right after its key, read line by line) and, for forms and ID
+cards half of the time, ``columns`` — keys in one column, values in another, some left blank, and
+the words in the order a reader of columns gives them (every key, then every value): which value
+belongs to which key is then told by the page's geometry, not by the order of the words. Half the
+pages carry a rubber stamp (a red graphic, no words) that only the image shows."""
 
 from __future__ import annotations
 
@@ -43,6 +49,8 @@ class Document:
     entities: list[Entity]
     links: list[tuple[int, int]]  # (question entity id, answer entity id)
     qa: list[dict]  # {"question", "answer", "answer_entity"}
+    layout: str = "inline"  # "inline" or "columns"
+    stamped: bool = False  # a red "paid"/"received" stamp drawn on the page (pixels only)
 
 
 @lru_cache
@@ -113,8 +121,11 @@ def render_document(seed: int, split: str, index: int, doc_class: str | None = N
     words, boxes, line_ids, entities, links, qa = [], [], [], [], [], []
     y = MARGIN + int(rng.integers(0, 12))
     indent = MARGIN + int(rng.integers(0, 20))
+    content = _content(doc_class, rng)
+    columns = doc_class in ("form", "id_card") and bool(rng.integers(2))
+    stamped = bool(rng.integers(2))
 
-    def put(text: str, x: float, y: float, label: str, bold: bool = False) -> tuple[Entity, float]:
+    def put(text: str, x: float, y: float, label: str, line: int, bold: bool = False) -> tuple[Entity, float]:
         f = font(bold, 14 if label == "header" else 11)
         ids = []
         for word in text.split(" "):
@@ -130,18 +141,45 @@ def render_document(seed: int, split: str, index: int, doc_class: str | None = N
         entities.append(entity)
         return entity, x
 
-    for line, (kind, *parts) in enumerate(_content(doc_class, rng)):
+    rows = []  # columns layout: (key entity, value text, question, y, line) filled after all keys
+    for line, (kind, *parts) in enumerate(content):
         if kind == "kv":
             key, value, question = parts
-            k, x = put(key, indent, y, "question", bold=True)
-            v, _ = put(value, x + 6, y, "answer")
+            k, x = put(key, indent, y, "question", line, bold=True)
+            if columns:
+                rows.append((k, value, question, y, line))
+            else:
+                v, _ = put(value, x + 6, y, "answer", line)
+                links.append((k.id, v.id))
+                qa.append({"question": question, "answer": value, "answer_entity": v.id})
+        else:
+            put(parts[0], indent, y, "header" if kind == "header" else "other", line, bold=kind == "header")
+        y += 26 if kind == "header" else 20 + int(rng.integers(0, 5))
+    if rows:
+        column = indent + 8 + max(e.box[2] for e, *_ in rows) - indent + int(rng.integers(0, 30))
+        for k, value, question, row_y, line in rows:
+            if rng.random() < 0.2:
+                continue  # a blank field: a key without a value
+            v, _ = put(value, column, row_y, "answer", line)
             links.append((k.id, v.id))
             qa.append({"question": question, "answer": value, "answer_entity": v.id})
-        else:
-            put(parts[0], indent, y, "header" if kind == "header" else "other", bold=kind == "header")
-        y += 26 if kind == "header" else 20 + int(rng.integers(0, 5))
+    if stamped:
+        _stamp(draw, rng, y)
     return Document(doc_class, np.asarray(page), words, np.asarray(boxes, np.float32).reshape(-1, 4),
-                    np.asarray(line_ids, np.int64), entities, links, qa)
+                    np.asarray(line_ids, np.int64), entities, links, qa, "columns" if columns else "inline", stamped)
+
+
+def _stamp(draw: ImageDraw.ImageDraw, rng, below: float) -> None:
+    """A red rubber stamp — ring, inner ring and two bars, no letters — in the free space under the
+    text (red is bright in its own channel: the words' dark-ink test never sees it)."""
+    r = int(rng.integers(26, 36))
+    cx = int(rng.integers(MARGIN + r, PAGE[0] - MARGIN - r))
+    cy = int(rng.integers(min(int(below) + r + 4, PAGE[1] - MARGIN - r), PAGE[1] - MARGIN - r + 1))
+    red = (205, 40, 45)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=red, width=4)
+    draw.ellipse((cx - r + 8, cy - r + 8, cx + r - 8, cy + r - 8), outline=red, width=2)
+    draw.rectangle((cx - r + 6, cy - 7, cx + r - 6, cy - 3), fill=red)
+    draw.rectangle((cx - r + 6, cy + 3, cx + r - 6, cy + 7), fill=red)
 
 
 def funsd(doc: Document) -> dict:
