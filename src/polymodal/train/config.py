@@ -95,7 +95,8 @@ class ObjectiveConfig:
     # (questions about world scenes answered from their regions: an answer head, soft-score BCE),
     # "consistency", "refexp" or "vcr" (the lecture's other region tasks, train/region_tasks.py)
     kind: str = "contrastive"
-    label: str = "place"  # classification on the world: "place" or "count" (objects in the scene)
+    label: str = "place"  # classification on the world: "place" or "count" (objects in the scene);
+    # doc_classify: the document class (any other value) or "stamp" (stamped or not: only the image tells)
     label_smoothing: float = 0.0
     # region tasks: "text" / "image" train and evaluate with the other input masked out (the
     # single-modality baselines of the same size)
@@ -151,7 +152,7 @@ def _kinds() -> tuple[str, ...]:
 
 
 CHOICES = {"data.kind": ("world", "csv", "wds", "funsd"), "data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
-           "objective.label": ("place", "count"), "objective.inputs": ("both", "text", "image"),
+           "objective.label": ("place", "count", "doc_class", "stamp"), "objective.inputs": ("both", "text", "image"),
            "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped"),
            "data.batches": ("random", "retrieval")}
 

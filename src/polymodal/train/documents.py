@@ -306,15 +306,23 @@ class ClassifyKind(DocumentKind):
     task = "classify"
 
     def load_data(self) -> None:
-        self.labels = list(DOC_CLASSES)
+        self.stamp = self.cfg.objective.label == "stamp"
+        self.labels = ["plain", "stamped"] if self.stamp else list(DOC_CLASSES)
         super().load_data()
 
-    def encode(self, ex: DocumentExample, index: int) -> list[dict]:
+    def label_of(self, ex: DocumentExample) -> str:
+        if self.stamp:
+            if "stamped" not in ex.attributes:
+                raise ConfigError(f"objective.label stamp: document {ex.name} says nothing about stamps (world pages do)")
+            return self.labels[int(ex.attributes["stamped"])]
         if ex.doc_class not in self.labels:
             raise ConfigError(f"document {ex.name} has class {ex.doc_class!r}, not one of {self.labels}")
+        return ex.doc_class
+
+    def encode(self, ex: DocumentExample, index: int) -> list[dict]:
         grid = normalize_boxes(ex.boxes, ex.width, ex.height)
         windows, batch = self.processor.encode(ex.words, grid, None)
-        return [{**_row(windows[0], batch, 0, index), "label": self.labels.index(ex.doc_class)}]
+        return [{**_row(windows[0], batch, 0, index), "label": self.labels.index(self.label_of(ex))}]
 
     def objective(self, model: nn.Module) -> Objective:
         return DocumentClassification(self.cfg.objective.label_smoothing)
@@ -327,11 +335,11 @@ class ClassifyKind(DocumentKind):
     def evaluate(self, model: nn.Module) -> dict:
         doc = self.document_model(model)
         predicted = [self.labels.index(doc.classify(DocumentPage.of(ex))["class"]) for ex in self.val]
-        gold = [self.labels.index(ex.doc_class) for ex in self.val]
+        gold = [self.labels.index(self.label_of(ex)) for ex in self.val]
         matrix = confusion_matrix(predicted, gold, len(self.labels))
         if self.out is not None and self.rank == 0:
             plot_confusion(matrix, self.labels, self.out / "confusion.png", "validation")
-        majority = Counter(ex.doc_class for ex in self.train).most_common(1)[0][0]
+        majority = Counter(self.label_of(ex) for ex in self.train).most_common(1)[0][0]
         return {"val_accuracy": sum(p == g for p, g in zip(predicted, gold)) / len(gold),
-                "val_majority_class_accuracy": sum(ex.doc_class == majority for ex in self.val) / len(self.val),
+                "val_majority_class_accuracy": sum(self.label_of(ex) == majority for ex in self.val) / len(self.val),
                 "val_confusion": matrix}

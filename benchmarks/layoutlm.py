@@ -1,0 +1,126 @@
+"""LayoutLMv3 speed: polymodal vs transformers' ``LayoutLMv3Model`` on the same weights, side by side;
+and ``polymodal doc extract`` end to end (OCR included) on a 10-page PDF.
+
+    python benchmarks/layoutlm.py [--batch 8] [--tokens 512] [--steps 5] [--threads 2] [--pdf-pages 10]
+
+LayoutLMv3-base geometry (``layoutlmv3-base``: 12 layers of 768, 224² pages in 16² patches, 512 words
++ 197 visual tokens), random weights made by ``transformers.LayoutLMv3Model`` and loaded into ours
+from its saved folder. Forward in fp32 and bf16 autocast; the runs alternate in one process and the
+median of ``--steps`` is reported. End to end: ``world documents --pdf`` pages merged into one image
+PDF, read (render + Tesseract) and tagged by a ``layoutlmv2-small`` entity model, pages per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from encode import alternating_medians  # noqa: E402
+
+
+def models(folder: str):
+    import transformers
+
+    import polymodal
+
+    torch.manual_seed(0)
+    hf = transformers.LayoutLMv3Model(transformers.LayoutLMv3Config()).eval()  # base sizes
+    hf.save_pretrained(folder)
+    return hf, polymodal.load(folder).eval()
+
+
+def inputs(batch: int, tokens: int) -> dict:
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 50265, (batch, tokens), generator=g)
+    ids[:, 0], ids[:, -1] = 0, 2
+    x0 = torch.randint(0, 900, (batch, tokens), generator=g)
+    y0 = torch.randint(0, 980, (batch, tokens), generator=g)
+    boxes = torch.stack([x0, y0, x0 + torch.randint(5, 100, (batch, tokens), generator=g), y0 + 12], dim=-1)
+    mask = torch.ones(batch, tokens, dtype=torch.long)
+    return {"ids": ids, "boxes": boxes, "mask": mask, "pixels": torch.randn(batch, 3, 224, 224, generator=g)}
+
+
+def jobs(hf, ours, x: dict) -> dict:
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+
+    @torch.no_grad()
+    def hf_forward(ctx=contextlib.nullcontext):
+        with ctx():
+            return hf(input_ids=x["ids"], bbox=x["boxes"], attention_mask=x["mask"], pixel_values=x["pixels"]).last_hidden_state
+
+    @torch.no_grad()
+    def ours_forward(ctx=contextlib.nullcontext):
+        with ctx():
+            return ours(x["ids"], x["boxes"], x["pixels"], x["mask"])["hidden"]
+
+    return {"forward hf fp32": hf_forward, "forward ours fp32": ours_forward,
+            "forward hf bf16": lambda: hf_forward(bf16), "forward ours bf16": lambda: ours_forward(bf16)}
+
+
+def end_to_end(pages: int, threads: int) -> dict:
+    """Pages per second of reading a ``pages``-page image PDF with Tesseract and extracting its
+    entities with an (untrained) layoutlmv2-small entity model — the cost of ``doc extract``."""
+    from PIL import Image
+
+    from polymodal.data.world.documents import render_document
+    from polymodal.documents import read_document
+    from polymodal.documents.processor import DocumentProcessor, default_tokenizer
+    from polymodal.models.document_tasks import DocumentTaskConfig
+    from polymodal.registry import build, preset
+    from polymodal.tasks.documents import DocumentModel, DocumentPage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        images = [Image.fromarray(render_document(0, "test", i).image) for i in range(pages)]
+        pdf = Path(tmp) / "ten.pdf"
+        images[0].save(pdf, save_all=True, append_images=images[1:], resolution=72)
+        trunk = preset("layoutlmv2-small")
+        model = build(DocumentTaskConfig(trunk, "entities", 7))
+        doc = DocumentModel(model, DocumentProcessor.for_model(trunk, default_tokenizer()), ["O"] * 7)
+        t0 = time.perf_counter()
+        read = read_document(pdf, dpi=150)
+        t1 = time.perf_counter()
+        for page in read:
+            doc.extract(DocumentPage.of(page))
+        t2 = time.perf_counter()
+    return {"pages": len(read), "read_ocr_s": t1 - t0, "model_s": t2 - t1, "pages_per_s": len(read) / (t2 - t0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pdf-pages", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from polymodal.layers.cpu_path import cpu_name
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hf, ours = models(tmp)
+    x = inputs(args.batch, args.tokens)
+    with torch.no_grad():
+        diff = (jobs(hf, ours, x)["forward hf fp32"]() - jobs(hf, ours, x)["forward ours fp32"]()).abs().max().item()
+    t = alternating_medians(jobs(hf, ours, x), args.steps)
+    print(f"# LayoutLMv3-base forward, batch {args.batch} × ({args.tokens} tokens + 197 visual), "
+          f"{args.threads} threads, {cpu_name()}; max |hf − ours| fp32 = {diff:.2e}")
+    print("| precision | HF s | ours s | HF / ours |")
+    print("|---|---|---|---|")
+    for p in ("fp32", "bf16"):
+        hf_s, ours_s = t[f"forward hf {p}"], t[f"forward ours {p}"]
+        print(f"| {p} | {hf_s:.3f} | {ours_s:.3f} | {hf_s / ours_s:.2f}× |")
+    if args.pdf_pages:
+        e = end_to_end(args.pdf_pages, args.threads)
+        print(f"\n# doc extract end to end: {e['pages']}-page image PDF, 150 dpi, Tesseract + layoutlmv2-small")
+        print(f"read + OCR {e['read_ocr_s']:.2f} s, model {e['model_s']:.2f} s → {e['pages_per_s']:.2f} pages/s")
+
+
+if __name__ == "__main__":
+    main()
