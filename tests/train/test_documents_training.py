@@ -185,3 +185,23 @@ def test_pretraining_learns_its_three_tasks_and_a_task_starts_from_it(tmp_path):
     with pytest.raises(ConfigError, match="is not a document model with this run's trunk"):
         _train(tmp_path / "bad", "doc-entities-world.yaml", "model.preset=layoutlmv3-tiny", "train.steps=1",
                "data.train_n=32", "data.val_n=4", f"model.init_from={pre}")
+
+
+def test_class_folders_and_docvqa_train_from_ocr_with_a_cache(tmp_path, files):
+    result = _train(tmp_path / "cls", "doc-classify-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=2",
+                    "train.batch_size=4", "data.kind=folders", f"data.path={files / 'classes'}")
+    classes = sorted(p.name for p in (files / "classes").iterdir())
+    assert json.loads((tmp_path / "cls" / "model" / "labels.json").read_text())["labels"] == classes
+    assert sum(map(sum, result["val_confusion"])) == 6
+    assert len(list((tmp_path / "cls" / "ocr-cache").glob("*.json"))) == 6  # one OCR per distinct page
+    qa = _train(tmp_path / "qa", "doc-qa-world.yaml", "model.preset=layoutlmv3-tiny", "train.steps=2",
+                "train.batch_size=4", "data.kind=docvqa", f"data.path={files / 'docvqa.json'}")
+    assert qa["val_questions"] == len(read_docvqa(files / "docvqa.json"))
+    from polymodal.data.documents import docvqa_examples
+
+    examples = docvqa_examples(files / "docvqa.json", tmp_path / "qa" / "ocr-cache")
+    found = [p["span"] is not None for ex in examples for p in ex.qa]
+    assert sum(found) / len(found) > 0.8  # answers located among the OCR'd words
+    ex = examples[0]
+    first, last = next(p["span"] for p in ex.qa if p["span"])
+    assert " ".join(ex.words[first:last + 1]).lower() in [a.lower() for p in ex.qa for a in p["answers"]]

@@ -206,3 +206,64 @@ def page_image(example: DocumentExample) -> Image.Image:
     if example.image is None:
         return Image.new("RGB", (example.width, example.height), "white")
     return Image.fromarray(example.image)
+
+
+# ------------------------------------------------------------------------------------ read by OCR
+
+def ocr_example(path: str | Path, cache: str | Path | None = None, ocr=None, doc_class: str | None = None,
+                name: str = "") -> DocumentExample:
+    """A page file's first page read by OCR (or its PDF text layer) as an unlabelled example; with
+    ``cache`` (a folder) the words are kept as ``SHA256.json`` there, so a second run reads no pixels
+    twice. Raises :class:`~polymodal.documents.reader.DocumentReadError` naming a bad file."""
+    import hashlib
+
+    from ..documents.page import Word
+    from ..documents.reader import read_document, read_page_image
+
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    cached = Path(cache) / f"{digest}.json" if cache is not None else None
+    if cached is not None and cached.is_file():
+        data = json.loads(cached.read_text())
+        words = [Word(w["text"], tuple(w["box"])) for w in data["words"]]
+        image = read_page_image(path)
+        width, height = data["width"], data["height"]
+        image = image.resize((width, height)) if image.size != (width, height) else image
+    else:
+        page = read_document(path, ocr=ocr, max_pages=1)[0]
+        words, image, width, height = page.words, page.image, page.width, page.height
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps({"width": width, "height": height,
+                                          "words": [{"text": w.text, "box": list(w.box)} for w in words]}))
+    boxes = np.asarray([w.box for w in words], np.float32).reshape(-1, 4)
+    return DocumentExample([w.text for w in words], boxes, width, height, np.asarray(image), doc_class=doc_class,
+                           name=name or path.stem)
+
+
+def class_folders(root: str | Path) -> list[tuple[Path, str]]:
+    """(file, class) for every page file under ``root/CLASS/`` (RVL-CDIP style), sorted."""
+    from ..documents.reader import IMAGE_SUFFIXES
+
+    root = Path(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    files = [(f, c) for c in classes for f in sorted((root / c).rglob("*"))
+             if f.is_file() and f.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf")]
+    if not files:
+        raise DocumentFormatError(f"{root}: no CLASS/ folders with page files (PNG, JPEG, TIFF, PDF)")
+    return files
+
+
+def docvqa_examples(path: str | Path, cache: str | Path | None = None, ocr=None) -> list[DocumentExample]:
+    """DocVQA questions grouped by page, each page read by OCR (cached), each answer located as a
+    run of the page's words (``span`` None when the OCR'd words do not contain it)."""
+    by_image: dict[str, list[dict]] = {}
+    for row in read_docvqa(path):
+        by_image.setdefault(row["image"], []).append(row)
+    examples = []
+    for image, rows in by_image.items():
+        ex = ocr_example(image, cache, ocr)
+        ex.qa = [{"question": r["question"], "answers": r["answers"], "span": find_answer_span(ex.words, r["answers"])}
+                 for r in rows]
+        examples.append(ex)
+    return examples

@@ -29,7 +29,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "world"  # "world" (generated), "csv" (your own pictures), "wds" (WebDataset shards, streamed) or "funsd" (documents)
+    kind: str = "world"  # "world" (generated), "csv" (your own pictures), "wds" (WebDataset shards, streamed) or documents: "funsd", "docvqa", "folders" (CLASS/ subfolders)
     path: str | None = None  # csv: a CSV/TSV of image paths and captions; wds: a folder of .tar shards
     image_key: str = "filepath"  # csv: the column holding image paths (open_clip's --csv-img-key)
     caption_key: str = "caption"  # csv: the column holding captions (open_clip's --csv-caption-key)
@@ -151,7 +151,7 @@ def _kinds() -> tuple[str, ...]:
     return kind_names()
 
 
-CHOICES = {"data.kind": ("world", "csv", "wds", "funsd"), "data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
+CHOICES = {"data.kind": ("world", "csv", "wds", "funsd", "docvqa", "folders"), "data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
            "objective.label": ("place", "count", "doc_class", "stamp"), "objective.inputs": ("both", "text", "image"),
            "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped"),
            "data.batches": ("random", "retrieval")}

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.documents import BIO, DocumentExample, read_funsd_folder, world_documents
+from ..data.documents import (BIO, DocumentExample, class_folders, docvqa_examples, ocr_example, read_funsd_folder,
+                              world_documents)
 from ..data.world.documents import DOC_CLASSES
 from ..documents.page import normalize_boxes
 from ..documents.processor import DocumentProcessor, default_tokenizer
@@ -72,13 +73,18 @@ class DocumentKind(TrainKind):
         if d.kind == "world":
             n = d.train_n if split == "train" else d.val_n
             return world_documents(split, n, d.seed)
+        path = d.path if split == "train" else (d.val_path or d.path)
+        if d.kind in ("funsd", "docvqa", "folders") and not path:
+            raise ConfigError(f"data.kind {d.kind} needs data.path (and data.val_path for validation)")
+        cache = self.out / "ocr-cache" if self.out is not None else None
         if d.kind == "funsd":
-            path = d.path if split == "train" else (d.val_path or d.path)
-            if not path:
-                raise ConfigError("data.kind funsd needs data.path (a folder with annotations/ and images/)")
             return read_funsd_folder(path)
-        raise ConfigError(f"objective.kind {self.cfg.objective.kind} reads documents: data.kind world or funsd, "
-                          f"not {d.kind}")
+        if d.kind == "docvqa":
+            return docvqa_examples(path, cache)
+        if d.kind == "folders":
+            return [ocr_example(f, cache, doc_class=c) for f, c in class_folders(path)]
+        raise ConfigError(f"objective.kind {self.cfg.objective.kind} reads documents: data.kind world, funsd, docvqa "
+                          f"or folders, not {d.kind}")
 
     def load_data(self) -> None:
         d = self.cfg.data
@@ -308,6 +314,8 @@ class ClassifyKind(DocumentKind):
     def load_data(self) -> None:
         self.stamp = self.cfg.objective.label == "stamp"
         self.labels = ["plain", "stamped"] if self.stamp else list(DOC_CLASSES)
+        if self.cfg.data.kind == "folders" and not self.stamp:  # the classes are the folder names
+            self.labels = sorted({c for _, c in class_folders(self.cfg.data.path)})
         super().load_data()
 
     def label_of(self, ex: DocumentExample) -> str:
