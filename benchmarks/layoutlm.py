@@ -31,7 +31,8 @@ def models(folder: str):
     import polymodal
 
     torch.manual_seed(0)
-    hf = transformers.LayoutLMv3Model(transformers.LayoutLMv3Config()).eval()  # base sizes
+    # base sizes; 514 positions as microsoft/layoutlmv3-base has them (512 words + RoBERTa's offset of 2)
+    hf = transformers.LayoutLMv3Model(transformers.LayoutLMv3Config(max_position_embeddings=514)).eval()
     hf.save_pretrained(folder)
     return hf, polymodal.load(folder).eval()
 
@@ -48,20 +49,31 @@ def inputs(batch: int, tokens: int) -> dict:
 
 
 def jobs(hf, ours, x: dict) -> dict:
-    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    """HF as its users run it in fp32 and bf16 (autocast, and bf16 weights), ours as
+    ``DocumentModel.from_folder`` runs it: weights in the dtype, linears on this machine's faster path."""
+    import copy
 
-    @torch.no_grad()
-    def hf_forward(ctx=contextlib.nullcontext):
-        with ctx():
-            return hf(input_ids=x["ids"], bbox=x["boxes"], attention_mask=x["mask"], pixel_values=x["pixels"]).last_hidden_state
+    from polymodal.layers.cpu_path import set_linear_path
 
-    @torch.no_grad()
-    def ours_forward(ctx=contextlib.nullcontext):
+    hf_bf16 = copy.deepcopy(hf).to(torch.bfloat16)
+    ours_bf16 = copy.deepcopy(ours).to(torch.bfloat16)
+    paths = {"fp32": set_linear_path(ours), "bf16": set_linear_path(ours_bf16)}
+    print(f"# our linear path: fp32 {paths['fp32']}, bf16 {paths['bf16']}")
+    pixels16 = x["pixels"].to(torch.bfloat16)
+
+    @torch.inference_mode()
+    def hf_forward(model=hf, pixels=x["pixels"], ctx=contextlib.nullcontext):
         with ctx():
-            return ours(x["ids"], x["boxes"], x["pixels"], x["mask"])["hidden"]
+            return model(input_ids=x["ids"], bbox=x["boxes"], attention_mask=x["mask"], pixel_values=pixels).last_hidden_state
+
+    @torch.inference_mode()
+    def ours_forward(model=ours, pixels=x["pixels"]):
+        return model(x["ids"], x["boxes"], pixels, x["mask"])["hidden"]
 
     return {"forward hf fp32": hf_forward, "forward ours fp32": ours_forward,
-            "forward hf bf16": lambda: hf_forward(bf16), "forward ours bf16": lambda: ours_forward(bf16)}
+            "forward hf bf16 autocast": lambda: hf_forward(ctx=lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+            "forward hf bf16 weights": lambda: hf_forward(hf_bf16, pixels16),
+            "forward ours bf16": lambda: ours_forward(ours_bf16, pixels16)}
 
 
 def end_to_end(pages: int, threads: int) -> dict:
@@ -106,16 +118,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = models(tmp)
     x = inputs(args.batch, args.tokens)
-    with torch.no_grad():
-        diff = (jobs(hf, ours, x)["forward hf fp32"]() - jobs(hf, ours, x)["forward ours fp32"]()).abs().max().item()
-    t = alternating_medians(jobs(hf, ours, x), args.steps)
+    with torch.inference_mode():
+        reference = hf(input_ids=x["ids"], bbox=x["boxes"], attention_mask=x["mask"], pixel_values=x["pixels"])
+        diff = (reference.last_hidden_state - ours(x["ids"], x["boxes"], x["pixels"], x["mask"])["hidden"]).abs().max()
+    run = jobs(hf, ours, x)
+    with torch.inference_mode():
+        diff16 = (reference.last_hidden_state - run["forward ours bf16"]().float()).abs().max()
+    t = alternating_medians(run, args.steps)
     print(f"# LayoutLMv3-base forward, batch {args.batch} × ({args.tokens} tokens + 197 visual), "
-          f"{args.threads} threads, {cpu_name()}; max |hf − ours| fp32 = {diff:.2e}")
+          f"{args.threads} threads, {cpu_name()}; max |hf − ours| fp32 {diff:.1e}, bf16 {diff16:.1e}")
     print("| precision | HF s | ours s | HF / ours |")
     print("|---|---|---|---|")
-    for p in ("fp32", "bf16"):
-        hf_s, ours_s = t[f"forward hf {p}"], t[f"forward ours {p}"]
-        print(f"| {p} | {hf_s:.3f} | {ours_s:.3f} | {hf_s / ours_s:.2f}× |")
+    hf32, o32 = t["forward hf fp32"], t["forward ours fp32"]
+    print(f"| fp32 | {hf32:.3f} | {o32:.3f} | {hf32 / o32:.2f}× |")
+    for how in ("autocast", "weights"):
+        h, o = t[f"forward hf bf16 {how}"], t["forward ours bf16"]
+        print(f"| bf16 (HF: {how}) | {h:.3f} | {o:.3f} | {h / o:.2f}× |")
     if args.pdf_pages:
         e = end_to_end(args.pdf_pages, args.threads)
         print(f"\n# doc extract end to end: {e['pages']}-page image PDF, 150 dpi, Tesseract + layoutlmv2-small")

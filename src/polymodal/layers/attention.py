@@ -131,6 +131,14 @@ class Attention(nn.Module):
                 with torch.autocast("cpu", enabled=False):
                     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                          is_causal=causal_only).to(out_dtype)
+            elif _dense_bias_inference(q, mask, dropout):
+                # A full additive bias [B, H, N, M] in bf16 on CPU (LayoutLM's relative biases): one
+                # baddbmm adds it while computing the logits — 1.35× faster here than the flash
+                # kernel, which reads the bias block by block (benchmarks/layoutlm.py).
+                b_, h_, n_, d_ = q.shape
+                logits = torch.baddbmm(mask.reshape(b_ * h_, n_, -1), q.reshape(b_ * h_, n_, d_),
+                                       k.reshape(b_ * h_, -1, d_).transpose(1, 2), alpha=d_ ** -0.5)
+                out = torch.bmm(logits.softmax(-1), v.reshape(b_ * h_, -1, d_)).view(b_, h_, n_, d_)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                      is_causal=causal_only)
@@ -161,6 +169,12 @@ class Attention(nn.Module):
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(dtype)
         return mask
+
+
+def _dense_bias_inference(q: torch.Tensor, mask: torch.Tensor | None, dropout: float) -> bool:
+    return (mask is not None and mask.dtype == q.dtype == torch.bfloat16 and q.device.type == "cpu"
+            and not torch.is_grad_enabled() and dropout == 0.0 and mask.dim() == 4
+            and mask.shape[:2] == q.shape[:2] and mask.shape[2] == q.shape[2] and mask.is_contiguous())
 
 
 def _append_keep_columns(mask: torch.Tensor, count: int) -> torch.Tensor:

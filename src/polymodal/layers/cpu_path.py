@@ -100,3 +100,16 @@ def choose(model: nn.Module, margin: float = 0.03, rows: int = 1024) -> str:
     if path == "packed":
         pack_linears(model, rows)
     return path
+
+
+def set_linear_path(model: nn.Module, choice: str | None = None) -> str:
+    """Put a CPU inference model's linears on a path: ``auto`` (:func:`choose`, measured and cached),
+    ``packed`` or ``plain``; default ``$POLYMODAL_CPU_PATH`` or ``auto``. Returns the path taken."""
+    choice = choice or os.environ.get("POLYMODAL_CPU_PATH", "auto")
+    if choice not in ("auto", "packed", "plain"):
+        raise ValueError(f"cpu_path {choice!r} is not one of auto, packed, plain")
+    if choice == "auto":
+        return choose(model)
+    if choice == "packed" and pack_linears(model):
+        return "packed"
+    return "plain"

@@ -27,11 +27,12 @@ def relative_buckets(relative: torch.Tensor, num_buckets: int = 32, max_distance
 
 
 class RelativeBias(nn.Module):
-    """positions [B, N] (long) → bias [B, heads, N, N] for offsets ``pos[key] − pos[query]``.
+    """positions [B|1, N] (long) → bias [B|1, heads, N, N] for offsets ``pos[key] − pos[query]``.
 
     The table is a bias-free ``Linear(num_buckets, heads)`` (the reference's layout: ``weight``
     [heads, num_buckets]). Buckets are computed once for the 2·max_distance + 1 distinct clamped
-    offsets and gathered, so the cost is one [B, N, N] index and one gather per call.
+    offsets and gathered, so the cost is one [B, N, N] index and one gather per call. Positions
+    shared by the batch are passed once ([1, N]) and their bias broadcasts.
     """
 
     def __init__(self, heads: int, num_buckets: int, max_distance: int):
@@ -39,19 +40,26 @@ class RelativeBias(nn.Module):
         self.table = nn.Linear(num_buckets, heads, bias=False)
         self.num_buckets, self.max_distance = num_buckets, max_distance
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, positions: torch.Tensor, scale: float = 1.0, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``scale`` multiplies the bias and ``dtype`` is its type; both are applied to the small
+        [heads, 2·max_distance + 1] table before the gather, not to the [B, heads, N, N] result."""
         d = self.max_distance
         offsets = torch.arange(-d, d + 1, device=positions.device)
         buckets = relative_buckets(offsets, self.num_buckets, d)  # [2d + 1]
         rel = (positions.unsqueeze(-2) - positions.unsqueeze(-1)).clamp(-d, d) + d  # [B, N, N]
         table = self.table.weight[:, buckets]  # [heads, 2d + 1]
+        if scale != 1.0:
+            table = table * scale
+        if dtype is not None:
+            table = table.to(dtype)
         return table[:, rel].transpose(0, 1)  # [B, heads, N, N]
 
 
 class LayoutBias(nn.Module):
     """LayoutLM's attention bias: 1-D over token positions plus 2-D over x0 and y1 of the boxes.
 
-    ``forward(positions [B, N], boxes [B, N, 4])`` → [B, heads, N, N], or None when both are off.
+    ``forward(positions [B|1, N], boxes [B, N, 4], scale, dtype)`` → [B, heads, N, N] (times
+    ``scale``, in ``dtype``), or None when both are off.
     """
 
     def __init__(self, heads: int, *, one_d: bool = True, two_d: bool = True, bins: int = 32, max_distance: int = 128,
@@ -61,11 +69,36 @@ class LayoutBias(nn.Module):
         self.rel_x = RelativeBias(heads, bins_2d, max_distance_2d) if two_d else None
         self.rel_y = RelativeBias(heads, bins_2d, max_distance_2d) if two_d else None
 
-    def forward(self, positions: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
-        bias = None
+    def forward(self, positions: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0,
+                dtype: torch.dtype | None = None) -> torch.Tensor | None:
+        parts = []
         if self.rel_x is not None:
-            bias = self.rel_x(boxes[..., 0]) + self.rel_y(boxes[..., 3])
+            parts += [self.rel_x(boxes[..., 0], scale, dtype), self.rel_y(boxes[..., 3], scale, dtype)]
         if self.rel_1d is not None:
-            one = self.rel_1d(positions)
-            bias = one if bias is None else bias + one
-        return bias
+            parts.append(self.rel_1d(positions, scale, dtype))
+        if not parts:
+            return None
+        if torch.is_grad_enabled():
+            return sum(parts[1:], parts[0]).contiguous()
+        # Inference: sum into one contiguous [B, heads, N, N] buffer (the gathers come out
+        # heads-major), which the attention then reads per row without copies.
+        shape = torch.broadcast_shapes(*(p.shape for p in parts))
+        out = torch.empty(shape, dtype=parts[0].dtype, device=parts[0].device)
+        if len(parts) == 1:
+            return out.copy_(parts[0])
+        torch.add(parts[0], parts[1], out=out)
+        for extra in parts[2:]:
+            out.add_(extra)
+        return out
+
+
+def attention_bias(bias: torch.Tensor | None, keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """One additive attention mask for every layer: ``bias`` [B, H, N, N] (or None) plus −inf on
+    padded keys (``keep`` [B, N], 1 = attend) → [B, H|1, N, N] in ``dtype``. Built once per forward
+    (the trunk would otherwise merge the padding into the bias again in each layer)."""
+    pad = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(keep == 0, float("-inf"))
+    pad = pad[:, None, None, :]
+    if bias is None:
+        return pad
+    bias = bias.to(dtype)
+    return bias.add_(pad) if not torch.is_grad_enabled() and bias.shape[0] == pad.shape[0] else bias + pad

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..layers import pooling
 from ..layers.box_embed import BoxEmbedding, check_boxes, grid_boxes
-from ..layers.relative_bias import LayoutBias
+from ..layers.relative_bias import LayoutBias, attention_bias
 from ..registry import register_config, register_family, register_preset
 from .bert import BertConfig, BertEmbeddings, bert_trunk, init_bert
 from .resnext_fpn import DocumentBackbone, ResNeXtFPNConfig, resnext_tiny_config
@@ -126,7 +126,7 @@ class LayoutLMv2(nn.Module):
                              "(polymodal.documents.windows)")
         check_boxes(boxes, n, c.layout.max_2d_positions)
         x = self.text_embeddings(ids, boxes, token_type_ids)
-        positions = torch.arange(n, device=ids.device).expand(bsz, n)
+        positions = torch.arange(n, device=ids.device)[None]  # [1, L]: the same for every row
         all_boxes = boxes
         mask = torch.ones_like(ids) if attention_mask is None else attention_mask
         if c.visual_tokens:
@@ -136,12 +136,11 @@ class LayoutLMv2(nn.Module):
             v = self.visual_embeddings(image, feature_map=feature_map)
             p = v.shape[1]
             x = torch.cat([x, v], dim=1)
-            positions = torch.cat([positions, torch.arange(p, device=ids.device).expand(bsz, p)], dim=1)
+            positions = torch.cat([positions, torch.arange(p, device=ids.device)[None]], dim=1)
             all_boxes = torch.cat([boxes, self.visual_boxes.expand(bsz, -1, -1)], dim=1)
             mask = torch.cat([mask, mask.new_ones(bsz, p)], dim=1)
-        bias = self.bias(positions, all_boxes)
-        hidden, attentions = self.transformer(x, need_weights=need_weights, key_padding_mask=mask == 0,
-                                              attn_mask=None if bias is None else bias.to(x.dtype))
+        bias = self.bias(positions, all_boxes, dtype=x.dtype)
+        hidden, attentions = self.transformer(x, need_weights=need_weights, attn_mask=attention_bias(bias, mask, x.dtype))
         out = {"hidden": hidden, "pooled": self.pooler(pooling.pool_cls(hidden)), "text_hidden": hidden[:, :n],
                "visual_hidden": hidden[:, n:]}
         if need_weights:

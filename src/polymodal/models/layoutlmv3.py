@@ -19,6 +19,7 @@ from torch import nn
 
 from ..layers.box_embed import BoxEmbedding, check_boxes, grid_boxes
 from ..layers.patch_embed import PatchEmbed
+from ..layers.relative_bias import attention_bias
 from ..registry import register_family, register_preset
 from .bert import BertConfig, BertEmbeddings, bert_trunk, init_bert
 from .layoutlmv2 import LayoutConfig
@@ -102,7 +103,7 @@ class LayoutLMv3(nn.Module):
                              "split the page into windows (polymodal.documents.windows)")
         check_boxes(boxes, n, c.layout.max_2d_positions)
         x = self.text_embeddings(ids, boxes, token_type_ids)
-        positions = torch.arange(n, device=ids.device).expand(bsz, n)
+        positions = torch.arange(n, device=ids.device)[None]  # [1, L]: the same for every row
         all_boxes = boxes
         mask = torch.ones_like(ids) if attention_mask is None else attention_mask
         if image is not None:
@@ -111,14 +112,13 @@ class LayoutLMv3(nn.Module):
             v = self.visual_embeddings(image)
             p = v.shape[1]
             x = self.stem.drop(self.joint_norm(torch.cat([x, v], dim=1)))
-            positions = torch.cat([positions, torch.arange(p, device=ids.device).expand(bsz, p)], dim=1)
+            positions = torch.cat([positions, torch.arange(p, device=ids.device)[None]], dim=1)
             all_boxes = torch.cat([boxes, self.visual_boxes.expand(bsz, -1, -1)], dim=1)
             mask = torch.cat([mask, mask.new_ones(bsz, p)], dim=1)
         # The reference adds the 2-D bias only together with the 1-D one.
-        bias = self.bias(positions, all_boxes) if c.layout.relative_1d else None
-        if bias is not None:
-            bias = (bias / math.sqrt(c.bert.width // c.bert.heads)).to(x.dtype)
-        hidden, attentions = self.transformer(x, need_weights=need_weights, key_padding_mask=mask == 0, attn_mask=bias)
+        scale = 1 / math.sqrt(c.bert.width // c.bert.heads)  # v3 divides the biases by √d like the logits
+        bias = self.bias(positions, all_boxes, scale, x.dtype) if c.layout.relative_1d else None
+        hidden, attentions = self.transformer(x, need_weights=need_weights, attn_mask=attention_bias(bias, mask, x.dtype))
         out = {"hidden": hidden, "text_hidden": hidden[:, :n], "visual_hidden": hidden[:, n:], "pooled": hidden[:, 0]}
         if need_weights:
             out["attentions"] = attentions

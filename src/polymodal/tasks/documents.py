@@ -55,7 +55,13 @@ class DocumentModel:
         self.task = model.config.task
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> "DocumentModel":
+    def from_folder(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
+                    cpu_path: str | None = None) -> "DocumentModel":
+        """The model saved in ``folder``, for inference on the CPU: ``dtype=torch.bfloat16`` runs
+        weights and activations in bf16; ``cpu_path`` picks how its linears run (``auto``: the
+        faster of PyTorch's GEMM and oneDNN with prepacked weights on this machine, measured once;
+        see :mod:`polymodal.layers.cpu_path`)."""
+        from ..layers.cpu_path import set_linear_path
         from ..weights import load_checkpoint
 
         folder = Path(folder)
@@ -66,14 +72,19 @@ class DocumentModel:
         model = load_checkpoint(folder)
         if not isinstance(model, DocumentTaskModel):
             raise TypeError(f"{folder} holds a {type(model).__name__}, not a document task model")
+        model = model.to(dtype)
+        set_linear_path(model, cpu_path)
         return cls(model, DocumentProcessor.load(folder), meta["labels"])
 
     def _run(self, page: DocumentPage, question: str | None = None):
         grid = normalize_boxes(page.boxes, page.width, page.height)
         windows, batch = self.processor.encode(page.words, grid, page.image if self._needs_image else None, question)
-        with torch.no_grad():
-            out = self.model(batch["ids"], batch["boxes"], batch.get("image"), batch["attention_mask"])
-        return windows, batch, out
+        image = batch.get("image")
+        with torch.inference_mode():
+            dtype = next(self.model.parameters()).dtype
+            out = self.model(batch["ids"], batch["boxes"], None if image is None else image.to(dtype),
+                             batch["attention_mask"])
+        return windows, batch, {k: v.float() for k, v in out.items()}
 
     @property
     def _needs_image(self) -> bool:

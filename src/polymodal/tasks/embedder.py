@@ -9,7 +9,6 @@ A model folder carries everything this needs: the weights, the tokenizer files a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import model_device, resolve, to_device
+from ..layers.cpu_path import set_linear_path
 from ..modalities.processor import Processor, processor_for
 from ..modalities.registry import modality as modality_entry
 from ..modalities.registry import modality_names
@@ -80,7 +80,7 @@ class Embedder:
         if backend != "torch":
             embedder.runtime = exported_towers(embedder.model, embedder.model_id, backend, precision)
         elif embedder.device.type == "cpu":
-            embedder.cpu_path = _linear_path(embedder.model, cpu_path or os.environ.get("POLYMODAL_CPU_PATH", "auto"))
+            embedder.cpu_path = set_linear_path(embedder.model, cpu_path)
         from .video_search import FRAME_TOWER, VideoClipper, frame_backbone
 
         if hasattr(model, "encode_video") and (folder / FRAME_TOWER).is_file():
@@ -171,17 +171,6 @@ class Embedder:
         return self.model.scale().float().cpu()
 
 
-def _linear_path(model: nn.Module, choice: str) -> str:
-    from ..layers.cpu_path import choose
-    from ..layers.packed_linear import pack_linears
-
-    if choice not in ("auto", "packed", "plain"):
-        raise ValueError(f"cpu_path {choice!r} is not one of auto, packed, plain")
-    if choice == "auto":
-        return choose(model)
-    if choice == "packed" and pack_linears(model):
-        return "packed"
-    return "plain"
 
 
 def _find_tokenizer(folder: Path, model: nn.Module) -> TextTokenizer | None:
