@@ -111,13 +111,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pdf-pages", type=int, default=10)
+    parser.add_argument("--no-forward", action="store_true", help="only the end-to-end pages/s")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from polymodal.layers.cpu_path import cpu_name
 
+    if args.no_forward:
+        args.steps = 0
     with tempfile.TemporaryDirectory() as tmp:
-        hf, ours = models(tmp)
+        hf, ours = models(tmp) if args.steps else (None, None)
     x = inputs(args.batch, args.tokens)
+    if not args.steps:
+        return end_to_end_report(args)
     with torch.inference_mode():
         reference = hf(input_ids=x["ids"], bbox=x["boxes"], attention_mask=x["mask"], pixel_values=x["pixels"])
         diff = (reference.last_hidden_state - ours(x["ids"], x["boxes"], x["pixels"], x["mask"])["hidden"]).abs().max()
@@ -134,6 +139,10 @@ def main() -> None:
     for how in ("autocast", "weights"):
         h, o = t[f"forward hf bf16 {how}"], t["forward ours bf16"]
         print(f"| bf16 (HF: {how}) | {h:.3f} | {o:.3f} | {h / o:.2f}× |")
+    end_to_end_report(args)
+
+
+def end_to_end_report(args) -> None:
     if args.pdf_pages:
         e = end_to_end(args.pdf_pages, args.threads)
         print(f"\n# doc extract end to end: {e['pages']}-page image PDF, 150 dpi, Tesseract + layoutlmv2-small")

@@ -7,7 +7,10 @@ RapidOCR) is a new class here, chosen with ``--ocr NAME``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -57,6 +60,9 @@ class TesseractOCR(OCREngine):
             (Tesseract reads text of ~20–30 px best; boxes are mapped back to the given image).
         min_confidence: words below this confidence (0–100) are dropped.
         timeout: seconds per page before Tesseract is killed (a hostile page cannot hang a job).
+        threads: OpenMP threads of the Tesseract process (``OMP_THREAD_LIMIT``). 0 leaves Tesseract's
+            default, which ran 3× slower per page than 1 or 2 on the 2-core machine of
+            docs/benchmarks.md (benchmarks/ocr.py).
     """
 
     lang: str = "eng"
@@ -64,6 +70,7 @@ class TesseractOCR(OCREngine):
     min_height: int = 800
     min_confidence: float = 0.0
     timeout: float = 60.0
+    threads: int = 1
     name = "tesseract"
 
     def __post_init__(self):
@@ -79,8 +86,9 @@ class TesseractOCR(OCREngine):
         factor = max(1, -(-self.min_height // max(image.height, 1))) if image.height < self.min_height else 1
         big = image.resize((image.width * factor, image.height * factor), Image.BICUBIC) if factor > 1 else image
         try:
-            data = pytesseract.image_to_data(big, lang=self.lang, config=f"--psm {self.psm}",
-                                             output_type=pytesseract.Output.DICT, timeout=self.timeout)
+            with _tesseract_env(**({"OMP_THREAD_LIMIT": str(self.threads)} if self.threads else {})):
+                data = pytesseract.image_to_data(big, lang=self.lang, config=f"--psm {self.psm}",
+                                                 output_type=pytesseract.Output.DICT, timeout=self.timeout)
         except pytesseract.TesseractError as e:
             if "Failed loading language" in str(e) or "Error opening data file" in str(e):
                 raise OCRError(f"tesseract has no language {self.lang!r} (tesseract --list-langs; "
@@ -100,3 +108,22 @@ class TesseractOCR(OCREngine):
             x, y, w, h = (data[k][i] / factor for k in ("left", "top", "width", "height"))
             words.append(Word(text.strip(), (x, y, x + w, y + h), conf, line, block))
         return words
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _tesseract_env(**extra: str):
+    """Run pytesseract's subprocess with ``extra`` environment variables, leaving this process's
+    environment alone (pytesseract hands its module-level ``environ`` to ``subprocess.Popen``; an
+    OMP_THREAD_LIMIT set in our own environment could also cap torch's OpenMP threads)."""
+    import pytesseract.pytesseract as impl
+
+    with _ENV_LOCK:
+        saved = impl.environ
+        impl.environ = {**os.environ, **extra}
+        try:
+            yield
+        finally:
+            impl.environ = saved
