@@ -51,6 +51,7 @@ def _kind_overrides(kind: str, tower, minilm_dir) -> list[str]:
               "data.train_n=32", "data.val_n=8", "train.batch_size=8"]
     video = ["model.preset=videoclip-tiny", f"data.frame_tower={tower}", f"data.tokenizer={minilm_dir}",
              "data.context_length=32", "data.train_n=6", "data.val_n=2", "train.batch_size=4"]
+    doc = ["data.train_n=16", "data.val_n=4", "train.batch_size=8"]
     return {
         "contrastive": ["data.train_n=16", "data.val_n=8", "train.batch_size=8", "data.tokenizer_vocab=300"],
         "classification": ["model.preset=vit-tiny", "data.image_size=32", "data.train_n=16", "data.val_n=8", "train.batch_size=8"],
@@ -62,17 +63,22 @@ def _kind_overrides(kind: str, tower, minilm_dir) -> list[str]:
         "masked_multimodal": ["model.preset=vilbert-tiny", *region],
         "videoclip": video,
         "video_mc": video,
+        "doc_entities": ["model.preset=layoutlmv2-tiny", *doc],
+        "doc_qa": ["model.preset=layoutlmv3-tiny", *doc],
+        "doc_classify": ["model.preset=layoutlmv3-tiny", *doc],
+        "doc_pretrain": ["model.preset=layoutlmv2-tiny", *doc],
     }[kind]
 
 
 def test_every_training_kind_has_a_device_check():
     checked = {"contrastive", "classification", "mlm_itm", "vqa", "consistency", "refexp", "vcr", "masked_multimodal",
-               "videoclip", "video_mc"}
+               "videoclip", "video_mc", "doc_entities", "doc_qa", "doc_classify", "doc_pretrain"}
     assert set(kind_names()) == checked
 
 
 @pytest.mark.parametrize("kind", sorted(["contrastive", "classification", "mlm_itm", "vqa", "consistency", "refexp",
-                                         "vcr", "masked_multimodal", "videoclip", "video_mc"]))
+                                         "vcr", "masked_multimodal", "videoclip", "video_mc", "doc_entities", "doc_qa",
+                                         "doc_classify", "doc_pretrain"]))
 def test_a_training_step_of_every_kind_stays_on_the_models_device(kind, tmp_path, tower, minilm_dir):
     cfg = load_config(None, [f"objective.kind={kind}", *_kind_overrides(kind, tower, minilm_dir), "train.steps=2",
                              "train.threads=1", "optim.warmup_steps=1", "train.device=meta", f"train.out={tmp_path}"])
