@@ -33,5 +33,4 @@ def test_doc_ocr_writes_words_per_page_and_reports_a_bad_file(tmp_path):
     single = run("doc", "ocr", tmp_path / "card.png", "--psm", "6")  # JSON on stdout
     assert single.returncode == 0 and json.loads(single.stdout)["pages"][0]["words"]
     only_bad = run("doc", "ocr", tmp_path / "broken.pdf")
-    assert only_bad.returncode == 1
-    assert run("doc", "ocr", tmp_path / "card.png", "--lang", "xyz").returncode != 0
+    assert only_bad.returncode == 1  # (a missing Tesseract language: tests/documents/test_reader.py)

@@ -26,8 +26,18 @@ def model_dir(tmp_path_factory, minilm_dir):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """An empty export cache of the test's own (the tests that count exports)."""
     monkeypatch.setenv("POLYMODAL_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One export cache for the tests that only use exports (each export costs seconds)."""
+    folder = tmp_path_factory.mktemp("shared-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POLYMODAL_CACHE", str(folder))
+        yield folder
 
 
 TEXTS = ["a red circle", "two blue squares above a green star on a sunny beach", "night"]
@@ -57,7 +67,7 @@ def test_a_backend_gives_the_torch_embeddings_and_exports_once(backend, model_di
     torch.testing.assert_close(again.embed_texts(TEXTS[:1]), reference.embed_texts(TEXTS[:1]), atol=1e-5, rtol=0)
 
 
-def test_openvino_runs_bf16_when_asked(model_dir, cache):
+def test_openvino_runs_bf16_when_asked(model_dir, shared_cache):
     pytest.importorskip("openvino")
     reference = Embedder.from_checkpoint(model_dir)
     bf16 = Embedder.from_checkpoint(model_dir, torch.bfloat16, backend="openvino")
@@ -66,7 +76,7 @@ def test_openvino_runs_bf16_when_asked(model_dir, cache):
     assert cos.min() > 0.99
 
 
-def test_what_a_backend_cannot_do_is_a_clear_error(model_dir, cache):
+def test_what_a_backend_cannot_do_is_a_clear_error(model_dir, shared_cache):
     with pytest.raises(ValueError, match="backend 'tensorrt' is not one of"):
         Embedder.from_checkpoint(model_dir, backend="tensorrt")
     with pytest.raises(ValueError, match="onnxruntime backend runs fp32"):
@@ -75,7 +85,7 @@ def test_what_a_backend_cannot_do_is_a_clear_error(model_dir, cache):
         Embedder.from_checkpoint(model_dir, device="meta", backend="onnxruntime")
 
 
-def test_embed_on_the_command_line_with_the_onnxruntime_backend(model_dir, cache, tmp_path):
+def test_embed_on_the_command_line_with_the_onnxruntime_backend(model_dir, shared_cache, tmp_path):
     from typer.testing import CliRunner
 
     from polymodal.cli import app

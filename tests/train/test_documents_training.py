@@ -155,8 +155,8 @@ def test_funsd_folder_trains_the_same_way(tmp_path, files):
 
 
 def test_pretraining_learns_its_three_tasks_and_a_task_starts_from_it(tmp_path):
-    result = _train(tmp_path / "pre", "doc-pretrain-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=40",
-                    "data.train_n=200", "data.val_n=32")
+    result = _train(tmp_path / "pre", "doc-pretrain-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=16",
+                    "data.train_n=64", "data.val_n=16")
     for task in ("mlm", "tia", "tim"):
         assert result[f"val_{task}_loss"] > 0 and 0 <= result[f"val_{task}_accuracy"] <= 1
     # Below a uniform guess on each task: ln(vocabulary) for the words, ln 2 for the two binary tasks.
