@@ -62,6 +62,53 @@ class LayoutLMv2Config:
     visual_tokens: bool = True
 
 
+@dataclass
+class JointSequence:
+    """What LayoutLM's trunk reads: tokens [B, N, D], 1-D positions [1, N] (each part counts from 0),
+    boxes [B, N, 4] on the 0–1000 grid and the key mask [B, N] (1 = attend)."""
+
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    boxes: torch.Tensor
+    mask: torch.Tensor
+    text_len: int
+
+    @classmethod
+    def of_text(cls, tokens: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor | None) -> "JointSequence":
+        n = tokens.shape[1]
+        mask = torch.ones(tokens.shape[:2], dtype=torch.long, device=tokens.device) if mask is None else mask
+        return cls(tokens, torch.arange(n, device=tokens.device)[None], boxes, mask, n)
+
+    def append(self, visual: torch.Tensor, visual_boxes: torch.Tensor) -> "JointSequence":
+        """Visual tokens [B, P, D] after the text, with their grid boxes [P, 4] and positions 0..P-1."""
+        b, p = visual.shape[:2]
+        return JointSequence(torch.cat([self.tokens, visual], dim=1),
+                             torch.cat([self.positions, torch.arange(p, device=visual.device)[None]], dim=1),
+                             torch.cat([self.boxes, visual_boxes.expand(b, -1, -1)], dim=1),
+                             torch.cat([self.mask, self.mask.new_ones(b, p)], dim=1), self.text_len)
+
+    def encode(self, trunk: nn.Module, bias: torch.Tensor | None, need_weights: bool = False) -> dict:
+        """The trunk over the sequence with ``bias`` [B|1, H, N, N] (or None) and the padding as one
+        additive mask: ``hidden`` [B, N, D], ``text_hidden`` / ``visual_hidden`` (its two parts) and,
+        with ``need_weights``, ``attentions``."""
+        x = self.tokens
+        hidden, attentions = trunk(x, need_weights=need_weights, attn_mask=attention_bias(bias, self.mask, x.dtype))
+        out = {"hidden": hidden, "text_hidden": hidden[:, :self.text_len], "visual_hidden": hidden[:, self.text_len:]}
+        if need_weights:
+            out["attentions"] = attentions
+        return out
+
+
+def example_layout_inputs(vocab_size: int, pad_id: int, n: int = 8) -> dict:
+    """Two rows of ``n`` words with boxes (row 1 padded after 6 words) for a LayoutLM's example inputs."""
+    mask = torch.ones(2, n, dtype=torch.long)
+    mask[1, 6:] = 0
+    ids = torch.where(mask.bool(), torch.randint(3, vocab_size, (2, n)), pad_id)
+    x0, y0 = torch.randint(0, 500, (2, n)), torch.randint(0, 500, (2, n))
+    boxes = torch.stack([x0, y0, x0 + 100, y0 + 20], dim=-1) * mask.unsqueeze(-1)
+    return {"ids": ids, "boxes": boxes, "attention_mask": mask}
+
+
 class LayoutLMv2(nn.Module):
     """ids [B, L] + boxes [B, L, 4] (0–1000) + page image [B, 3, H, W] → hidden [B, L + P, width]."""
 
@@ -120,43 +167,23 @@ class LayoutLMv2(nn.Module):
         c = self.config
         if ids.dim() != 2:
             raise ValueError(f"expected token ids [B, L], got {tuple(ids.shape)}")
-        bsz, n = ids.shape
+        n = ids.shape[1]
         if n > c.bert.max_positions:
             raise ValueError(f"{n} tokens > max_positions {c.bert.max_positions}; split the page into windows "
                              "(polymodal.documents.windows)")
         check_boxes(boxes, n, c.layout.max_2d_positions)
-        x = self.text_embeddings(ids, boxes, token_type_ids)
-        positions = torch.arange(n, device=ids.device)[None]  # [1, L]: the same for every row
-        all_boxes = boxes
-        mask = torch.ones_like(ids) if attention_mask is None else attention_mask
+        seq = JointSequence.of_text(self.text_embeddings(ids, boxes, token_type_ids), boxes, attention_mask)
         if c.visual_tokens:
             if image is None and feature_map is None:
                 raise ValueError("LayoutLMv2 needs the page image (or its p2 feature_map); "
                                  "build it with visual_tokens=False for a text-and-layout model")
-            v = self.visual_embeddings(image, feature_map=feature_map)
-            p = v.shape[1]
-            x = torch.cat([x, v], dim=1)
-            positions = torch.cat([positions, torch.arange(p, device=ids.device)[None]], dim=1)
-            all_boxes = torch.cat([boxes, self.visual_boxes.expand(bsz, -1, -1)], dim=1)
-            mask = torch.cat([mask, mask.new_ones(bsz, p)], dim=1)
-        bias = self.bias(positions, all_boxes, dtype=x.dtype)
-        hidden, attentions = self.transformer(x, need_weights=need_weights, attn_mask=attention_bias(bias, mask, x.dtype))
-        out = {"hidden": hidden, "pooled": self.pooler(pooling.pool_cls(hidden)), "text_hidden": hidden[:, :n],
-               "visual_hidden": hidden[:, n:]}
-        if need_weights:
-            out["attentions"] = attentions
-        return out
+            seq = seq.append(self.visual_embeddings(image, feature_map=feature_map), self.visual_boxes)
+        out = seq.encode(self.transformer, self.bias(seq.positions, seq.boxes, dtype=seq.tokens.dtype), need_weights)
+        return {**out, "pooled": self.pooler(pooling.pool_cls(out["hidden"]))}
 
 
 def _example_inputs(c: LayoutLMv2Config) -> dict:
-    n = 8
-    ids = torch.randint(1, c.bert.vocab_size, (2, n))
-    mask = torch.ones(2, n, dtype=torch.long)
-    mask[1, 6:] = 0
-    x0 = torch.randint(0, 500, (2, n))
-    y0 = torch.randint(0, 500, (2, n))
-    boxes = torch.stack([x0, y0, x0 + 100, y0 + 20], dim=-1)
-    out = {"ids": ids * mask, "boxes": boxes * mask.unsqueeze(-1), "attention_mask": mask}
+    out = example_layout_inputs(c.bert.vocab_size, c.bert.pad_token_id)
     if c.visual_tokens:
         out["image"] = torch.rand(2, 3, c.image_size, c.image_size) * 255
     return out

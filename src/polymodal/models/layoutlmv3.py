@@ -19,10 +19,9 @@ from torch import nn
 
 from ..layers.box_embed import BoxEmbedding, check_boxes, grid_boxes
 from ..layers.patch_embed import PatchEmbed
-from ..layers.relative_bias import attention_bias
 from ..registry import register_family, register_preset
 from .bert import BertConfig, BertEmbeddings, bert_trunk, init_bert
-from .layoutlmv2 import LayoutConfig
+from .layoutlmv2 import JointSequence, LayoutConfig, example_layout_inputs
 
 
 @dataclass
@@ -97,43 +96,26 @@ class LayoutLMv3(nn.Module):
         c = self.config
         if ids.dim() != 2:
             raise ValueError(f"expected token ids [B, L], got {tuple(ids.shape)}")
-        bsz, n = ids.shape
+        n = ids.shape[1]
         if n + 2 > c.bert.max_positions:
             raise ValueError(f"{n} tokens > {c.bert.max_positions - 2} (max_positions less RoBERTa's offset); "
                              "split the page into windows (polymodal.documents.windows)")
         check_boxes(boxes, n, c.layout.max_2d_positions)
-        x = self.text_embeddings(ids, boxes, token_type_ids)
-        positions = torch.arange(n, device=ids.device)[None]  # [1, L]: the same for every row
-        all_boxes = boxes
-        mask = torch.ones_like(ids) if attention_mask is None else attention_mask
+        seq = JointSequence.of_text(self.text_embeddings(ids, boxes, token_type_ids), boxes, attention_mask)
         if image is not None:
             if not c.visual_tokens:
                 raise ValueError("this LayoutLMv3 was built with visual_tokens=False; call it without an image")
-            v = self.visual_embeddings(image)
-            p = v.shape[1]
-            x = self.stem.drop(self.joint_norm(torch.cat([x, v], dim=1)))
-            positions = torch.cat([positions, torch.arange(p, device=ids.device)[None]], dim=1)
-            all_boxes = torch.cat([boxes, self.visual_boxes.expand(bsz, -1, -1)], dim=1)
-            mask = torch.cat([mask, mask.new_ones(bsz, p)], dim=1)
+            seq = seq.append(self.visual_embeddings(image), self.visual_boxes)
+            seq.tokens = self.stem.drop(self.joint_norm(seq.tokens))  # text tokens are LayerNormed twice
         # The reference adds the 2-D bias only together with the 1-D one.
         scale = 1 / math.sqrt(c.bert.width // c.bert.heads)  # v3 divides the biases by √d like the logits
-        bias = self.bias(positions, all_boxes, scale, x.dtype) if c.layout.relative_1d else None
-        hidden, attentions = self.transformer(x, need_weights=need_weights, attn_mask=attention_bias(bias, mask, x.dtype))
-        out = {"hidden": hidden, "text_hidden": hidden[:, :n], "visual_hidden": hidden[:, n:], "pooled": hidden[:, 0]}
-        if need_weights:
-            out["attentions"] = attentions
-        return out
+        bias = self.bias(seq.positions, seq.boxes, scale, seq.tokens.dtype) if c.layout.relative_1d else None
+        out = seq.encode(self.transformer, bias, need_weights)
+        return {**out, "pooled": out["hidden"][:, 0]}
 
 
 def _example_inputs(c: LayoutLMv3Config) -> dict:
-    n = 8
-    ids = torch.randint(3, c.bert.vocab_size, (2, n))
-    mask = torch.ones(2, n, dtype=torch.long)
-    mask[1, 6:] = 0
-    x0, y0 = torch.randint(0, 500, (2, n)), torch.randint(0, 500, (2, n))
-    boxes = torch.stack([x0, y0, x0 + 100, y0 + 20], dim=-1) * mask.unsqueeze(-1)
-    ids = torch.where(mask.bool(), ids, c.bert.pad_token_id)
-    out = {"ids": ids, "boxes": boxes, "attention_mask": mask}
+    out = example_layout_inputs(c.bert.vocab_size, c.bert.pad_token_id)
     if c.visual_tokens:
         out["image"] = torch.randn(2, 3, c.image_size, c.image_size)
     return out
