@@ -205,3 +205,18 @@ def test_class_folders_and_docvqa_train_from_ocr_with_a_cache(tmp_path, files):
     ex = examples[0]
     first, last = next(p["span"] for p in ex.qa if p["span"])
     assert " ".join(ex.words[first:last + 1]).lower() in [a.lower() for p in ex.qa for a in p["answers"]]
+
+
+def test_box_jitter_moves_each_words_box_as_one_and_leaves_specials():
+    import torch
+
+    from polymodal.train.documents import jitter_boxes
+
+    boxes = torch.tensor([[[0, 0, 0, 0], [100, 200, 150, 220], [100, 200, 150, 220], [300, 200, 350, 220],
+                           [1000, 1000, 1000, 1000]]])
+    words = torch.tensor([[-1, 0, 0, 1, -1]])
+    moved = jitter_boxes(boxes, words, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(moved[0, 0], boxes[0, 0]) and torch.equal(moved[0, 4], boxes[0, 4])
+    assert torch.equal(moved[0, 1], moved[0, 2])  # one word, one move
+    assert (moved - boxes).abs().max() <= 5 and not torch.equal(moved, boxes)
+    assert (moved[..., 2] >= moved[..., 0]).all() and (moved[..., 3] >= moved[..., 1]).all()

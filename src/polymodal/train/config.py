@@ -56,6 +56,7 @@ class DataConfig:
     recluster_epochs: int = 1  # videoclip retrieval batches: re-embed and re-cluster the videos this often
     ocr: str = "truth"  # documents: evaluate on the ground-truth words only, or also on Tesseract's ("tesseract")
     ocr_n: int = 50  # documents with data.ocr tesseract: validation pages read by OCR
+    box_jitter: int = 0  # documents: move each training word's box edges by up to this many 0–1000 grid units
 
 
 @dataclass

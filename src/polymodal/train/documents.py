@@ -116,7 +116,11 @@ class DocumentKind(TrainKind):
         t = self.cfg.train
         idx, _ = batch_indices(step, t.batch_size, len(self.rows), t.seed)
         rows = [self.rows[i] for i in self.rank_slice(idx).tolist()]
-        return self.collate(rows, self.pages), rows
+        out = self.collate(rows, self.pages)
+        if self.cfg.data.box_jitter:
+            g = torch.Generator().manual_seed(t.seed * 7919 + step)
+            out["boxes"] = jitter_boxes(out["boxes"], _pad([r["words"] for r in rows], -1), self.cfg.data.box_jitter, g)
+        return out, rows
 
     def collate(self, rows: list[dict], pages: torch.Tensor | None) -> dict:
         """Rows → padded ``ids`` / ``attention_mask`` [B, L], ``boxes`` [B, L, 4] and, from ``pages``
@@ -161,7 +165,21 @@ def _page(ex: DocumentExample):
 
 def _row(window, batch, k: int, page: int) -> dict:
     n = len(window.ids)
-    return {"ids": batch["ids"][k, :n], "boxes": batch["boxes"][k, :n], "page": page}
+    return {"ids": batch["ids"][k, :n], "boxes": batch["boxes"][k, :n], "words": batch["word_ids"][k, :n], "page": page}
+
+
+def jitter_boxes(boxes: torch.Tensor, words: torch.Tensor, amount: int, g: torch.Generator) -> torch.Tensor:
+    """Move every word's box edges by independent uniform offsets in [−amount, amount] grid units —
+    the same for all of a word's tokens ([B, L] word ids, −1 for specials, which stay put) — clamped
+    to the page with x1 ≥ x0, y1 ≥ y0. Boxes from another OCR engine or annotator differ by a few
+    pixels; a model trained on exact boxes links keys to values by exact coordinates."""
+    b = words.shape[0]
+    noise = torch.randint(-amount, amount + 1, (b, int(words.max().clamp(min=0)) + 1, 4), generator=g)  # per (row, word)
+    per_token = noise[torch.arange(b)[:, None], words.clamp(min=0)]
+    moved = (boxes + torch.where(words[..., None] >= 0, per_token, 0)).clamp(0, 1000)
+    moved[..., 2] = torch.maximum(moved[..., 2], moved[..., 0])
+    moved[..., 3] = torch.maximum(moved[..., 3], moved[..., 1])
+    return moved
 
 
 # -------------------------------------------------------------------------------------- entities
