@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pdf-pages", type=int, default=10)
     parser.add_argument("--no-forward", action="store_true", help="only the end-to-end pages/s")
+    parser.add_argument("--profile", action="store_true", help="also where our bf16 forward's time goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from polymodal.layers.cpu_path import cpu_name
@@ -139,7 +140,36 @@ def main() -> None:
     for how in ("autocast", "weights"):
         h, o = t[f"forward hf bf16 {how}"], t["forward ours bf16"]
         print(f"| bf16 (HF: {how}) | {h:.3f} | {o:.3f} | {h / o:.2f}× |")
+    if args.profile:
+        profile(run["forward ours bf16"], x)
     end_to_end_report(args)
+
+
+def profile(forward, x: dict) -> None:
+    """Our bf16 forward's time by kind of op (torch.profiler, one call after the timed runs), with
+    the GFLOP/s of the linears and of attention from their FLOP counts."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as p:
+        forward()
+    groups = {"linears": ("mkldnn::_linear_pointwise", "aten::addmm", "aten::mm"),
+              "attention": ("aten::baddbmm", "aten::bmm", "aten::_softmax",
+                            "aten::_scaled_dot_product_flash_attention_for_cpu")}
+    seconds = {"linears": 0.0, "attention": 0.0, "other": 0.0}
+    for e in p.key_averages():
+        kind = next((k for k, names in groups.items() if e.key in names), "other")
+        seconds[kind] += e.self_cpu_time_total / 1e6
+    b, n = x["ids"].shape
+    tokens, width, layers = b * (n + 197), 768, 12
+    flops = {"linears": 2 * tokens * layers * (4 * width * width + 2 * width * 3072),
+             "attention": 4 * b * layers * (n + 197) ** 2 * width}
+    print("\n# where our bf16 forward's time goes (torch.profiler, one call)")
+    print("| ops | s | GFLOP/s |")
+    print("|---|---|---|")
+    for kind, t in seconds.items():
+        rate = f"{flops[kind] / t / 1e9:.0f}" if kind in flops and t else "—"
+        print(f"| {kind} | {t:.2f} | {rate} |")
 
 
 def end_to_end_report(args) -> None:

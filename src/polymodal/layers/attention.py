@@ -138,7 +138,8 @@ class Attention(nn.Module):
                 b_, h_, n_, d_ = q.shape
                 logits = torch.baddbmm(mask.reshape(b_ * h_, n_, -1), q.reshape(b_ * h_, n_, d_),
                                        k.reshape(b_ * h_, -1, d_).transpose(1, 2), alpha=d_ ** -0.5)
-                out = torch.bmm(logits.softmax(-1), v.reshape(b_ * h_, -1, d_)).view(b_, h_, n_, d_)
+                probs = torch.softmax(logits, -1, out=logits)  # in place: no second [B·H, N, M] buffer
+                out = torch.bmm(probs, v.reshape(b_ * h_, -1, d_)).view(b_, h_, n_, d_)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                      is_causal=causal_only)
