@@ -5,6 +5,7 @@ comparison measures the algebra, not fp32 summation order)."""
 import math
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -63,9 +64,19 @@ def _worker(out_dir):
 def test_two_process_loss_and_gradients_equal_single_process(tmp_path):
     # Fresh processes under torchrun, not mp.spawn from pytest: spawning from a process that has run
     # the rest of the suite (oneDNN, OpenVINO, ONNX Runtime thread pools) crashed it intermittently.
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                          str(WORLD), __file__, str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
+    def launch():
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                               str(WORLD), __file__, str(tmp_path)], capture_output=True, text=True, timeout=300)
+
+    run = launch()
+    if run.returncode != 0 and ("SIGABRT" in run.stderr or "SIGSEGV" in run.stderr):
+        # A worker killed by a signal (seen once in ~60 runs after the full suite: a gloo abort whose
+        # message torchrun's summary hides) is retried once and reported; a failed assertion is not.
+        ranks = [line for line in run.stderr.splitlines() if line.startswith("[rank") or "terminate" in line]
+        warnings.warn("two-process run died by a signal; retried once. Workers said:\n" + "\n".join(ranks[-20:]))
+        run = launch()
+    children = "\n".join(line for line in run.stderr.splitlines() if line.startswith("[rank"))
+    assert run.returncode == 0, (children or run.stderr)[-3000:]
     got = torch.load(tmp_path / "rank0.pt", weights_only=True)
 
     model = Towers()
