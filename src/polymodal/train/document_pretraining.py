@@ -124,13 +124,15 @@ class PretrainKind(DocumentKind):
         g = torch.Generator().manual_seed(12345)
         model.eval()
         totals: dict[str, float] = {}
+        tia_right = tia_known = 0
         for start in range(0, len(rows), 32):
             batch = self.corrupt(rows[start:start + 32], pages, g)
             _, logs = LayoutPretraining().loss(model, batch)
             for k, v in logs.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * len(rows[start:start + 32]) / len(rows)
-        out = model(**{k: batch[k] for k in ("ids", "boxes", "image", "attention_mask") if k in batch})
-        known = batch["tia_labels"] != -100
-        totals["tia_accuracy"] = float(((out["tia_logits"].argmax(-1) == batch["tia_labels"]) & known).sum()
-                                       / known.sum().clamp(min=1))
+            out = model(**{k: batch[k] for k in ("ids", "boxes", "image", "attention_mask") if k in batch})
+            known = batch["tia_labels"] != -100
+            tia_right += int(((out["tia_logits"].argmax(-1) == batch["tia_labels"]) & known).sum())
+            tia_known += int(known.sum())
+        totals["tia_accuracy"] = tia_right / max(tia_known, 1)  # over every page, like the rest
         return {f"val_{k}": v for k, v in totals.items()}
