@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.documents import DocumentExample
+from ..data.documents import DocumentExample, page_image
 from ..documents.page import normalize_boxes
 from ..objectives import Objective
 from ..objectives.documents import LayoutPretraining
-from .documents import DocumentKind, _page, _row
+from .documents import DocumentKind, _row
 from .kinds import register_kind
 
 MASK_SHARE, COVER_SHARE, SWAP_SHARE = 0.15, 0.15, 0.2
@@ -120,7 +120,7 @@ class PretrainKind(DocumentKind):
     def evaluate(self, model: nn.Module) -> dict:
         """The three tasks' losses and accuracies on the validation pages, corrupted with a fixed seed."""
         rows = [row for i, ex in enumerate(self.val) for row in self.encode(ex, i)]
-        pages = torch.stack([self.processor.page_uint8(_page(ex)) for ex in self.val]) if self.pages is not None else None
+        pages = torch.stack([self.processor.page_uint8(page_image(ex)) for ex in self.val]) if self.pages is not None else None
         g = torch.Generator().manual_seed(12345)
         model.eval()
         totals: dict[str, float] = {}

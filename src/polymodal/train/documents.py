@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.documents import (BIO, DocumentExample, class_folders, docvqa_examples, ocr_example, read_funsd_folder,
-                              world_documents)
+from ..data.documents import (BIO, DocumentExample, class_folders, docvqa_examples, ocr_example, page_image,
+                              read_funsd_folder, world_documents)
 from ..data.world.documents import DOC_CLASSES
 from ..documents.page import normalize_boxes
 from ..documents.processor import DocumentProcessor, default_tokenizer
@@ -99,7 +99,7 @@ class DocumentKind(TrainKind):
         self.rows = [row for i, ex in enumerate(self.train) for row in self.encode(ex, i)]
         if not self.rows:
             raise ConfigError(f"objective.kind {self.cfg.objective.kind}: the training pages gave no examples")
-        self.pages = torch.stack([self.processor.page_uint8(_page(ex)) for ex in self.train]) \
+        self.pages = torch.stack([self.processor.page_uint8(page_image(ex)) for ex in self.train]) \
             if self.trunk.visual_tokens else None
 
     def build_model(self) -> nn.Module:
@@ -145,22 +145,16 @@ class DocumentKind(TrainKind):
 
     def ocr_pages(self) -> list[tuple[DocumentExample, DocumentPage]]:
         """The first ``data.ocr_n`` validation pages as Tesseract reads them (words, boxes)."""
-        from ..documents import read_document  # noqa: F401  (the engine is the reader's)
         from ..documents.ocr import ocr_engine
 
         engine = ocr_engine("tesseract")
         out = []
         for ex in self.val[:self.cfg.data.ocr_n]:
-            words = engine(_page(ex))
+            image = page_image(ex)
+            words = engine(image)
             boxes = np.asarray([w.box for w in words], np.float32).reshape(-1, 4)
-            out.append((ex, DocumentPage([w.text for w in words], boxes, ex.width, ex.height, _page(ex))))
+            out.append((ex, DocumentPage([w.text for w in words], boxes, ex.width, ex.height, image)))
         return out
-
-
-def _page(ex: DocumentExample):
-    from ..data.documents import page_image
-
-    return page_image(ex)
 
 
 def _row(window, batch, k: int, page: int) -> dict:
