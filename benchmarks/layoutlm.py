@@ -2,6 +2,7 @@
 and ``polymodal doc extract`` end to end (OCR included) on a 10-page PDF.
 
     python benchmarks/layoutlm.py [--batch 8] [--tokens 512] [--steps 5] [--threads 2] [--pdf-pages 10]
+                                  [--profile] [--attention] [--no-forward]
 
 LayoutLMv3-base geometry (``layoutlmv3-base``: 12 layers of 768, 224² pages in 16² patches, 512 words
 + 197 visual tokens), random weights made by ``transformers.LayoutLMv3Model`` and loaded into ours
@@ -111,19 +112,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pdf-pages", type=int, default=10)
-    parser.add_argument("--no-forward", action="store_true", help="only the end-to-end pages/s")
+    parser.add_argument("--no-forward", action="store_true", help="skip the forward comparison: only --attention and the end-to-end pages/s")
     parser.add_argument("--profile", action="store_true", help="also where our bf16 forward's time goes")
+    parser.add_argument("--attention", action="store_true",
+                        help="also one layer's attention core at the forward's shape: ours vs one pass vs SDPA")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from polymodal.layers.cpu_path import cpu_name
 
     if args.no_forward:
-        args.steps = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        hf, ours = models(tmp) if args.steps else (None, None)
-    x = inputs(args.batch, args.tokens)
-    if not args.steps:
+        if args.attention:
+            attention_report(args.batch, args.tokens + 197, args.steps)
         return end_to_end_report(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        hf, ours = models(tmp)
+    x = inputs(args.batch, args.tokens)
     with torch.inference_mode():
         reference = hf(input_ids=x["ids"], bbox=x["boxes"], attention_mask=x["mask"], pixel_values=x["pixels"])
         diff = (reference.last_hidden_state - ours(x["ids"], x["boxes"], x["pixels"], x["mask"])["hidden"]).abs().max()
@@ -142,6 +145,8 @@ def main() -> None:
         print(f"| bf16 (HF: {how}) | {h:.3f} | {o:.3f} | {h / o:.2f}× |")
     if args.profile:
         profile(run["forward ours bf16"], x)
+    if args.attention:
+        attention_report(args.batch, args.tokens + 197, args.steps)
     end_to_end_report(args)
 
 
@@ -170,6 +175,36 @@ def profile(forward, x: dict) -> None:
     for kind, t in seconds.items():
         rate = f"{flops[kind] / t / 1e9:.0f}" if kind in flops and t else "—"
         print(f"| {kind} | {t:.2f} | {rate} |")
+
+
+def attention_report(batch: int, n: int, steps: int) -> None:
+    """softmax(q kᵀ/√d + bias) v for one layer of LayoutLMv3-base (12 heads of 64, a dense bias
+    [B, 12, N, N]): ours (``_dense_bias_attention``, a few heads per step), the same ops over all
+    (batch, head) pairs at once, and SDPA with the bias as its mask."""
+    import torch.nn.functional as F
+
+    from polymodal.layers import attention
+
+    def one_pass(q, k, v, bias):
+        b, h, _, d = q.shape
+        logits = torch.baddbmm(bias.reshape(b * h, n, n), q.reshape(b * h, n, d),
+                               k.reshape(b * h, n, d).transpose(1, 2), alpha=d ** -0.5)
+        return torch.bmm(torch.softmax(logits, -1, out=logits), v.reshape(b * h, n, d))
+
+    g = torch.Generator().manual_seed(2)
+    flop = 4 * batch * 12 * n * n * 64
+    print(f"\n# one layer's attention core, batch {batch} × 12 heads × {n}² with a dense bias (median of {steps})")
+    print("| dtype | ours (heads in steps) ms | one pass ms | SDPA ms | ours GFLOP/s |")
+    print("|---|---|---|---|---|")
+    for dtype in (torch.bfloat16, torch.float32):
+        q, k, v = (torch.randn(batch, 12, n, 64, generator=g).to(dtype) for _ in range(3))
+        bias = torch.randn(batch, 12, n, n, generator=g).to(dtype)
+        run = {"ours": lambda: attention._dense_bias_attention(q, k, v, bias), "one pass": lambda: one_pass(q, k, v, bias),
+               "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=bias)}
+        with torch.inference_mode():
+            t = alternating_medians(run, steps)
+        print(f"| {str(dtype).split('.')[-1]} | {1e3 * t['ours']:.1f} | {1e3 * t['one pass']:.1f} | {1e3 * t['sdpa']:.1f} "
+              f"| {flop / t['ours'] / 1e9:.0f} |")
 
 
 def end_to_end_report(args) -> None:

@@ -8,7 +8,8 @@ share of words read that are on the page. Box IoU: median and 10th percentile ov
 exactly, each against the nearest ground-truth box of the same text (the truth is the glyphs'
 tight box). Tesseract runs one process per page (pytesseract), one page at a time; its OpenMP
 threads per page are ``TesseractOCR(threads=…)``: 1 (the default), 2, and 0 (Tesseract's own
-default: one per core it sees, ``nproc`` or not).
+default: one per core it sees, ``nproc`` or not). RapidOCR (``pip install 'polymodal[rapidocr]'``)
+runs in this process, one ONNX Runtime thread per model unless said otherwise.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=40)
     args = parser.parse_args()
     from polymodal.data.world.documents import render_document
-    from polymodal.documents import TesseractOCR
+    from polymodal.documents import RapidOCR, TesseractOCR
 
     docs = [render_document(0, "test", i) for i in range(args.pages)]
     engines = {"tesseract psm 3, upscaled ×2 (default)": TesseractOCR(),
@@ -65,7 +66,11 @@ def main() -> None:
                "tesseract psm 11, upscaled ×2": TesseractOCR(psm=11),
                "tesseract psm 3, page as rendered (320×400)": TesseractOCR(min_height=0),
                "tesseract psm 3, upscaled ×2, 2 OpenMP threads per page": TesseractOCR(threads=2),
-               "tesseract psm 3, upscaled ×2, OpenMP threads unset": TesseractOCR(threads=0)}
+               "tesseract psm 3, upscaled ×2, OpenMP threads unset": TesseractOCR(threads=0),
+               "rapidocr, upscaled ×3 (its default)": RapidOCR(),
+               "rapidocr, upscaled ×3, 2 threads per model": RapidOCR(threads=2),
+               "rapidocr, upscaled ×2": RapidOCR(min_height=800),
+               "rapidocr, page as rendered (320×400)": RapidOCR(min_height=0)}
     print(f"# {args.pages} world test pages (320×400 px, 11–14 px fonts), {len(docs[0].words)}+ words each")
     print("| engine | word recall | word precision | box IoU median | box IoU p10 | pages/s |")
     print("|---|---|---|---|---|---|")

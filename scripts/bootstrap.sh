@@ -40,10 +40,15 @@ fi
 # System packages, installed with apt-get when missing and we can (root or passwordless sudo):
 # Tesseract for document OCR (every job that may read a scan), and for the tests also Debian's
 # chromium, which the web UI's tests drive headless (Playwright with executable_path; CHROMIUM
-# overrides the path).
+# overrides the path), and the GL/GLib libraries OpenCV's wheel links (RapidOCR, the second OCR engine).
 need=()
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
-[ "$job" = "test" ] && ! command -v chromium >/dev/null 2>&1 && need+=(chromium)
+if [ "$job" = "test" ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  libs="$(ldconfig -p 2>/dev/null || true)"
+  grep -q "libGL.so.1 " <<<"$libs" || need+=(libgl1)
+  grep -q "libglib-2.0.so.0 " <<<"$libs" || need+=(libglib2.0-0)
+fi
 if [ "${#need[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo -n"

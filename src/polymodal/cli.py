@@ -878,7 +878,7 @@ def doc_ocr_cmd(
     files: Annotated[list[Path], typer.Argument(help="PDFs or page images (PNG, JPEG, multi-page TIFF)")],
     out: Annotated[Optional[Path], typer.Option(help="a .json file (one input) or a folder (NAME.json per input); "
                                                       "default: print JSON")] = None,
-    engine: Annotated[str, typer.Option("--ocr", help="OCR engine")] = "tesseract",
+    engine: Annotated[str, typer.Option("--ocr", help="OCR engine: tesseract or rapidocr")] = "tesseract",
     lang: Annotated[str, typer.Option(help="Tesseract language(s), e.g. eng or eng+deu")] = "eng",
     psm: Annotated[int, typer.Option(help="Tesseract page-segmentation mode (3 automatic, 6 one block, 11 sparse)")] = 3,
     dpi: Annotated[float, typer.Option(help="PDF rendering resolution")] = 150,
@@ -894,7 +894,7 @@ def doc_ocr_cmd(
     if out is not None and len(files) > 1 and out.suffix == ".json":
         _fail(f"{len(files)} inputs: --out must be a folder, not {out}")
     try:
-        ocr = ocr_engine(engine, lang=lang, psm=psm)
+        ocr = ocr_engine(engine, **_ocr_options(lang, psm))
     except (OCRError, ValueError) as e:
         _fail(str(e))
     failed = 0
@@ -921,10 +921,15 @@ def doc_ocr_cmd(
 def _doc_pages(file: Path, engine: str, lang: str, psm: int, dpi: float):
     from .documents import ocr_engine, read_document
 
-    return read_document(file, ocr=ocr_engine(engine, lang=lang, psm=psm), dpi=dpi)
+    return read_document(file, ocr=ocr_engine(engine, **_ocr_options(lang, psm)), dpi=dpi)
 
 
-OCR_OPTION = Annotated[str, typer.Option("--ocr", help="OCR engine for pages without a text layer")]
+def _ocr_options(lang: str, psm: int) -> dict:
+    """The Tesseract options the user changed from their defaults (another engine refuses them by name)."""
+    return {name: value for name, value, default in (("lang", lang, "eng"), ("psm", psm, 3)) if value != default}
+
+
+OCR_OPTION = Annotated[str, typer.Option("--ocr", help="OCR engine for pages without a text layer: tesseract or rapidocr")]
 LANG_OPTION = Annotated[str, typer.Option(help="Tesseract language(s)")]
 PSM_OPTION = Annotated[int, typer.Option(help="Tesseract page-segmentation mode")]
 DPI_OPTION = Annotated[float, typer.Option(help="PDF rendering resolution")]

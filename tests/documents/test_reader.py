@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from polymodal.data.world.documents import render_document
-from polymodal.documents import DocumentReadError, OCRError, TesseractOCR, read_document
+from polymodal.documents import DocumentReadError, OCRError, TesseractOCR, ocr_engine, read_document
 
 
 def _recall(expected: list[str], got: list[str]) -> float:
@@ -64,6 +64,22 @@ def test_options_reach_tesseract_and_a_missing_language_is_named(world_png):
         read_document(path, ocr=TesseractOCR(lang="xyz"))
     with pytest.raises(ValueError, match="page-segmentation mode must be 0–13"):
         TesseractOCR(psm=14)
+
+
+def test_rapidocr_is_a_second_engine_behind_the_same_interface(world_png, tmp_path):
+    doc, path = world_png
+    (page,) = read_document(path, ocr=ocr_engine("rapidocr"))
+    assert page.source == "ocr:rapidocr" and _recall(doc.words, page.texts) >= 0.8
+    truth = {}
+    for w, b in zip(doc.words, doc.boxes):
+        truth.setdefault(w, []).append(b)
+    ious = [max(_iou(w.box, b) for b in truth[w.text]) for w in page.words if w.text in truth]
+    assert np.median(ious) > 0.6  # word boxes from its per-character boxes, on the page's own pixels
+    assert len({w.line for w in page.words}) > 5 and all(0 <= w.confidence <= 100 for w in page.words)
+    Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
+    assert read_document(tmp_path / "blank.png", ocr=ocr_engine("rapidocr"))[0].words == []
+    with pytest.raises(ValueError, match="'rapidocr' has no option 'psm'"):
+        ocr_engine("rapidocr", psm=6)
 
 
 def test_an_image_with_no_text_is_an_empty_page(tmp_path):

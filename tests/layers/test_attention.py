@@ -96,3 +96,28 @@ def test_bf16_autocast_training_keeps_dtype_and_values():
     torch.testing.assert_close(out.float(), ref, rtol=0, atol=0.05)
     out.float().sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(attn.qkv.weight.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dense_bias_inference_path_matches_sdpa_across_head_chunks(monkeypatch, dtype):
+    """A full [B, H, N, M] additive bias without autograd takes the chunked baddbmm path; with a
+    chunk smaller than B·H (and not dividing it) it gives SDPA's answer, padded keys included."""
+    import polymodal.layers.attention as attention
+
+    torch.manual_seed(0)
+    b, h, n, d = 3, 4, 11, 40
+    attn = Attention(d, h).eval()
+    x = torch.randn(b, n, d)
+    bias = torch.randn(b, h, n, n)
+    bias[1, :, :, 8:] = float("-inf")  # row 1 pads its last 3 keys
+    q, k, v = (t.view(b, n, h, d // h).transpose(1, 2) for t in attn.qkv(x).chunk(3, -1))
+    want = attn.out(torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+                    .transpose(1, 2).reshape(b, n, d))
+    monkeypatch.setattr(attention, "_CHUNK_BYTES", 5 * n * n * torch.finfo(dtype).bits // 8)  # 5 of 12 (b, h) pairs per step
+    calls = []
+    real = attention._dense_bias_attention
+    monkeypatch.setattr(attention, "_dense_bias_attention", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        got, _ = attn.to(dtype)(x.to(dtype), attn_mask=bias.to(dtype))
+    assert calls, "the dense-bias inference path was not taken"
+    torch.testing.assert_close(got.float(), want.detach(), rtol=0, atol=1e-5 if dtype == torch.float32 else 0.05)

@@ -1,13 +1,15 @@
 """OCR engines behind one interface: a page image → :class:`~polymodal.documents.page.Word` list.
 
-The engine is a real one, not ours: Tesseract (Debian's ``tesseract-ocr``, installed by
-``scripts/bootstrap.sh``) through ``pytesseract``. Engines register by name so that another (e.g.
-RapidOCR) is a new class here, chosen with ``--ocr NAME``.
+The engines are real ones, not ours: Tesseract (Debian's ``tesseract-ocr``, installed by
+``scripts/bootstrap.sh``) through ``pytesseract``, and RapidOCR (PaddleOCR's PP-OCRv4 detector and
+recogniser as ONNX models shipped in its wheel; ``pip install 'polymodal[rapidocr]'``). Engines
+register by name and are chosen with ``--ocr NAME``; benchmarks/ocr.py measures them side by side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import threading
@@ -45,7 +47,12 @@ def ocr_engine(name: str = "tesseract", **options) -> OCREngine:
     """The engine registered as ``name`` (options: e.g. ``lang``, ``psm``)."""
     if name not in ENGINES:
         raise ValueError(f"unknown OCR engine {name!r}; known: {', '.join(sorted(ENGINES))}")
-    return ENGINES[name](**options)
+    cls = ENGINES[name]
+    if dataclasses.is_dataclass(cls):
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"OCR engine {name!r} has no option {', '.join(map(repr, unknown))}")
+    return cls(**options)
 
 
 @register_engine("tesseract")
@@ -127,3 +134,54 @@ def _tesseract_env(**extra: str):
             yield
         finally:
             impl.environ = saved
+
+
+@register_engine("rapidocr")
+@dataclass
+class RapidOCR(OCREngine):
+    """RapidOCR (``rapidocr_onnxruntime``): text lines detected, each recognised with a box per
+    character; words are the runs between recognised spaces.
+
+    Args:
+        min_height: pages shorter than this many pixels are upscaled by an integer factor first. Its
+            recogniser drops the spaces between words set in small type (at the world's 11–14 px fonts,
+            ×1 and ×2 read "Address:27OakStreet"; ×3 reads the spaces; benchmarks/ocr.py).
+        min_confidence: words below this confidence (0–100, the mean of their characters') are dropped.
+        threads: ONNX Runtime threads per model.
+    """
+
+    min_height: int = 1200
+    min_confidence: float = 0.0
+    threads: int = 1
+    name = "rapidocr"
+
+    def __post_init__(self):
+        try:
+            from rapidocr_onnxruntime import RapidOCR as Engine
+        except ImportError as e:
+            raise OCRError("RapidOCR is not installed: pip install 'polymodal[rapidocr]' "
+                           "(rapidocr_onnxruntime; its wheel carries the ONNX models)") from e
+        self._engine = Engine(intra_op_num_threads=self.threads, inter_op_num_threads=1)
+
+    def __call__(self, image: Image.Image) -> list[Word]:
+        import numpy as np
+
+        factor = max(1, -(-self.min_height // max(image.height, 1))) if image.height < self.min_height else 1
+        big = image.convert("RGB")
+        if factor > 1:
+            big = big.resize((image.width * factor, image.height * factor), Image.BICUBIC)
+        result, _ = self._engine(np.ascontiguousarray(np.asarray(big)[:, :, ::-1]), return_word_box=True)
+        words = []
+        for line, (_, _, _, char_boxes, chars, char_scores) in enumerate(result or []):
+            run: list[int] = []
+            for i in range(len(chars) + 1):
+                if i < len(chars) and chars[i].strip():
+                    run.append(i)
+                    continue
+                if run:
+                    pts = np.asarray([char_boxes[j] for j in run], np.float64).reshape(-1, 2) / factor
+                    conf = 100.0 * float(np.mean([char_scores[j] for j in run]))
+                    if conf >= self.min_confidence:
+                        words.append(Word("".join(chars[j] for j in run), (*pts.min(0), *pts.max(0)), conf, line, 0))
+                run = []
+        return words

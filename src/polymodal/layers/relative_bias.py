@@ -43,16 +43,21 @@ class RelativeBias(nn.Module):
     def forward(self, positions: torch.Tensor, scale: float = 1.0, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``scale`` multiplies the bias and ``dtype`` is its type; both are applied to the small
         [heads, 2·max_distance + 1] table before the gather, not to the [B, heads, N, N] result."""
+        return self.offset_table(scale, dtype)[:, self.offsets(positions)].transpose(0, 1)  # [B, heads, N, N]
+
+    def offsets(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions [B|1, N] → clamped offsets ``pos[key] − pos[query] + max_distance`` [B|1, N, N] in [0, 2d]."""
         d = self.max_distance
-        offsets = torch.arange(-d, d + 1, device=positions.device)
-        buckets = relative_buckets(offsets, self.num_buckets, d)  # [2d + 1]
-        rel = (positions.unsqueeze(-2) - positions.unsqueeze(-1)).clamp(-d, d) + d  # [B, N, N]
-        table = self.table.weight[:, buckets]  # [heads, 2d + 1]
+        return (positions.unsqueeze(-2) - positions.unsqueeze(-1)).clamp_(-d, d).add_(d)
+
+    def offset_table(self, scale: float = 1.0, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The bias of each clamped offset: [heads, 2·max_distance + 1], times ``scale``, in ``dtype``."""
+        d = self.max_distance
+        buckets = relative_buckets(torch.arange(-d, d + 1, device=self.table.weight.device), self.num_buckets, d)
+        table = self.table.weight[:, buckets]
         if scale != 1.0:
             table = table * scale
-        if dtype is not None:
-            table = table.to(dtype)
-        return table[:, rel].transpose(0, 1)  # [B, heads, N, N]
+        return table if dtype is None else table.to(dtype)
 
 
 class LayoutBias(nn.Module):
@@ -73,23 +78,28 @@ class LayoutBias(nn.Module):
                 dtype: torch.dtype | None = None) -> torch.Tensor | None:
         parts = []
         if self.rel_x is not None:
-            parts += [self.rel_x(boxes[..., 0], scale, dtype), self.rel_y(boxes[..., 3], scale, dtype)]
+            parts.append(self._two_d(boxes, scale, dtype))
         if self.rel_1d is not None:
             parts.append(self.rel_1d(positions, scale, dtype))
         if not parts:
             return None
-        if torch.is_grad_enabled():
-            return sum(parts[1:], parts[0]).contiguous()
-        # Inference: sum into one contiguous [B, heads, N, N] buffer (the gathers come out
-        # heads-major), which the attention then reads per row without copies.
-        shape = torch.broadcast_shapes(*(p.shape for p in parts))
-        out = torch.empty(shape, dtype=parts[0].dtype, device=parts[0].device)
         if len(parts) == 1:
-            return out.copy_(parts[0])
-        torch.add(parts[0], parts[1], out=out)
-        for extra in parts[2:]:
-            out.add_(extra)
-        return out
+            return parts[0].contiguous()
+        if torch.is_grad_enabled():
+            return (parts[0] + parts[1]).contiguous()
+        # Inference: one pass writes the sum into a contiguous [B, heads, N, N] buffer (the gather
+        # comes out heads-major), which the attention then reads per row without copies.
+        out = torch.empty(torch.broadcast_shapes(parts[0].shape, parts[1].shape), dtype=parts[0].dtype,
+                          device=parts[0].device)
+        return torch.add(parts[0], parts[1], out=out)
+
+    def _two_d(self, boxes: torch.Tensor, scale: float, dtype: torch.dtype | None) -> torch.Tensor:
+        """The x0 and y1 biases [B, heads, N, N] in one gather: from the [heads, (2d+1)²] table of
+        every (x offset, y offset) pair's summed bias (the sum rounds as x + y would per element)."""
+        tx, ty = self.rel_x.offset_table(scale, dtype), self.rel_y.offset_table(scale, dtype)
+        joint = (tx[:, :, None] + ty[:, None, :]).flatten(1)  # [heads, (2dx+1)·(2dy+1)]
+        index = self.rel_x.offsets(boxes[..., 0]).mul_(ty.shape[1]).add_(self.rel_y.offsets(boxes[..., 3]))
+        return joint[:, index].transpose(0, 1)
 
 
 def attention_bias(bias: torch.Tensor | None, keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -101,4 +111,6 @@ def attention_bias(bias: torch.Tensor | None, keep: torch.Tensor, dtype: torch.d
     if bias is None:
         return pad
     bias = bias.to(dtype)
+    if bool(keep.all()):  # nothing padded: skip a pass over [B, H, N, N]
+        return bias
     return bias.add_(pad) if not torch.is_grad_enabled() and bias.shape[0] == pad.shape[0] else bias + pad
