@@ -111,6 +111,6 @@ def attention_bias(bias: torch.Tensor | None, keep: torch.Tensor, dtype: torch.d
     if bias is None:
         return pad
     bias = bias.to(dtype)
-    if bool(keep.all()):  # nothing padded: skip a pass over [B, H, N, N]
-        return bias
+    if keep.device.type == "cpu" and bool(keep.all()):  # nothing padded: skip a pass over [B, H, N, N]
+        return bias  # (on CPU only: elsewhere the check would wait for the device)
     return bias.add_(pad) if not torch.is_grad_enabled() and bias.shape[0] == pad.shape[0] else bias + pad
