@@ -26,6 +26,7 @@ class DocumentProcessor:
     pixels_kind: str = "bgr255"  # "bgr255" (LayoutLMv2) or "signed" (LayoutLMv3: RGB in [−1, 1])
     max_tokens: int = 512
     stride: int = 128
+    sep_box: tuple[int, int, int, int] = (1000, 1000, 1000, 1000)  # LayoutLMv2's; v3's processor uses zeros
 
     def __post_init__(self):
         if self.pixels_kind not in ("bgr255", "signed"):
@@ -44,7 +45,8 @@ class DocumentProcessor:
             raise TypeError(f"not a LayoutLM config: {family}")
         v3 = family == "LayoutLMv3Config"
         max_tokens = min(512, c.bert.max_positions - (c.bert.pad_token_id + 1 if v3 else 0))
-        return cls(tokenizer, c.image_size, "signed" if v3 else "bgr255", max_tokens, min(stride, max_tokens // 4))
+        return cls(tokenizer, c.image_size, "signed" if v3 else "bgr255", max_tokens, min(stride, max_tokens // 4),
+                   (0, 0, 0, 0) if v3 else (1000, 1000, 1000, 1000))
 
     def page_uint8(self, page: Image.Image | np.ndarray) -> torch.Tensor:
         """A page (PIL or [H, W, 3] uint8) → RGB [3, image_size, image_size] uint8, squashed to the
@@ -67,7 +69,7 @@ class DocumentProcessor:
         """Windows over the words and the batch the model takes: ``ids``/``attention_mask``/``word_ids``
         [W, L], ``boxes`` [W, L, 4] and, given a page, ``image`` [W, 3, S, S] (the page once per window)."""
         windows = token_windows(words, grid_boxes, self.tokenizer, max_tokens=self.max_tokens, stride=self.stride,
-                                question=question)
+                                question=question, sep_box=list(self.sep_box))
         batch = collate(windows, self.specials.pad)
         if page is not None:
             batch["image"] = self.image(page).unsqueeze(0).expand(len(windows), -1, -1, -1)
@@ -78,7 +80,7 @@ class DocumentProcessor:
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(folder / TOKENIZER_FILE))
         meta = {"image_size": self.image_size, "pixels_kind": self.pixels_kind, "max_tokens": self.max_tokens,
-                "stride": self.stride}
+                "stride": self.stride, "sep_box": list(self.sep_box)}
         (folder / PROCESSOR_FILE).write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -88,7 +90,9 @@ class DocumentProcessor:
         if not meta_file.is_file() or not tok_file.is_file():
             raise FileNotFoundError(f"{folder} has no {PROCESSOR_FILE} and {TOKENIZER_FILE}: not a document model "
                                     "folder (train one with objective.kind doc_entities, doc_qa or doc_classify)")
-        meta = json.loads(meta_file.read_text())
+        meta = json.loads(meta_file.read_text())  # (folders saved before sep_box: LayoutLMv2's, as they trained)
+        if "sep_box" in meta:
+            meta["sep_box"] = tuple(meta["sep_box"])
         return cls(Tokenizer.from_file(str(tok_file)), **meta)
 
 

@@ -7,6 +7,8 @@ per word from the window where the word's first token has the most context (the 
 that window's edges), as extractive QA and NER over long texts do.
 
     [CLS] (question [SEP])? words… [SEP] [PAD]…       boxes: CLS 0,0,0,0 · SEP/question 1000s · pad 0s
+
+(LayoutLMv3's processor gives SEP the zero box: ``sep_box``.)
 """
 
 from __future__ import annotations
@@ -57,14 +59,16 @@ def tokenize_words(words: list[str], tokenizer: Tokenizer) -> tuple[list[int], l
 
 
 def token_windows(words: list[str], boxes: np.ndarray, tokenizer: Tokenizer, *, max_tokens: int = 512,
-                  stride: int = 128, question: str | None = None) -> list[Window]:
+                  stride: int = 128, question: str | None = None, sep_box: list[int] | None = None) -> list[Window]:
     """Windows of at most ``max_tokens`` tokens over the words (``boxes`` [N, 4] on the 0–1000
     grid); a ``question`` is put before every window (document QA). A page without words is one
-    window of the specials (and question) alone."""
+    window of the specials (and question) alone. ``sep_box``: the box of [SEP] and the question's
+    tokens (default LayoutLMv2's 1000s)."""
     boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
     if len(boxes) != len(words):
         raise ValueError(f"{len(words)} words but {len(boxes)} boxes")
     sp = Specials.of(tokenizer)
+    sep_box = list(SPECIAL_BOX["sep"] if sep_box is None else sep_box)
     ids, word_of = tokenize_words(words, tokenizer)
     q_ids = tokenizer.encode(question, add_special_tokens=False).ids if question else []
     head = [sp.cls] + (q_ids + [sp.sep] if question else [])
@@ -80,8 +84,7 @@ def token_windows(words: list[str], boxes: np.ndarray, tokenizer: Tokenizer, *, 
         wid = [word_of[i] for i in part]
         windows.append(Window(
             ids=head + [ids[i] for i in part] + [sp.sep],
-            boxes=[SPECIAL_BOX["cls"]] + [SPECIAL_BOX["sep"]] * (len(head) - 1)
-                  + [boxes[w].tolist() for w in wid] + [SPECIAL_BOX["sep"]],
+            boxes=[SPECIAL_BOX["cls"]] + [sep_box] * (len(head) - 1) + [boxes[w].tolist() for w in wid] + [sep_box],
             word_ids=[-1] * len(head) + wid + [-1],
             first=[False] * len(head) + [i == 0 or word_of[i - 1] != word_of[i] for i in part] + [False],
             start=start, question_len=len(q_ids)))

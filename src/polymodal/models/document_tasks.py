@@ -33,7 +33,7 @@ class DocumentTaskConfig:
     trunk: LayoutLMv2Config | LayoutLMv3Config
     task: str = "entities"
     num_labels: int = 7  # entities: BIO tags; classify: classes; qa: unused
-    link_dim: int = 64
+    link_dim: int = 64  # entities: the link scorer's width; 0: no link scorer (a Hugging Face token classifier)
 
 
 class DocumentTaskModel(nn.Module):
@@ -48,8 +48,9 @@ class DocumentTaskModel(nn.Module):
         width = c.trunk.bert.width
         if c.task == "entities":
             self.tagger = nn.Linear(width, c.num_labels)
-            self.link_key = nn.Linear(width, c.link_dim)
-            self.link_value = nn.Linear(width, c.link_dim)
+            if c.link_dim:
+                self.link_key = nn.Linear(width, c.link_dim)
+                self.link_value = nn.Linear(width, c.link_dim)
         elif c.task == "qa":
             self.span = nn.Linear(width, 2)
         elif c.task == "pretrain":
@@ -62,7 +63,7 @@ class DocumentTaskModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, **_) -> dict:
-        """entities: ``tag_logits`` [B, L, C], ``link_keys`` / ``link_values`` [B, L, d];
+        """entities: ``tag_logits`` [B, L, C], ``link_keys`` / ``link_values`` [B, L, d] (with a link scorer);
         qa: ``start_logits`` / ``end_logits`` [B, L] (−inf on padding); classify: ``logits`` [B, C];
         pretrain: ``mlm_logits`` [B, L, vocab], ``tia_logits`` [B, L, 2], ``tim_logits`` [B, 2]."""
         if not self.config.trunk.visual_tokens:
@@ -70,6 +71,8 @@ class DocumentTaskModel(nn.Module):
         out = self.trunk(ids, boxes, image, attention_mask)
         text = out["text_hidden"]
         if self.config.task == "entities":
+            if not self.config.link_dim:
+                return {"tag_logits": self.tagger(text)}
             return {"tag_logits": self.tagger(text), "link_keys": self.link_key(text), "link_values": self.link_value(text)}
         if self.config.task == "pretrain":
             return {"mlm_logits": self.mlm(text, self.trunk.stem.word.weight), "tia_logits": self.tia(text),

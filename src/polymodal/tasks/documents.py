@@ -3,7 +3,8 @@ classes — on words and boxes from any source (ground truth, OCR, a PDF's text 
 
 A model folder holds ``model.safetensors`` + ``config.json`` (the :class:`DocumentTaskModel`), the
 :class:`~polymodal.documents.processor.DocumentProcessor` (tokenizer and image handling) and
-``labels.json`` (the BIO tags or the class names).
+``labels.json`` (the BIO tags or the class names). A Hugging Face ``LayoutLMv2/v3ForTokenClassification``
+folder works too: its ``tokenizer.json`` and its config's ``id2label`` stand in for the last two.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 from ..data.documents import BIO, DocEntity
 from ..documents.page import normalize_boxes
-from ..documents.processor import DocumentProcessor
+from ..documents.processor import PROCESSOR_FILE, TOKENIZER_FILE, DocumentProcessor
 from ..documents.windows import best_token_per_word, merge_word_logits
 from ..models.document_tasks import DocumentTaskModel
 
@@ -27,6 +29,18 @@ MAX_ANSWER_TOKENS = 30
 
 def save_labels(folder: str | Path, task: str, labels: list[str]) -> None:
     (Path(folder) / LABELS_FILE).write_text(json.dumps({"task": task, "labels": list(labels)}, indent=1))
+
+
+def _labels(folder: Path) -> list[str]:
+    """The label names of ``folder``'s head: our ``labels.json``, else a Hugging Face config's ``id2label``."""
+    if (folder / LABELS_FILE).is_file():
+        return json.loads((folder / LABELS_FILE).read_text())["labels"]
+    config = folder / "config.json"
+    hf = json.loads(config.read_text()) if config.is_file() else {}
+    if "id2label" not in hf:
+        raise FileNotFoundError(f"{folder} has no {LABELS_FILE} and no config.json with id2label: "
+                                "not a document task model folder")
+    return [hf["id2label"][str(i)] for i in range(len(hf["id2label"]))]
 
 
 @dataclass
@@ -65,16 +79,21 @@ class DocumentModel:
         from ..weights import load_checkpoint
 
         folder = Path(folder)
-        meta_file = folder / LABELS_FILE
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{folder} has no {LABELS_FILE}: not a document task model folder")
-        meta = json.loads(meta_file.read_text())
+        labels = _labels(folder)
         model = load_checkpoint(folder)
         if not isinstance(model, DocumentTaskModel):
             raise TypeError(f"{folder} holds a {type(model).__name__}, not a document task model")
+        if model.config.task in ("entities", "classify") and len(labels) != model.config.num_labels:
+            raise ValueError(f"{folder}: {len(labels)} labels for a head of {model.config.num_labels}")
         model = model.to(dtype)
         set_linear_path(model, cpu_path)
-        return cls(model, DocumentProcessor.load(folder), meta["labels"])
+        if (folder / PROCESSOR_FILE).is_file():
+            processor = DocumentProcessor.load(folder)
+        elif (folder / TOKENIZER_FILE).is_file():  # a Hugging Face folder: the processing its family expects
+            processor = DocumentProcessor.for_model(model, Tokenizer.from_file(str(folder / TOKENIZER_FILE)))
+        else:
+            raise FileNotFoundError(f"{folder} has neither {PROCESSOR_FILE} nor {TOKENIZER_FILE}")
+        return cls(model, processor, labels)
 
     def _run(self, page: DocumentPage, question: str | None = None):
         grid = normalize_boxes(page.boxes, page.width, page.height)
@@ -119,7 +138,7 @@ class DocumentModel:
         questions = [e for e in result if e["label"] == "question"]
         answers = [e for e in result if e["label"] == "answer"]
         links = []
-        if questions and answers:
+        if questions and answers and "link_keys" in out:  # (a model without a link scorer: no links)
             def state(e, name):
                 wi, t = where[e["words"][0]]
                 return out[name][wi, t]
