@@ -94,11 +94,13 @@ class LayoutBias(nn.Module):
         return torch.add(parts[0], parts[1], out=out)
 
     def _two_d(self, boxes: torch.Tensor, scale: float, dtype: torch.dtype | None) -> torch.Tensor:
-        """The x0 and y1 biases [B, heads, N, N] in one gather: from the [heads, (2d+1)²] table of
-        every (x offset, y offset) pair's summed bias (the sum rounds as x + y would per element)."""
+        """The x0 and y1 biases [B, heads, N, N] in one gather (int32 offsets) from the
+        [heads, (2d+1)²] table of every (x offset, y offset) pair's summed bias (the sum rounds as
+        x + y would per element). A heads-last row gather (``F.embedding``) is faster alone but
+        leaves the layout the attention reads to one more pass: no faster in all."""
         tx, ty = self.rel_x.offset_table(scale, dtype), self.rel_y.offset_table(scale, dtype)
         joint = (tx[:, :, None] + ty[:, None, :]).flatten(1)  # [heads, (2dx+1)·(2dy+1)]
-        index = self.rel_x.offsets(boxes[..., 0]).mul_(ty.shape[1]).add_(self.rel_y.offsets(boxes[..., 3]))
+        index = self.rel_x.offsets(boxes[..., 0].int()).mul_(ty.shape[1]).add_(self.rel_y.offsets(boxes[..., 3].int()))
         return joint[:, index].transpose(0, 1)
 
 
