@@ -26,7 +26,13 @@ class DocumentProcessor:
     pixels_kind: str = "bgr255"  # "bgr255" (LayoutLMv2) or "signed" (LayoutLMv3: RGB in [−1, 1])
     max_tokens: int = 512
     stride: int = 128
-    sep_box: tuple[int, int, int, int] = (1000, 1000, 1000, 1000)  # LayoutLMv2's; v3's processor uses zeros
+    # How a window is framed (documents/windows.py). These defaults are what the first polymodal
+    # document models trained with (folders saved before these fields load with them);
+    # for_model gives Hugging Face's processors' conventions, so their fine-tuned models read as trained.
+    sep_box: tuple[int, int, int, int] = (1000, 1000, 1000, 1000)
+    question_box: tuple[int, int, int, int] = (1000, 1000, 1000, 1000)
+    pair_seps: int = 1  # [SEP]s between a question and the words (RoBERTa's pairs: 2)
+    pair_segments: bool = False  # token type 1 on the words after a question (BERT's pairs; LayoutLMv2)
 
     def __post_init__(self):
         if self.pixels_kind not in ("bgr255", "signed"):
@@ -46,7 +52,8 @@ class DocumentProcessor:
         v3 = family == "LayoutLMv3Config"
         max_tokens = min(512, c.bert.max_positions - (c.bert.pad_token_id + 1 if v3 else 0))
         return cls(tokenizer, c.image_size, "signed" if v3 else "bgr255", max_tokens, min(stride, max_tokens // 4),
-                   (0, 0, 0, 0) if v3 else (1000, 1000, 1000, 1000))
+                   sep_box=(0, 0, 0, 0) if v3 else (1000, 1000, 1000, 1000), question_box=(0, 0, 0, 0),
+                   pair_seps=2 if v3 else 1, pair_segments=not v3 and c.bert.type_vocab_size > 1)
 
     def page_uint8(self, page: Image.Image | np.ndarray) -> torch.Tensor:
         """A page (PIL or [H, W, 3] uint8) → RGB [3, image_size, image_size] uint8, squashed to the
@@ -67,10 +74,14 @@ class DocumentProcessor:
     def encode(self, words: list[str], grid_boxes: np.ndarray, page: Image.Image | np.ndarray | None,
                question: str | None = None) -> tuple[list[Window], dict[str, torch.Tensor]]:
         """Windows over the words and the batch the model takes: ``ids``/``attention_mask``/``word_ids``
-        [W, L], ``boxes`` [W, L, 4] and, given a page, ``image`` [W, 3, S, S] (the page once per window)."""
+        [W, L], ``boxes`` [W, L, 4], with ``pair_segments`` ``token_type_ids`` [W, L], and, given a page,
+        ``image`` [W, 3, S, S] (the page once per window)."""
         windows = token_windows(words, grid_boxes, self.tokenizer, max_tokens=self.max_tokens, stride=self.stride,
-                                question=question, sep_box=list(self.sep_box))
+                                question=question, sep_box=list(self.sep_box), question_box=list(self.question_box),
+                                pair_seps=self.pair_seps)
         batch = collate(windows, self.specials.pad)
+        if not self.pair_segments:
+            del batch["token_type_ids"]
         if page is not None:
             batch["image"] = self.image(page).unsqueeze(0).expand(len(windows), -1, -1, -1)
         return windows, batch
@@ -80,7 +91,8 @@ class DocumentProcessor:
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(folder / TOKENIZER_FILE))
         meta = {"image_size": self.image_size, "pixels_kind": self.pixels_kind, "max_tokens": self.max_tokens,
-                "stride": self.stride, "sep_box": list(self.sep_box)}
+                "stride": self.stride, "sep_box": list(self.sep_box), "question_box": list(self.question_box),
+                "pair_seps": self.pair_seps, "pair_segments": self.pair_segments}
         (folder / PROCESSOR_FILE).write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -90,9 +102,10 @@ class DocumentProcessor:
         if not meta_file.is_file() or not tok_file.is_file():
             raise FileNotFoundError(f"{folder} has no {PROCESSOR_FILE} and {TOKENIZER_FILE}: not a document model "
                                     "folder (train one with objective.kind doc_entities, doc_qa or doc_classify)")
-        meta = json.loads(meta_file.read_text())  # (folders saved before sep_box: LayoutLMv2's, as they trained)
-        if "sep_box" in meta:
-            meta["sep_box"] = tuple(meta["sep_box"])
+        meta = json.loads(meta_file.read_text())  # (fields missing from older folders: the defaults they trained with)
+        for key in ("sep_box", "question_box"):
+            if key in meta:
+                meta[key] = tuple(meta[key])
         return cls(Tokenizer.from_file(str(tok_file)), **meta)
 
 

@@ -6,9 +6,13 @@ stride), so every word is seen with context on both sides somewhere. Predictions
 per word from the window where the word's first token has the most context (the farthest from
 that window's edges), as extractive QA and NER over long texts do.
 
-    [CLS] (question [SEP])? words… [SEP] [PAD]…       boxes: CLS 0,0,0,0 · SEP/question 1000s · pad 0s
+    [CLS] (question [SEP]{pair_seps})? words… [SEP] [PAD]…   boxes: CLS 0s · SEP sep_box · question question_box · pad 0s
+    token types: 0 … 0 (through the question's [SEP]s), 1 from the first word to the last [SEP]
 
-(LayoutLMv3's processor gives SEP the zero box: ``sep_box``.)
+The defaults (SEP and question at 1000s, one [SEP] after the question) are what polymodal's first
+document models trained with; Hugging Face's processors give the question the zero box, LayoutLMv3
+the zero SEP box and two </s> between question and words (RoBERTa's pair) —
+:meth:`DocumentProcessor.for_model` picks those.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Window:
     first: list[bool]  # whether the token is its word's first sub-token
     start: int  # index of the window's first word token in the page's token sequence
     question_len: int = 0  # tokens of the question (after [CLS]), 0 without one
+    type_ids: list[int] | None = None  # BERT's segments: 1 on the page's part after a question, else 0
 
 
 def tokenize_words(words: list[str], tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
@@ -59,19 +64,21 @@ def tokenize_words(words: list[str], tokenizer: Tokenizer) -> tuple[list[int], l
 
 
 def token_windows(words: list[str], boxes: np.ndarray, tokenizer: Tokenizer, *, max_tokens: int = 512,
-                  stride: int = 128, question: str | None = None, sep_box: list[int] | None = None) -> list[Window]:
+                  stride: int = 128, question: str | None = None, sep_box: list[int] | None = None,
+                  question_box: list[int] | None = None, pair_seps: int = 1) -> list[Window]:
     """Windows of at most ``max_tokens`` tokens over the words (``boxes`` [N, 4] on the 0–1000
     grid); a ``question`` is put before every window (document QA). A page without words is one
-    window of the specials (and question) alone. ``sep_box``: the box of [SEP] and the question's
-    tokens (default LayoutLMv2's 1000s)."""
+    window of the specials (and question) alone. ``sep_box`` / ``question_box``: the boxes of [SEP]
+    and of the question's tokens (default 1000s); ``pair_seps``: [SEP]s between question and words."""
     boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
     if len(boxes) != len(words):
         raise ValueError(f"{len(words)} words but {len(boxes)} boxes")
     sp = Specials.of(tokenizer)
     sep_box = list(SPECIAL_BOX["sep"] if sep_box is None else sep_box)
+    question_box = list(sep_box if question_box is None else question_box)
     ids, word_of = tokenize_words(words, tokenizer)
     q_ids = tokenizer.encode(question, add_special_tokens=False).ids if question else []
-    head = [sp.cls] + (q_ids + [sp.sep] if question else [])
+    head = [sp.cls] + (q_ids + [sp.sep] * pair_seps if question else [])
     body = max_tokens - len(head) - 1
     if body < 8:
         raise ValueError(f"max_tokens {max_tokens} leaves {body} tokens for the page after the question")
@@ -84,26 +91,31 @@ def token_windows(words: list[str], boxes: np.ndarray, tokenizer: Tokenizer, *, 
         wid = [word_of[i] for i in part]
         windows.append(Window(
             ids=head + [ids[i] for i in part] + [sp.sep],
-            boxes=[SPECIAL_BOX["cls"]] + [sep_box] * (len(head) - 1) + [boxes[w].tolist() for w in wid] + [sep_box],
+            boxes=[SPECIAL_BOX["cls"]] + [question_box] * len(q_ids) + [sep_box] * (len(head) - 1 - len(q_ids))
+                  + [boxes[w].tolist() for w in wid] + [sep_box],
             word_ids=[-1] * len(head) + wid + [-1],
             first=[False] * len(head) + [i == 0 or word_of[i - 1] != word_of[i] for i in part] + [False],
-            start=start, question_len=len(q_ids)))
+            start=start, question_len=len(q_ids),
+            type_ids=[0] * len(head) + [1 if question else 0] * (len(part) + 1)))
         if part.stop >= len(ids):
             break
     return windows
 
 
 def collate(windows: list[Window], pad_id: int) -> dict[str, torch.Tensor]:
-    """Windows → padded ``ids`` [B, L], ``boxes`` [B, L, 4], ``attention_mask`` [B, L] and
-    ``word_ids`` [B, L] (−1 off words), L the longest window."""
+    """Windows → padded ``ids`` [B, L], ``boxes`` [B, L, 4], ``attention_mask`` [B, L],
+    ``word_ids`` [B, L] (−1 off words) and ``token_type_ids`` [B, L], L the longest window."""
     n = max(len(w.ids) for w in windows)
     out = {"ids": torch.full((len(windows), n), pad_id, dtype=torch.long),
            "boxes": torch.zeros(len(windows), n, 4, dtype=torch.long),
            "attention_mask": torch.zeros(len(windows), n, dtype=torch.long),
-           "word_ids": torch.full((len(windows), n), -1, dtype=torch.long)}
+           "word_ids": torch.full((len(windows), n), -1, dtype=torch.long),
+           "token_type_ids": torch.zeros(len(windows), n, dtype=torch.long)}
     for row, w in enumerate(windows):
         k = len(w.ids)
         out["ids"][row, :k] = torch.tensor(w.ids)
+        if w.type_ids is not None:
+            out["token_type_ids"][row, :k] = torch.tensor(w.type_ids)
         out["boxes"][row, :k] = torch.tensor(w.boxes)
         out["attention_mask"][row, :k] = 1
         out["word_ids"][row, :k] = torch.tensor(w.word_ids)

@@ -3,10 +3,12 @@
 ``MaskedLMHead``: dense → activation → LayerNorm → decoder. With a tied decoder the vocabulary
 projection is the word-embedding table passed in at call time (one Parameter, so safetensors
 stores it once), plus the head's own bias; an untied decoder (ViLBERT's region-class head) is a
-Linear of its own.
+Linear of its own. ``tanh_head``: RoBERTa's dense → tanh → projection (LayoutLMv3's task heads).
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -34,3 +36,9 @@ class MaskedLMHead(nn.Module):
         if embedding is None:
             raise ValueError("a tied MaskedLMHead needs the word-embedding table")
         return F.linear(x, embedding, self.bias)
+
+
+def tanh_head(width_in: int, width: int, out: int) -> nn.Sequential:
+    """RoBERTa's classification head, as LayoutLMv3's task models use it: Linear(width_in, width) →
+    tanh → Linear(width, out), keys ``dense.*`` and ``out_proj.*`` (dropout between is training only)."""
+    return nn.Sequential(OrderedDict(dense=nn.Linear(width_in, width), act=nn.Tanh(), out_proj=nn.Linear(width, out)))

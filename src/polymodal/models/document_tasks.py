@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers.prediction_heads import MaskedLMHead
+from ..layers.prediction_heads import MaskedLMHead, tanh_head
 from ..registry import register_family
 from .bert import init_bert
 from .layoutlmv2 import LayoutLMv2, LayoutLMv2Config
@@ -34,41 +34,50 @@ class DocumentTaskConfig:
     task: str = "entities"
     num_labels: int = 7  # entities: BIO tags; classify: classes; qa: unused
     link_dim: int = 64  # entities: the link scorer's width; 0: no link scorer (a Hugging Face token classifier)
+    head: str = "linear"  # the task's output layer: "linear", or "tanh" (dense → tanh → out_proj, LayoutLMv3's HF heads)
+    pool: str = "cls+visual"  # classify: [CLS] with the mean visual token, or "cls" alone (LayoutLMv3's HF classifier)
 
 
 class DocumentTaskModel(nn.Module):
-    """ids [B, L], boxes [B, L, 4], image [B, 3, S, S] (or None), attention_mask [B, L] → the task's logits."""
+    """ids [B, L], boxes [B, L, 4], image [B, 3, S, S] (or None), attention_mask [B, L], token_type_ids
+    [B, L] (or None: all 0) → the task's logits."""
 
     def __init__(self, config: DocumentTaskConfig):
         super().__init__()
         self.config = c = config
         if c.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {c.task!r}")
+        if c.head not in ("linear", "tanh") or c.pool not in ("cls+visual", "cls"):
+            raise ValueError(f"head must be 'linear' or 'tanh' and pool 'cls+visual' or 'cls', got {c.head!r}, {c.pool!r}")
         self.trunk = LayoutLMv3(c.trunk) if isinstance(c.trunk, LayoutLMv3Config) else LayoutLMv2(c.trunk)
         width = c.trunk.bert.width
+
+        def head(width_in: int, out: int) -> nn.Module:
+            return nn.Linear(width_in, out) if c.head == "linear" else tanh_head(width_in, width, out)
+
         if c.task == "entities":
-            self.tagger = nn.Linear(width, c.num_labels)
+            self.tagger = head(width, c.num_labels)
             if c.link_dim:
                 self.link_key = nn.Linear(width, c.link_dim)
                 self.link_value = nn.Linear(width, c.link_dim)
         elif c.task == "qa":
-            self.span = nn.Linear(width, 2)
+            self.span = head(width, 2)
         elif c.task == "pretrain":
             self.mlm = MaskedLMHead(width, c.trunk.bert.vocab_size, c.trunk.bert.act, c.trunk.bert.eps)
             self.tia = nn.Linear(width, 2)
             self.tim = nn.Linear(width, 2)
         else:
-            self.classifier = nn.Linear(2 * width if c.trunk.visual_tokens else width, c.num_labels)
+            self.classifier = head(2 * width if c.trunk.visual_tokens and c.pool == "cls+visual" else width, c.num_labels)
         init_bert(nn.ModuleList([m for n, m in self.named_children() if n != "trunk"]))
 
     def forward(self, ids: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, **_) -> dict:
+                attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None, **_) -> dict:
         """entities: ``tag_logits`` [B, L, C], ``link_keys`` / ``link_values`` [B, L, d] (with a link scorer);
         qa: ``start_logits`` / ``end_logits`` [B, L] (−inf on padding); classify: ``logits`` [B, C];
         pretrain: ``mlm_logits`` [B, L, vocab], ``tia_logits`` [B, L, 2], ``tim_logits`` [B, 2]."""
         if not self.config.trunk.visual_tokens:
             image = None
-        out = self.trunk(ids, boxes, image, attention_mask)
+        out = self.trunk(ids, boxes, image, attention_mask, token_type_ids)
         text = out["text_hidden"]
         if self.config.task == "entities":
             if not self.config.link_dim:
@@ -84,6 +93,8 @@ class DocumentTaskModel(nn.Module):
                 start, end = start.masked_fill(pad, float("-inf")), end.masked_fill(pad, float("-inf"))
             return {"start_logits": start, "end_logits": end}
         pooled = text[:, 0]
+        if self.config.pool == "cls":
+            return {"logits": self.classifier(pooled)}
         if self.config.trunk.visual_tokens and out["visual_hidden"].shape[1]:
             pooled = torch.cat([pooled, out["visual_hidden"].mean(1)], dim=-1)
         elif self.config.trunk.visual_tokens:  # a LayoutLMv3 called without an image

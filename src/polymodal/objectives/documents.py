@@ -1,6 +1,6 @@
 """The document tasks' losses (LayoutLM task models, ``models/document_tasks.py``).
 
-Batches carry the model inputs (``ids``, ``boxes``, ``attention_mask``, ``image``) and:
+Batches carry the model inputs (``ids``, ``boxes``, ``attention_mask``, ``image``, ``token_type_ids`` where used) and:
 
 * entities — ``tags`` [B, L] (BIO id on each word's first token, −100 elsewhere), ``entity_tokens``
   [B, E] (each entity's first token, −1 for padding), ``entity_role`` [B, E] (1 question, 2 answer,
@@ -22,7 +22,7 @@ from .base import Objective, masked_mean
 
 
 def _inputs(batch: dict) -> dict:
-    return {k: batch[k] for k in ("ids", "boxes", "image", "attention_mask") if k in batch}
+    return {k: batch[k] for k in ("ids", "boxes", "image", "attention_mask", "token_type_ids") if k in batch}
 
 
 class EntityTagging(Objective):

@@ -3,8 +3,9 @@ classes — on words and boxes from any source (ground truth, OCR, a PDF's text 
 
 A model folder holds ``model.safetensors`` + ``config.json`` (the :class:`DocumentTaskModel`), the
 :class:`~polymodal.documents.processor.DocumentProcessor` (tokenizer and image handling) and
-``labels.json`` (the BIO tags or the class names). A Hugging Face ``LayoutLMv2/v3ForTokenClassification``
-folder works too: its ``tokenizer.json`` and its config's ``id2label`` stand in for the last two.
+``labels.json`` (the BIO tags or the class names). A Hugging Face LayoutLM task model's folder
+(weights/hf_layoutlm_tasks.py) works too: its ``tokenizer.json`` and its config's ``id2label`` stand in
+for the last two, and the windows are framed as its processor frames them.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class DocumentModel:
         with torch.inference_mode():
             dtype = next(self.model.parameters()).dtype
             out = self.model(batch["ids"], batch["boxes"], None if image is None else image.to(dtype),
-                             batch["attention_mask"])
+                             batch["attention_mask"], batch.get("token_type_ids"))
         return windows, batch, {k: v.float() for k, v in out.items()}
 
     @property

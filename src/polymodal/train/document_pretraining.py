@@ -130,7 +130,7 @@ class PretrainKind(DocumentKind):
             _, logs = LayoutPretraining().loss(model, batch)
             for k, v in logs.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * len(rows[start:start + 32]) / len(rows)
-            out = model(**{k: batch[k] for k in ("ids", "boxes", "image", "attention_mask") if k in batch})
+            out = model(**{k: batch[k] for k in ("ids", "boxes", "image", "attention_mask", "token_type_ids") if k in batch})
             known = batch["tia_labels"] != -100
             tia_right += int(((out["tia_logits"].argmax(-1) == batch["tia_labels"]) & known).sum())
             tia_known += int(known.sum())

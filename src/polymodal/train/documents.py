@@ -123,11 +123,13 @@ class DocumentKind(TrainKind):
         return out, rows
 
     def collate(self, rows: list[dict], pages: torch.Tensor | None) -> dict:
-        """Rows → padded ``ids`` / ``attention_mask`` [B, L], ``boxes`` [B, L, 4] and, from ``pages``
+        """Rows → padded ``ids`` / ``attention_mask`` (/ ``token_type_ids``) [B, L], ``boxes`` [B, L, 4] and, from ``pages``
         (uint8 [N, 3, S, S], indexed by each row's ``page``), ``image`` [B, 3, S, S]."""
         out = {"ids": _pad([r["ids"] for r in rows], self.processor.specials.pad),
                "boxes": _pad([r["boxes"] for r in rows], 0),
                "attention_mask": _pad([torch.ones_like(r["ids"]) for r in rows], 0)}
+        if "types" in rows[0]:
+            out["token_type_ids"] = _pad([r["types"] for r in rows], 0)
         if pages is not None:
             out["image"] = self.processor.pixels(pages[[r["page"] for r in rows]])
         return out
@@ -159,7 +161,10 @@ class DocumentKind(TrainKind):
 
 def _row(window, batch, k: int, page: int) -> dict:
     n = len(window.ids)
-    return {"ids": batch["ids"][k, :n], "boxes": batch["boxes"][k, :n], "words": batch["word_ids"][k, :n], "page": page}
+    row = {"ids": batch["ids"][k, :n], "boxes": batch["boxes"][k, :n], "words": batch["word_ids"][k, :n], "page": page}
+    if "token_type_ids" in batch:
+        row["types"] = batch["token_type_ids"][k, :n]
+    return row
 
 
 def jitter_boxes(boxes: torch.Tensor, words: torch.Tensor, amount: int, g: torch.Generator) -> torch.Tensor:

@@ -1,10 +1,17 @@
-"""Hugging Face ``LayoutLMv2ForTokenClassification`` and ``LayoutLMv3ForTokenClassification`` (a
-FUNSD-style BIO tagger: the trunk under ``layoutlmv2.`` / ``layoutlmv3.`` and one ``classifier``
-Linear over each token's state) → our ``entities`` task model without a link scorer.
+"""Hugging Face LayoutLM task models → our :class:`DocumentTaskModel` (the trunk under
+``layoutlmv2.`` / ``layoutlmv3.``, the head beside it):
 
-LayoutLMv3 with 10 or more labels swaps the Linear for a dense–tanh–projection head
-(``classifier.dense`` / ``classifier.out_proj``); that head is not mapped, and such a checkpoint
-loads as the plain LayoutLMv3 layout, whose strict load names the ``classifier.*`` keys.
+| Hugging Face | head keys | ours |
+|---|---|---|
+| ``LayoutLMv2ForTokenClassification`` | ``classifier`` Linear | ``entities``, no link scorer |
+| ``LayoutLMv3ForTokenClassification`` | ``classifier`` Linear (< 10 labels) or dense–tanh–out_proj | ``entities``, no link scorer |
+| ``LayoutLMv2ForQuestionAnswering`` | ``qa_outputs`` Linear | ``qa`` |
+| ``LayoutLMv3ForQuestionAnswering`` | ``qa_outputs`` dense–tanh–out_proj | ``qa`` |
+| ``LayoutLMv3ForSequenceClassification`` | ``classifier`` dense–tanh–out_proj on [CLS] | ``classify``, ``pool="cls"`` |
+
+``LayoutLMv2ForSequenceClassification`` (its classifier reads [CLS] with two pooled image states)
+is refused by name. The task comes from ``config.json``'s ``architectures`` where the folder has
+one, else from the head's keys and shapes.
 """
 
 from __future__ import annotations
@@ -17,54 +24,95 @@ import torch
 from ..models.document_tasks import DocumentTaskConfig
 from .files import CheckpointError
 from .hf_layoutlm import _infer_v2, _infer_v3, convert_v2, convert_v3
+from .keymap import rename
 from .layout import Layout, register_layout
 
-HEAD = ("classifier.weight", "classifier.bias")
+HEADS = ("classifier.", "qa_outputs.")
+TASK_OF = {"ForTokenClassification": "entities", "ForQuestionAnswering": "qa", "ForSequenceClassification": "classify"}
 
 
-def _check_tagger(sd: dict[str, torch.Tensor], prefix: str) -> None:
-    """``classifier`` must be one Linear over the trunk's width (v2's sequence classifier reads three
-    concatenated states, so its weight is 3× as wide)."""
-    head, word = sd["classifier.weight"], sd[f"{prefix}embeddings.word_embeddings.weight"]
-    if head.dim() != 2 or head.shape[1] != word.shape[1]:
-        raise CheckpointError(f"classifier.weight is {list(head.shape)}: not a token classifier over the trunk's "
-                              f"width {word.shape[1]} (only LayoutLM*ForTokenClassification heads are mapped)")
+def _split(sd: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    head = {k: v for k, v in sd.items() if k.startswith(HEADS)}
+    return {k: v for k, v in sd.items() if k not in head}, head
 
 
-def _converter(convert_trunk):
+def _architecture(cfg: dict | None, folder: Path | None) -> str | None:
+    """The task suffix (``ForTokenClassification``, …) that the config (or the folder's config.json) names."""
+    named = (cfg or {}).get("architectures")
+    if named is None and folder is not None and (folder / "config.json").is_file():
+        try:
+            named = json.loads((folder / "config.json").read_text()).get("architectures")
+        except (ValueError, AttributeError):
+            named = None
+    for arch in named or []:
+        for suffix in TASK_OF:
+            if str(arch).endswith(suffix):
+                return suffix
+    return None
+
+
+def _task(head: dict[str, torch.Tensor], version: str, width: int, arch: str | None) -> tuple[str, str]:
+    """(our task, "linear" | "tanh") of a token-classification or QA head; errors name what does not fit."""
+    tanh = any(k.endswith("out_proj.weight") for k in head)
+    kind = "tanh" if tanh else "linear"
+    if any(k.startswith("qa_outputs.") for k in head):
+        return "qa", kind
+    if arch == "ForQuestionAnswering":
+        raise CheckpointError(f"a LayoutLM{version}ForQuestionAnswering checkpoint without qa_outputs.* keys")
+    if arch == "ForSequenceClassification" or (version == "v2" and head["classifier.weight"].shape[1] != width):
+        raise CheckpointError(f"LayoutLM{version}ForSequenceClassification: "
+                              + ("its classifier reads [CLS] with two pooled image states, which is not mapped "
+                                 if version == "v2" else "its head lacks classifier.dense / classifier.out_proj ")
+                              + "(token classifiers and question answering are)")
+    if tanh and arch is None:
+        raise CheckpointError("a LayoutLMv3 classifier with a dense–tanh head is a token classifier (≥ 10 labels) "
+                              "or a sequence classifier: put the folder's config.json (its `architectures`) beside it")
+    return "entities", kind
+
+
+def _head_rules(ours: str, source: str) -> list:
+    return [(rf"{source}\.((?:dense|out_proj)\.)?(weight|bias)", rf"{ours}.\1\2")]
+
+
+def _converter(convert_trunk, rules: list):
     def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        trunk = convert_trunk({k: v for k, v in sd.items() if k not in HEAD})
-        return {**{f"trunk.{k}": v for k, v in trunk.items()},
-                **{f"tagger.{k.split('.')[1]}": sd[k] for k in HEAD if k in sd}}
+        trunk, head = _split(sd)
+        return {**{f"trunk.{k}": v for k, v in convert_trunk(trunk).items()}, **rename(head, rules)}
     return convert
 
 
-def _inferrer(prefix: str, infer_trunk):
+def _inferrer(infer_trunk, version: str, classify: bool = False):
     def infer(sd: dict[str, torch.Tensor], cfg: dict | None, folder: Path | None) -> DocumentTaskConfig:
-        _check_tagger(sd, prefix)
-        trunk = infer_trunk({k: v for k, v in sd.items() if k not in HEAD}, cfg, folder)
-        return DocumentTaskConfig(trunk, "entities", num_labels=sd["classifier.weight"].shape[0], link_dim=0)
+        trunk_sd, head = _split(sd)
+        trunk = infer_trunk(trunk_sd, cfg, folder)
+        if classify:
+            task, kind = "classify", "tanh"
+        else:
+            task, kind = _task(head, version, trunk.bert.width, _architecture(cfg, folder))
+        out = next(v for k, v in head.items() if k.endswith(("out_proj.weight", "classifier.weight", "qa_outputs.weight")))
+        return DocumentTaskConfig(trunk, task, num_labels=out.shape[0], link_dim=0, head=kind,
+                                  pool="cls" if classify else "cls+visual")
     return infer
 
 
-def _matcher(prefix: str):
+def _matcher(prefix: str, sequence_classifier: bool = False):
     def match(keys: set[str], folder: Path | None) -> bool:
-        if "classifier.weight" not in keys or f"{prefix}embeddings.word_embeddings.weight" not in keys:
+        if f"{prefix}embeddings.word_embeddings.weight" not in keys or not any(k.startswith(HEADS) for k in keys):
             return False
-        config = folder / "config.json" if folder is not None else None
-        if config is not None and config.is_file():  # the architecture, where the folder names it
-            try:
-                named = json.loads(config.read_text()).get("architectures") or []
-            except (ValueError, AttributeError):
-                return True  # the config's own reader names what is wrong with it
-            return not named or any(str(a).endswith("ForTokenClassification") for a in named)
-        return True
+        return not sequence_classifier or ("classifier.out_proj.weight" in keys
+                                           and _architecture(None, folder) == "ForSequenceClassification")
     return match
 
 
 # Above the trunk layouts (72, 71), which would match the same keys and then refuse the head.
-for _version, _prefix, _convert, _infer in (("v2", "layoutlmv2.", convert_v2, _infer_v2),
-                                           ("v3", "layoutlmv3.", convert_v3, _infer_v3)):
-    register_layout(Layout(f"hf-layoutlm{_version}-token-classification", "document-task",
-                           f"Hugging Face LayoutLM{_version}ForTokenClassification", _matcher(_prefix), priority=74,
-                           convert=_converter(_convert), infer_config=_inferrer(_prefix, _infer)))
+for _version, _convert, _infer in (("v2", convert_v2, _infer_v2), ("v3", convert_v3, _infer_v3)):
+    register_layout(Layout(f"hf-layoutlm{_version}-task", "document-task",
+                           f"Hugging Face LayoutLM{_version} token classification / question answering",
+                           _matcher(f"layoutlm{_version}."), priority=74,
+                           convert=_converter(_convert, _head_rules("tagger", "classifier") + _head_rules("span", "qa_outputs")),
+                           infer_config=_inferrer(_infer, _version)))
+# Its classifier's keys are a ≥ 10-label token classifier's too: only a config.json naming it tells.
+register_layout(Layout("hf-layoutlmv3-sequence-classification", "document-task",
+                       "Hugging Face LayoutLMv3ForSequenceClassification", _matcher("layoutlmv3.", True), priority=75,
+                       convert=_converter(convert_v3, _head_rules("classifier", "classifier")),
+                       infer_config=_inferrer(_infer_v3, "v3", classify=True)))
