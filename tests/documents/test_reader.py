@@ -82,6 +82,20 @@ def test_rapidocr_is_a_second_engine_behind_the_same_interface(world_png, tmp_pa
         ocr_engine("rapidocr", psm=6)
 
 
+def test_a_thin_strip_is_not_upscaled_to_gigapixels(tmp_path):
+    """A 20,000 × 5 px page passes the reader's pixel cap; bringing it to 800 rows would make it
+    16 × 10⁹ pixels. The factor stays within ×4, 16 M pixels and Tesseract's 32,767 px sides, and
+    the page reads as empty."""
+    from polymodal.documents.ocr import MAX_UPSCALED_PIXELS, upscale_factor
+
+    for w, h in ((20_000, 5), (4_000, 3_000), (320, 400), (1, 1), (100_000, 1)):
+        f = upscale_factor(w, h, 800)
+        assert 1 <= f <= 4 and (f == 1 or (w * h * f * f <= MAX_UPSCALED_PIXELS and max(w, h) * f <= 32_767))
+    assert upscale_factor(320, 400, 800) == 2 and upscale_factor(320, 400, 1200) == 3
+    Image.new("RGB", (20_000, 5), "white").save(tmp_path / "strip.png")
+    assert read_document(tmp_path / "strip.png")[0].words == []
+
+
 def test_an_image_with_no_text_is_an_empty_page(tmp_path):
     Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
     (page,) = read_document(tmp_path / "blank.png")

@@ -55,6 +55,22 @@ def ocr_engine(name: str = "tesseract", **options) -> OCREngine:
     return cls(**options)
 
 
+# Upscaling small pages helps OCR, but a hostile page — a 20,000 × 5 px strip passes any pixel cap —
+# must not be blown up to gigapixels: the factor is at most MAX_UPSCALE, the result at most
+# MAX_UPSCALED_PIXELS (a 4,000 × 4,000 page) and no side longer than Tesseract takes (32,767 px).
+MAX_UPSCALE, MAX_UPSCALED_PIXELS, MAX_UPSCALED_SIDE = 4, 16_000_000, 32_767
+
+
+def upscale_factor(width: int, height: int, min_height: int) -> int:
+    """The integer factor that brings a ``width`` × ``height`` page to ``min_height`` rows, within
+    MAX_UPSCALE, MAX_UPSCALED_PIXELS and MAX_UPSCALED_SIDE (1: leave it as it is)."""
+    if height >= min_height:
+        return 1
+    want = -(-min_height // max(height, 1))
+    room = int((MAX_UPSCALED_PIXELS / max(width * height, 1)) ** 0.5)
+    return max(1, min(want, MAX_UPSCALE, room, MAX_UPSCALED_SIDE // max(width, height, 1)))
+
+
 @register_engine("tesseract")
 @dataclass
 class TesseractOCR(OCREngine):
@@ -64,7 +80,8 @@ class TesseractOCR(OCREngine):
         lang: traineddata name(s), ``"eng"`` or ``"eng+deu"`` (``tesseract --list-langs``).
         psm: page-segmentation mode (3 = automatic, 4 = one column, 6 = one block, 11 = sparse text).
         min_height: pages shorter than this many pixels are upscaled by an integer factor first
-            (Tesseract reads text of ~20–30 px best; boxes are mapped back to the given image).
+            (Tesseract reads text of ~20–30 px best; boxes are mapped back to the given image), at most
+            ×4 and to 16 M pixels (:func:`upscale_factor`).
         min_confidence: words below this confidence (0–100) are dropped.
         timeout: seconds per page before Tesseract is killed (a hostile page cannot hang a job).
         threads: OpenMP threads of the Tesseract process (``OMP_THREAD_LIMIT``). 0 leaves Tesseract's
@@ -90,7 +107,7 @@ class TesseractOCR(OCREngine):
     def __call__(self, image: Image.Image) -> list[Word]:
         import pytesseract
 
-        factor = max(1, -(-self.min_height // max(image.height, 1))) if image.height < self.min_height else 1
+        factor = upscale_factor(image.width, image.height, self.min_height)
         big = image.resize((image.width * factor, image.height * factor), Image.BICUBIC) if factor > 1 else image
         try:
             with _tesseract_env(**({"OMP_THREAD_LIMIT": str(self.threads)} if self.threads else {})):
@@ -145,7 +162,8 @@ class RapidOCR(OCREngine):
     Args:
         min_height: pages shorter than this many pixels are upscaled by an integer factor first. Its
             recogniser drops the spaces between words set in small type (at the world's 11–14 px fonts,
-            ×1 and ×2 read "Address:27OakStreet"; ×3 reads the spaces; benchmarks/ocr.py).
+            ×1 and ×2 read "Address:27OakStreet"; ×3 reads the spaces; benchmarks/ocr.py); at most ×4
+            and to 16 M pixels (:func:`upscale_factor`).
         min_confidence: words below this confidence (0–100, the mean of their characters') are dropped.
         threads: ONNX Runtime threads per model.
     """
@@ -166,7 +184,7 @@ class RapidOCR(OCREngine):
     def __call__(self, image: Image.Image) -> list[Word]:
         import numpy as np
 
-        factor = max(1, -(-self.min_height // max(image.height, 1))) if image.height < self.min_height else 1
+        factor = upscale_factor(image.width, image.height, self.min_height)
         big = image.convert("RGB")
         if factor > 1:
             big = big.resize((image.width * factor, image.height * factor), Image.BICUBIC)
