@@ -25,6 +25,7 @@ from ..documents.windows import best_token_per_word, merge_word_logits
 from ..models.document_tasks import DocumentTaskModel
 
 LABELS_FILE = "labels.json"
+WINDOW_BATCH = 8  # token windows of one page per forward
 MAX_ANSWER_TOKENS = 30
 
 
@@ -99,12 +100,16 @@ class DocumentModel:
     def _run(self, page: DocumentPage, question: str | None = None):
         grid = normalize_boxes(page.boxes, page.width, page.height)
         windows, batch = self.processor.encode(page.words, grid, page.image if self._needs_image else None, question)
-        image = batch.get("image")
-        with torch.inference_mode():
-            dtype = next(self.model.parameters()).dtype
-            out = self.model(batch["ids"], batch["boxes"], None if image is None else image.to(dtype),
-                             batch["attention_mask"], batch.get("token_type_ids"))
-        return windows, batch, {k: v.float() for k, v in out.items()}
+        image, types = batch.get("image"), batch.get("token_type_ids")
+        dtype = next(self.model.parameters()).dtype
+        outs = []
+        with torch.inference_mode():  # a few windows per forward: memory stays bounded on pages of any length
+            for s in range(0, len(windows), WINDOW_BATCH):
+                part = slice(s, s + WINDOW_BATCH)
+                outs.append(self.model(batch["ids"][part], batch["boxes"][part],
+                                       None if image is None else image[part].to(dtype), batch["attention_mask"][part],
+                                       None if types is None else types[part]))
+        return windows, batch, {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]}
 
     @property
     def _needs_image(self) -> bool:
