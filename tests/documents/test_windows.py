@@ -64,3 +64,20 @@ def test_merge_takes_each_words_first_token_logits(tokenizer):
         token_windows(words, np.zeros((4, 4)), tokenizer)
     empty = token_windows([], np.zeros((0, 4)), tokenizer)
     assert len(empty) == 1 and empty[0].word_ids == [-1, -1]
+
+
+def test_a_bad_processor_file_is_named(tmp_path, tokenizer):
+    from polymodal.documents.processor import DocumentProcessor
+
+    DocumentProcessor(tokenizer).save(tmp_path)
+    assert DocumentProcessor.load(tmp_path).sep_box == (1000, 1000, 1000, 1000)
+    meta = tmp_path / "document_processor.json"
+    for text, message in (('{"image_size": 224, "evil": 1}', r"unknown keys \['evil'\]"), ("[1, 2]", "not a JSON object"),
+                          ("{not json", "is not valid JSON")):
+        meta.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            DocumentProcessor.load(tmp_path)
+    meta.write_text("{}")
+    (tmp_path / "tokenizer.json").write_text("garbage")
+    with pytest.raises(ValueError, match="tokenizer.json is not a tokenizers file"):
+        DocumentProcessor.load(tmp_path)

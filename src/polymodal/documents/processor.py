@@ -5,7 +5,7 @@ RGB scaled to [−1, 1], as their Hugging Face processors hand them over). Saved
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -102,11 +102,21 @@ class DocumentProcessor:
         if not meta_file.is_file() or not tok_file.is_file():
             raise FileNotFoundError(f"{folder} has no {PROCESSOR_FILE} and {TOKENIZER_FILE}: not a document model "
                                     "folder (train one with objective.kind doc_entities, doc_qa or doc_classify)")
-        meta = json.loads(meta_file.read_text())  # (fields missing from older folders: the defaults they trained with)
+        try:
+            meta = json.loads(meta_file.read_text())  # (fields missing from older folders: the defaults they trained with)
+            unknown = sorted(set(meta) - {f.name for f in fields(cls)} - {"tokenizer"}) if isinstance(meta, dict) else None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{meta_file} is not valid JSON: {e}") from e
+        if unknown is None or unknown:
+            raise ValueError(f"{meta_file}: " + ("not a JSON object" if unknown is None else f"unknown keys {unknown}"))
         for key in ("sep_box", "question_box"):
             if key in meta:
                 meta[key] = tuple(meta[key])
-        return cls(Tokenizer.from_file(str(tok_file)), **meta)
+        try:
+            tokenizer = Tokenizer.from_file(str(tok_file))
+        except Exception as e:  # the tokenizers library raises its own exception types
+            raise ValueError(f"{tok_file} is not a tokenizers file: {e}") from e
+        return cls(tokenizer, **meta)
 
 
 def default_tokenizer() -> Tokenizer:
