@@ -132,6 +132,9 @@ class LayoutLMv2(nn.Module):
                              f"max_positions {b.max_positions} (they take positions 0..P-1)")
         self.bias = lay.bias(b.heads)
         self.transformer = bert_trunk(b)
+        # No row slicing at inference: the attention bias [B, H, N, N] is built for the whole batch
+        # anyway, and whole-batch GEMMs ran faster here (benchmarks/layoutlm.py).
+        self.transformer.inference_chunk_tokens = None
         self.pooler = pooling.tanh_pooler(b.width)
         init_bert(self)  # the backbone (convolutions only) keeps its own init
 

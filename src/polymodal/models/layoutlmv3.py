@@ -66,6 +66,9 @@ class LayoutLMv3(nn.Module):
             self.register_buffer("visual_boxes", torch.cat([cls_box, grid_boxes(grid, grid)]), persistent=False)
         self.bias = lay.bias(b.heads)
         self.transformer = bert_trunk(b)
+        # No row slicing at inference: the attention bias [B, H, N, N] is built for the whole batch
+        # anyway, and whole-batch GEMMs ran faster here (benchmarks/layoutlm.py).
+        self.transformer.inference_chunk_tokens = None
         init_bert(self)
         if c.visual_tokens:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
