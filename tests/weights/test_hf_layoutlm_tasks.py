@@ -120,14 +120,26 @@ def test_layoutlmv2_task_heads_map_onto_the_fixture_trunk(fixtures, tmp_path, ar
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_layoutlmv2_sequence_classifier_is_refused_by_name(fixtures, tmp_path):
-    _v2_token_classifier(fixtures, tmp_path, "LayoutLMv2ForSequenceClassification", width_factor=3)
-    with pytest.raises(CheckpointError, match="LayoutLMv2ForSequenceClassification: its classifier reads"):
-        polymodal.load(tmp_path)
-    # Without a config naming it, the head's width (3 × 64) says the same.
-    (tmp_path / "config.json").unlink()
-    with pytest.raises(CheckpointError, match="LayoutLMv2ForSequenceClassification"):
-        polymodal.load(tmp_path)
+def test_layoutlmv2_sequence_classifier_reads_cls_and_the_visual_tokens_before_and_after(fixtures, tmp_path):
+    """HF's LayoutLMv2ForSequenceClassification: Linear over [CLS], the mean visual token as it entered
+    the trunk and as it left it (HF runs the backbone twice for the first; we keep it from the one pass)."""
+    sd = _v2_token_classifier(fixtures, tmp_path, "LayoutLMv2ForSequenceClassification", width_factor=3)
+    with pytest.warns(UserWarning, match="missing keys: trunk.visual.backbone."):
+        ours = polymodal.load(tmp_path, strict=False)
+    assert ours.config.task == "classify" and ours.config.pool == "cls+visual_in+visual"
+    torch.testing.assert_close(ours.classifier.weight, sd["classifier.weight"])
+    i = load_file(fixtures / "layoutlmv2" / "inputs.safetensors")
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        trunk = ours.trunk(i["input_ids"], i["bbox"], image, i["attention_mask"])
+        features = torch.cat([trunk["text_hidden"][:, 0], ours.trunk.visual_embeddings(image).mean(1),
+                              trunk["visual_hidden"].mean(1)], -1)
+        got = ours(i["input_ids"], i["bbox"], image, i["attention_mask"])["logits"]
+    torch.testing.assert_close(got, features @ sd["classifier.weight"].T + sd["classifier.bias"], rtol=1e-4, atol=1e-5)
+    # A head of neither width is named.
+    _v2_token_classifier(fixtures, tmp_path, "LayoutLMv2ForSequenceClassification", width_factor=2)
+    with pytest.raises(CheckpointError, match=r"classifier.weight is \[5, 128\]: neither"):
+        polymodal.load(tmp_path, strict=False)
 
 
 @pytest.mark.parametrize("version", ["v2", "v3"])

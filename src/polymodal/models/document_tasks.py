@@ -26,6 +26,7 @@ from .layoutlmv2 import LayoutLMv2, LayoutLMv2Config
 from .layoutlmv3 import LayoutLMv3, LayoutLMv3Config
 
 TASKS = ("entities", "qa", "classify", "pretrain")
+POOLS = ("cls+visual", "cls", "cls+visual_in+visual")
 
 
 @dataclass
@@ -35,7 +36,9 @@ class DocumentTaskConfig:
     num_labels: int = 7  # entities: BIO tags; classify: classes; qa: unused
     link_dim: int = 64  # entities: the link scorer's width; 0: no link scorer (a Hugging Face token classifier)
     head: str = "linear"  # the task's output layer: "linear", or "tanh" (dense → tanh → out_proj, LayoutLMv3's HF heads)
-    pool: str = "cls+visual"  # classify: [CLS] with the mean visual token, or "cls" alone (LayoutLMv3's HF classifier)
+    # classify: [CLS] with the mean visual token; "cls" alone (LayoutLMv3's HF classifier); or
+    # "cls+visual_in+visual": [CLS], the mean visual token before and after the trunk (LayoutLMv2's HF classifier)
+    pool: str = "cls+visual"
 
 
 class DocumentTaskModel(nn.Module):
@@ -47,8 +50,8 @@ class DocumentTaskModel(nn.Module):
         self.config = c = config
         if c.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {c.task!r}")
-        if c.head not in ("linear", "tanh") or c.pool not in ("cls+visual", "cls"):
-            raise ValueError(f"head must be 'linear' or 'tanh' and pool 'cls+visual' or 'cls', got {c.head!r}, {c.pool!r}")
+        if c.head not in ("linear", "tanh") or c.pool not in POOLS:
+            raise ValueError(f"head must be 'linear' or 'tanh' and pool one of {POOLS}, got {c.head!r}, {c.pool!r}")
         self.trunk = LayoutLMv3(c.trunk) if isinstance(c.trunk, LayoutLMv3Config) else LayoutLMv2(c.trunk)
         width = c.trunk.bert.width
 
@@ -67,7 +70,8 @@ class DocumentTaskModel(nn.Module):
             self.tia = nn.Linear(width, 2)
             self.tim = nn.Linear(width, 2)
         else:
-            self.classifier = head(2 * width if c.trunk.visual_tokens and c.pool == "cls+visual" else width, c.num_labels)
+            parts = {"cls": 1, "cls+visual": 2, "cls+visual_in+visual": 3}[c.pool] if c.trunk.visual_tokens else 1
+            self.classifier = head(parts * width, c.num_labels)
         init_bert(nn.ModuleList([m for n, m in self.named_children() if n != "trunk"]))
 
     def forward(self, ids: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor | None = None,
@@ -93,7 +97,12 @@ class DocumentTaskModel(nn.Module):
                 start, end = start.masked_fill(pad, float("-inf")), end.masked_fill(pad, float("-inf"))
             return {"start_logits": start, "end_logits": end}
         pooled = text[:, 0]
-        if self.config.pool == "cls":
+        if self.config.pool == "cls" or not self.config.trunk.visual_tokens:
+            return {"logits": self.classifier(pooled)}
+        if self.config.pool == "cls+visual_in+visual":
+            if "visual_input" not in out:
+                raise ValueError("this classifier reads the page's visual tokens: pass the page image")
+            pooled = torch.cat([pooled, out["visual_input"].mean(1), out["visual_hidden"].mean(1)], dim=-1)
             return {"logits": self.classifier(pooled)}
         if self.config.trunk.visual_tokens and out["visual_hidden"].shape[1]:
             pooled = torch.cat([pooled, out["visual_hidden"].mean(1)], dim=-1)

@@ -164,7 +164,8 @@ class LayoutLMv2(nn.Module):
                 attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None, *,
                 feature_map: torch.Tensor | None = None, need_weights: bool = False) -> dict:
         """``hidden`` [B, L + P, width] (text rows first), ``pooled`` [B, width] = tanh(dense(h[:, 0])),
-        ``text_hidden`` [B, L, width], ``visual_hidden`` [B, P, width] and, with ``need_weights``,
+        ``text_hidden`` [B, L, width], ``visual_hidden`` [B, P, width], the visual tokens as they entered
+        the trunk ``visual_input`` [B, P, width] (with an image) and, with ``need_weights``,
         ``attentions`` (per layer [B, H, L + P, L + P]). ``attention_mask`` [B, L]: 1 = word, 0 = padding;
         visual tokens are always attended to."""
         c = self.config
@@ -176,13 +177,18 @@ class LayoutLMv2(nn.Module):
                              "(polymodal.documents.windows)")
         check_boxes(boxes, n, c.layout.max_2d_positions)
         seq = JointSequence.of_text(self.text_embeddings(ids, boxes, token_type_ids), boxes, attention_mask)
+        visual = None
         if c.visual_tokens:
             if image is None and feature_map is None:
                 raise ValueError("LayoutLMv2 needs the page image (or its p2 feature_map); "
                                  "build it with visual_tokens=False for a text-and-layout model")
-            seq = seq.append(self.visual_embeddings(image, feature_map=feature_map), self.visual_boxes)
+            visual = self.visual_embeddings(image, feature_map=feature_map)
+            seq = seq.append(visual, self.visual_boxes)
         out = seq.encode(self.transformer, self.bias(seq.positions, seq.boxes, dtype=seq.tokens.dtype), need_weights)
-        return {**out, "pooled": self.pooler(pooling.pool_cls(out["hidden"]))}
+        out["pooled"] = self.pooler(pooling.pool_cls(out["hidden"]))
+        if visual is not None:
+            out["visual_input"] = visual
+        return out
 
 
 def _example_inputs(c: LayoutLMv2Config) -> dict:

@@ -7,11 +7,11 @@
 | ``LayoutLMv3ForTokenClassification`` | ``classifier`` Linear (< 10 labels) or dense–tanh–out_proj | ``entities``, no link scorer |
 | ``LayoutLMv2ForQuestionAnswering`` | ``qa_outputs`` Linear | ``qa`` |
 | ``LayoutLMv3ForQuestionAnswering`` | ``qa_outputs`` dense–tanh–out_proj | ``qa`` |
+| ``LayoutLMv2ForSequenceClassification`` | ``classifier`` Linear on [CLS] + mean visual token before and after the trunk | ``classify``, ``pool="cls+visual_in+visual"`` |
 | ``LayoutLMv3ForSequenceClassification`` | ``classifier`` dense–tanh–out_proj on [CLS] | ``classify``, ``pool="cls"`` |
 
-``LayoutLMv2ForSequenceClassification`` (its classifier reads [CLS] with two pooled image states)
-is refused by name. The task comes from ``config.json``'s ``architectures`` where the folder has
-one, else from the head's keys and shapes.
+The task comes from ``config.json``'s ``architectures`` where the folder has one, else from the
+head's keys and shapes (v2's sequence classifier is 3× the trunk's width wide).
 """
 
 from __future__ import annotations
@@ -51,19 +51,27 @@ def _architecture(cfg: dict | None, folder: Path | None) -> str | None:
     return None
 
 
+def _v2_sequence_classifier(head: dict[str, torch.Tensor], width: int) -> bool:
+    weight = head.get("classifier.weight")
+    return weight is not None and weight.dim() == 2 and weight.shape[1] == 3 * width
+
+
 def _task(head: dict[str, torch.Tensor], version: str, width: int, arch: str | None) -> tuple[str, str]:
-    """(our task, "linear" | "tanh") of a token-classification or QA head; errors name what does not fit."""
+    """(our task, "linear" | "tanh") of a head; errors name what does not fit."""
     tanh = any(k.endswith("out_proj.weight") for k in head)
     kind = "tanh" if tanh else "linear"
     if any(k.startswith("qa_outputs.") for k in head):
         return "qa", kind
     if arch == "ForQuestionAnswering":
         raise CheckpointError(f"a LayoutLM{version}ForQuestionAnswering checkpoint without qa_outputs.* keys")
-    if arch == "ForSequenceClassification" or (version == "v2" and head["classifier.weight"].shape[1] != width):
-        raise CheckpointError(f"LayoutLM{version}ForSequenceClassification: "
-                              + ("its classifier reads [CLS] with two pooled image states, which is not mapped "
-                                 if version == "v2" else "its head lacks classifier.dense / classifier.out_proj ")
-                              + "(token classifiers and question answering are)")
+    if version == "v2" and _v2_sequence_classifier(head, width):
+        return "classify", "linear"
+    if version == "v2" and head["classifier.weight"].shape[1] != width:
+        raise CheckpointError(f"classifier.weight is {list(head['classifier.weight'].shape)}: neither LayoutLMv2's "
+                              f"token classifier (width {width}) nor its sequence classifier (width {3 * width})")
+    if arch == "ForSequenceClassification":
+        raise CheckpointError(f"a LayoutLM{version}ForSequenceClassification checkpoint whose head lacks "
+                              "classifier.dense / classifier.out_proj")
     if tanh and arch is None:
         raise CheckpointError("a LayoutLMv3 classifier with a dense–tanh head is a token classifier (≥ 10 labels) "
                               "or a sequence classifier: put the folder's config.json (its `architectures`) beside it")
@@ -77,7 +85,10 @@ def _head_rules(ours: str, source: str) -> list:
 def _converter(convert_trunk, rules: list):
     def convert(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         trunk, head = _split(sd)
-        return {**{f"trunk.{k}": v for k, v in convert_trunk(trunk).items()}, **rename(head, rules)}
+        trunk = convert_trunk(trunk)
+        # LayoutLMv2's sequence classifier keeps its name (ours is ``classifier`` too), told by its width.
+        keep = _v2_sequence_classifier(head, trunk["stem.word.weight"].shape[1]) if "stem.word.weight" in trunk else False
+        return {**{f"trunk.{k}": v for k, v in trunk.items()}, **(head if keep else rename(head, rules))}
     return convert
 
 
@@ -90,8 +101,8 @@ def _inferrer(infer_trunk, version: str, classify: bool = False):
         else:
             task, kind = _task(head, version, trunk.bert.width, _architecture(cfg, folder))
         out = next(v for k, v in head.items() if k.endswith(("out_proj.weight", "classifier.weight", "qa_outputs.weight")))
-        return DocumentTaskConfig(trunk, task, num_labels=out.shape[0], link_dim=0, head=kind,
-                                  pool="cls" if classify else "cls+visual")
+        pool = "cls" if classify else "cls+visual_in+visual" if task == "classify" else "cls+visual"
+        return DocumentTaskConfig(trunk, task, num_labels=out.shape[0], link_dim=0, head=kind, pool=pool)
     return infer
 
 
