@@ -139,6 +139,27 @@ def test_pdf_text_layer_is_used_and_an_image_only_pdf_is_ocred(tmp_path):
     assert forced.source == "ocr:tesseract" and "INV-4821" in forced.texts
 
 
+def test_a_pdfs_pages_are_ocred_side_by_side_in_order(tmp_path, monkeypatch):
+    """Tesseract reads a document's pages in parallel processes (one per core); the pages come back
+    in order, with the words a one-at-a-time read gives. A text-layer page between them is not OCR'd."""
+    import threading
+
+    docs = [render_document(0, "test", i) for i in range(4)]
+    images = [Image.fromarray(d.image) for d in docs]
+    images[0].save(tmp_path / "four.pdf", save_all=True, append_images=images[1:], resolution=72)
+    engine = TesseractOCR()
+    engine.page_workers = 3
+    seen, call = set(), engine.__class__.__call__
+    monkeypatch.setattr(engine.__class__, "__call__", lambda self, im: seen.add(threading.get_ident()) or call(self, im))
+    side_by_side = read_document(tmp_path / "four.pdf", ocr=engine, dpi=72)
+    assert len(seen) > 1  # more than one thread ran Tesseract
+    engine.page_workers = 1
+    one_by_one = read_document(tmp_path / "four.pdf", ocr=engine, dpi=72)
+    assert [p.number for p in side_by_side] == [1, 2, 3, 4]
+    assert [p.texts for p in side_by_side] == [p.texts for p in one_by_one]
+    assert all(_recall(d.words, p.texts) >= 0.9 for d, p in zip(docs, side_by_side))
+
+
 def test_bad_documents_are_refused_by_name(tmp_path):
     import pypdf
 

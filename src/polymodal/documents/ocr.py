@@ -37,6 +37,7 @@ def register_engine(name: str):
 
 class OCREngine:
     name = "engine"
+    page_workers = 1  # pages of one document this engine may read at the same time (threads)
 
     def __call__(self, image: Image.Image) -> list[Word]:
         """An RGB page image → its words in reading order, pixel boxes on ``image``."""
@@ -96,6 +97,8 @@ class TesseractOCR(OCREngine):
     timeout: float = 60.0
     threads: int = 1
     name = "tesseract"
+    # Each page is its own Tesseract process: a document's pages run one per core, side by side.
+    page_workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
     def __post_init__(self):
         if shutil.which("tesseract") is None:
@@ -134,23 +137,34 @@ class TesseractOCR(OCREngine):
         return words
 
 
-_ENV_LOCK = threading.Lock()
+_ENV = threading.Condition()
+_env_users: dict = {"key": None, "count": 0, "saved": None}
 
 
 @contextlib.contextmanager
 def _tesseract_env(**extra: str):
     """Run pytesseract's subprocess with ``extra`` environment variables, leaving this process's
     environment alone (pytesseract hands its module-level ``environ`` to ``subprocess.Popen``; an
-    OMP_THREAD_LIMIT set in our own environment could also cap torch's OpenMP threads)."""
+    OMP_THREAD_LIMIT set in our own environment could also cap torch's OpenMP threads). Calls with
+    the same ``extra`` run side by side; one with other values waits until they are done."""
     import pytesseract.pytesseract as impl
 
-    with _ENV_LOCK:
-        saved = impl.environ
-        impl.environ = {**os.environ, **extra}
-        try:
-            yield
-        finally:
-            impl.environ = saved
+    key = tuple(sorted(extra.items()))
+    with _ENV:
+        while _env_users["count"] and _env_users["key"] != key:
+            _ENV.wait()
+        if _env_users["count"] == 0:
+            _env_users.update(key=key, saved=impl.environ)
+            impl.environ = {**os.environ, **extra}
+        _env_users["count"] += 1
+    try:
+        yield
+    finally:
+        with _ENV:
+            _env_users["count"] -= 1
+            if _env_users["count"] == 0:
+                impl.environ = _env_users["saved"]
+                _ENV.notify_all()
 
 
 @register_engine("rapidocr")

@@ -10,6 +10,7 @@ at most ``max_pages`` pages are read. Every error is a :class:`DocumentReadError
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
@@ -60,6 +61,23 @@ class _LazyEngine:
             self.engine = ocr_engine("tesseract")
         return self.engine(image), f"ocr:{self.engine.name}"
 
+    def pages(self, pages: list[Page]) -> list[Page]:
+        """OCR every page whose ``words`` is None, up to the engine's ``page_workers`` at a time, in order."""
+        todo = [p for p in pages if p.words is None]
+        if not todo:
+            return pages
+        if self.engine is None:
+            self.engine = ocr_engine("tesseract")
+        workers = min(getattr(self.engine, "page_workers", 1), len(todo))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                results = list(pool.map(self, [p.image for p in todo]))
+        else:
+            results = [self(p.image) for p in todo]
+        for page, (words, source) in zip(todo, results):
+            page.words, page.source = words, source
+        return pages
+
 
 def _read_image(path: Path, ocr: _LazyEngine, max_pages: int, max_pixels: int) -> list[Page]:
     try:
@@ -85,9 +103,8 @@ def _read_image(path: Path, ocr: _LazyEngine, max_pages: int, max_pixels: int) -
                 page = to_rgb(frame)
             except (OSError, ValueError, SyntaxError) as e:
                 raise DocumentReadError(f"{path}: cannot decode page {number} ({e})") from e
-            words, source = ocr(page)
-            pages.append(Page(number, page.width, page.height, words, source, page))
-    return pages
+            pages.append(Page(number, page.width, page.height, None, "ocr", page))
+    return ocr.pages(pages)
 
 
 def read_page_image(path: str | Path, max_pixels: int = MAX_PAGE_PIXELS) -> Image.Image:
@@ -160,13 +177,10 @@ def _read_pdf(path: Path, ocr: _LazyEngine, dpi: float, max_pages: int, max_pixe
                 words = _text_layer_words(page, h_pt, image.width / w_pt, image.height / h_pt) if text_layer else []
             except Exception as e:  # pdfium errors on a damaged page
                 raise DocumentReadError(f"{path}: cannot render page {i + 1} ({e})") from e
-            source = "text-layer"
-            if not words:
-                words, source = ocr(image)
-            pages.append(Page(i + 1, image.width, image.height, words, source, image))
-        return pages
+            pages.append(Page(i + 1, image.width, image.height, words or None, "text-layer", image))
     finally:
         doc.close()
+    return ocr.pages(pages)  # pages without a text layer, read side by side
 
 
 def _text_layer_words(page, height_pt: float, sx: float, sy: float) -> list[Word]:
