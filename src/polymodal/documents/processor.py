@@ -104,11 +104,13 @@ class DocumentProcessor:
                                     "folder (train one with objective.kind doc_entities, doc_qa or doc_classify)")
         try:
             meta = json.loads(meta_file.read_text())  # (fields missing from older folders: the defaults they trained with)
-            unknown = sorted(set(meta) - {f.name for f in fields(cls)} - {"tokenizer"}) if isinstance(meta, dict) else None
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{meta_file} is not valid JSON: {e}") from e
-        if unknown is None or unknown:
-            raise ValueError(f"{meta_file}: " + ("not a JSON object" if unknown is None else f"unknown keys {unknown}"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_file}: not a JSON object")
+        unknown = sorted(set(meta) - {f.name for f in fields(cls)} - {"tokenizer"})
+        if unknown:
+            raise ValueError(f"{meta_file}: unknown keys {unknown}")
         for key in ("sep_box", "question_box"):
             if key in meta:
                 meta[key] = tuple(meta[key])

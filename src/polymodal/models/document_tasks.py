@@ -102,13 +102,11 @@ class DocumentTaskModel(nn.Module):
         if self.config.pool == "cls+visual_in+visual":
             if "visual_input" not in out:
                 raise ValueError("this classifier reads the page's visual tokens: pass the page image")
-            pooled = torch.cat([pooled, out["visual_input"].mean(1), out["visual_hidden"].mean(1)], dim=-1)
-            return {"logits": self.classifier(pooled)}
-        if self.config.trunk.visual_tokens and out["visual_hidden"].shape[1]:
-            pooled = torch.cat([pooled, out["visual_hidden"].mean(1)], dim=-1)
-        elif self.config.trunk.visual_tokens:  # a LayoutLMv3 called without an image
-            pooled = torch.cat([pooled, torch.zeros_like(pooled)], dim=-1)
-        return {"logits": self.classifier(pooled)}
+            return {"logits": self.classifier(torch.cat([pooled, out["visual_input"].mean(1),
+                                                         out["visual_hidden"].mean(1)], dim=-1))}
+        visual = out["visual_hidden"]  # (none: a LayoutLMv3 called without an image, whose half is 0)
+        return {"logits": self.classifier(torch.cat([pooled, visual.mean(1) if visual.shape[1] else torch.zeros_like(pooled)],
+                                                    dim=-1))}
 
     @staticmethod
     def link_logits(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

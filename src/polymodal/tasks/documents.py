@@ -39,10 +39,14 @@ def _labels(folder: Path) -> list[str]:
         return json.loads((folder / LABELS_FILE).read_text())["labels"]
     config = folder / "config.json"
     hf = json.loads(config.read_text()) if config.is_file() else {}
-    if "id2label" not in hf:
+    id2label = hf.get("id2label") if isinstance(hf, dict) else None
+    if not isinstance(id2label, dict):
         raise FileNotFoundError(f"{folder} has no {LABELS_FILE} and no config.json with id2label: "
                                 "not a document task model folder")
-    return [hf["id2label"][str(i)] for i in range(len(hf["id2label"]))]
+    try:
+        return [str(id2label[str(i)]) for i in range(len(id2label))]
+    except KeyError as e:
+        raise ValueError(f"{config}: id2label lacks label {e} (its keys must be 0..{len(id2label) - 1})") from None
 
 
 @dataclass
