@@ -42,8 +42,8 @@ def model_folder(args, tmp: Path) -> Path:
     import torch
 
     import polymodal
-    from polymodal.data.world import WorldDataset
-    from polymodal.data.world.sensor_inputs import world_processor
+    from polymodal.world import WorldDataset
+    from polymodal.world.sensor_inputs import world_processor
     from polymodal.models.imagebind import imagebind_from_clip
     from polymodal.modalities.text import train_tokenizer
     from polymodal.registry import preset
@@ -117,7 +117,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from polymodal.data.world.files import write_files
+    from polymodal.world.files import write_files
     from polymodal.search.ingest import index_folder
     from polymodal.search.store import Store
     from polymodal.tasks import Embedder

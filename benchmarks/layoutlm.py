@@ -83,7 +83,7 @@ def end_to_end(pages: int, threads: int, page_workers: int | None = None) -> dic
     model, warmed up on one page first — the cost of ``doc extract``."""
     from PIL import Image
 
-    from polymodal.data.world.documents import render_document
+    from polymodal.world.documents import render_document
     from polymodal.documents import TesseractOCR, read_document
     from polymodal.documents.processor import DocumentProcessor, default_tokenizer
     from polymodal.models.document_tasks import DocumentTaskConfig

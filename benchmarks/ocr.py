@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=40)
     args = parser.parse_args()
-    from polymodal.data.world.documents import render_document
+    from polymodal.world.documents import render_document
     from polymodal.documents import RapidOCR, TesseractOCR
 
     docs = [render_document(0, "test", i) for i in range(args.pages)]

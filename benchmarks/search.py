@@ -151,7 +151,7 @@ def filtered_bench(args) -> None:
 
 
 def ingest_bench(args) -> None:
-    from polymodal.data.world.files import write_files
+    from polymodal.world.files import write_files
     from polymodal.tasks import Embedder
     from polymodal.search.ingest import index_folder
     from polymodal.search.store import Store

@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from polymodal.data.world import WorldDataset  # noqa: E402
+from polymodal.world import WorldDataset  # noqa: E402
 
 SETS = {
     "image+caption+depth+thermal": ("image", "caption", "depth", "thermal"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from polymodal.data.world.scene import sample_scene
+from polymodal.world.scene import sample_scene
 from polymodal.modalities.text import load_tokenizer
 from polymodal.tasks.grounding import grounding_accuracy
 from polymodal.train.region_data import world_region_captions

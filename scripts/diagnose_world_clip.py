@@ -4,7 +4,7 @@ image embedding carries shape at all.
     python scripts/diagnose_world_clip.py RUN/model [--split val] [--n 1000]
 
 Prints R@1 by number of objects, the share of top-1 images that fit the caption (a tie a perfect
-model could not break, see polymodal.recipes.caption_ceiling) and what differs in the rest (place,
+model could not break, see polymodal.world.recipes.caption_ceiling) and what differs in the rest (place,
 count, shape, colour, which colour goes with which shape, size/relation), then a linear probe of
 the object's shape from image and from text embeddings of single-object scenes (train → val).
 """
@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 import polymodal
-from polymodal.data.world.captions import WHERE, captions
-from polymodal.data.world.render import render
-from polymodal.data.world.scene import SHAPES, sample_scene
-from polymodal.recipes.caption_ceiling import fits
+from polymodal.world.captions import WHERE, captions
+from polymodal.world.render import render
+from polymodal.world.scene import SHAPES, sample_scene
+from polymodal.world.recipes.caption_ceiling import fits
 from polymodal.modalities.text import load_tokenizer
 from polymodal.train.data import normalize, world_captions
 

@@ -340,7 +340,7 @@ def train(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEV
 
     from .train.config import ConfigError, load_config
     from .eval.tables import metrics_table
-    from .recipes.world_clip import evaluate_for
+    from .world.recipes.world_clip import evaluate_for
     from .train.trainer import TrainingError, run
 
     try:
@@ -365,7 +365,7 @@ def bind(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEVI
     and IMU encoders to the frozen image space; reports emergent zero-shot against a supervised
     upper bound, retrieval and embedding arithmetic. Extra arguments are key=value overrides."""
     from .train.config import BindConfig, ConfigError, load_config
-    from .recipes.imagebind import run_recipe
+    from .world.recipes.imagebind import run_recipe
     from .train.trainer import TrainingError
 
     try:
@@ -553,7 +553,7 @@ def export(
 def pipeline(out: Annotated[Path, typer.Option(help="folder for everything the run makes")] = Path("runs/pipeline")) -> None:
     """The whole pipeline on the world: CLIP stage, ImageBind binding stage, evaluation report with
     plots, held-out files indexed; ends with the command that serves the search UI."""
-    from .recipes.pipeline import run_pipeline
+    from .world.recipes.pipeline import run_pipeline
 
     run_pipeline(out, report=lambda line: console.print(line, highlight=False))
 
@@ -573,7 +573,7 @@ def evaluate_cmd(
     from .modalities.text import load_tokenizer
     from .train.config import ConfigError, load_config
     from .eval.tables import metrics_table
-    from .recipes.world_clip import evaluate_for
+    from .world.recipes.world_clip import evaluate_for
     from .train.kinds import make_kind
     from .train.trainer import evaluate
     from .weights import CheckpointError, load_checkpoint
@@ -624,8 +624,8 @@ def world_export(
     """Write world samples as WebDataset shards (.png .json .wav .npy .mp4) + captions_SPLIT.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .data.world.dataset import check_options
-    from .data.world.export import export
+    from .world.dataset import check_options
+    from .world.export import export
 
     names = tuple(m.strip() for m in modalities.split(",") if m.strip())
     try:  # every option is checked before any sample is made
@@ -655,7 +655,7 @@ def world_howto(
 ) -> None:
     """Write the world's narrated how-to videos as .mp4 files with their transcript (video,start,end,text)
     and true step times: data in the layout of HowTo100M / YouCook2 captions."""
-    from .data.world.export import export_howto
+    from .world.export import export_howto
 
     if not 1 <= n <= 100_000 or not 0.0 <= shift_rate <= 1.0 or not 32 <= size <= 512:
         _fail("--n must be 1–100000, --shift-rate 0–1 and --size 32–512")
@@ -677,7 +677,7 @@ def world_files(
 ) -> None:
     """Write world scenes as ordinary files (.png .wav .mp4 .txt *_depth.npy *_thermal.npy *_imu.npy)
     — a folder to try `polymodal index` on."""
-    from .data.world.files import write_files
+    from .world.files import write_files
 
     names = tuple(m.strip() for m in modalities.split(",") if m.strip())
     try:
@@ -698,8 +698,8 @@ def world_documents_cmd(
 ) -> None:
     """The world's documents as FUNSD (images/ + annotations/), DocVQA (docvqa.json) and class
     folders (classes/CLASS/), with ground-truth words, entities, links, QA pairs and classes."""
-    from .data.world.document_files import write_documents
-    from .data.world.scene import SPLITS
+    from .world.document_files import write_documents
+    from .world.scene import SPLITS
 
     if split not in SPLITS or not 1 <= n <= 100_000:
         _fail(f"--split must be one of {SPLITS} and --n 1–100000")
@@ -715,8 +715,8 @@ def world_preview(
     seed: int = 0,
 ) -> None:
     """Draw a contact sheet: every modality of a few samples side by side."""
-    from .data.world.preview import contact_sheet
-    from .data.world.scene import SPLITS
+    from .world.preview import contact_sheet
+    from .world.scene import SPLITS
 
     if split not in SPLITS or samples <= 0:
         _fail(f"--split must be one of {SPLITS} and --samples positive")

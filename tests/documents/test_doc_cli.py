@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from polymodal.data.world.documents import render_document
+from polymodal.world.documents import render_document
 
 CLI = [str(Path(sys.executable).with_name("polymodal"))]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from polymodal.data.world.documents import render_document
+from polymodal.world.documents import render_document
 from polymodal.documents import DocumentReadError, OCRError, TesseractOCR, ocr_engine, read_document
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import polymodal
-from polymodal.data.world.sensor_inputs import world_processor, world_sensor_input
+from polymodal.world.sensor_inputs import world_processor, world_sensor_input
 from polymodal.modalities.processor import FILE, MapProcessing, Processor, processor_for
 from polymodal.modalities.registry import encoder_input_dims, modality, modality_names
 from polymodal.registry import preset
@@ -47,7 +47,7 @@ def test_official_imagebind_gets_official_processing_not_the_worlds(fixtures, tm
 def test_a_bound_model_embeds_sensor_files_exactly_as_it_was_trained(tmp_path):
     """Files written from world samples and read back through the saved processor equal the
     training inputs (world_sensor_input) bit for bit."""
-    from polymodal.data.world import WorldDataset
+    from polymodal.world import WorldDataset
     from polymodal.models.imagebind import imagebind_from_clip
 
     sensors = preset("imagebind-world")

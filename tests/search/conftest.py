@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import polymodal
-from polymodal.data.world import WorldDataset
+from polymodal.world import WorldDataset
 from polymodal.models.imagebind import TowerConfig
 from polymodal.modalities.text import train_tokenizer
-from polymodal.data.world.files import write_files
-from polymodal.data.world.sensor_inputs import world_processor
+from polymodal.world.files import write_files
+from polymodal.world.sensor_inputs import world_processor
 from polymodal.registry import preset
 from polymodal.tasks import Embedder
 from polymodal.search.ingest import index_folder

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 import polymodal
 from polymodal.cli import app
-from polymodal.data.world import WorldDataset
-from polymodal.data.world.scene import sample_scene
+from polymodal.world import WorldDataset
+from polymodal.world.scene import sample_scene
 from polymodal.modalities.text import load_tokenizer
 from polymodal.registry import build, preset
 from polymodal.tasks import grounding

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 import polymodal
-from polymodal.data.world import WorldDataset
+from polymodal.world import WorldDataset
 from polymodal.modalities.image import ImageTransform
 from polymodal.tasks.region_extractor import RegionExtractor
 

@@ -29,7 +29,7 @@ def videoclip_run(tmp_path_factory, tower, minilm_dir):
 
 @pytest.fixture(scope="module")
 def howto_files(tmp_path_factory):
-    from polymodal.data.world.export import export_howto
+    from polymodal.world.export import export_howto
 
     out = tmp_path_factory.mktemp("howto")
     export_howto(out, "val", 2, seed=0)
@@ -46,7 +46,7 @@ def test_clip_windows_cover_the_video():
 
 def test_exported_howto_files_carry_the_transcript_and_true_steps(howto_files):
     from polymodal.data.video_text import read_timed_texts
-    from polymodal.data.world.howto import howto_video
+    from polymodal.world.howto import howto_video
 
     rows, problems = read_timed_texts(howto_files / "narration.csv")
     steps, _ = read_timed_texts(howto_files / "steps.csv")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from polymodal.data.world.scene import sample_scene
+from polymodal.world.scene import sample_scene
 from polymodal.train.data import batch_indices, group_runs, world_groups
 
 

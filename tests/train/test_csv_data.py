@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from polymodal.data.world import captions, render, sample_scene
+from polymodal.world import captions, render, sample_scene
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.csv_data import read_pairs
 from polymodal.train.trainer import Trainer, run

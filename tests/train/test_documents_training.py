@@ -13,8 +13,8 @@ from PIL import Image
 
 from polymodal.data.documents import (BIO, DocumentFormatError, find_answer_span, funsd_json, read_docvqa, read_funsd,
                                       read_funsd_folder, world_documents)
-from polymodal.data.world.document_files import write_documents
-from polymodal.data.world.documents import render_document
+from polymodal.world.document_files import write_documents
+from polymodal.world.documents import render_document
 from polymodal.eval.documents import anls, confusion_matrix, entity_f1, f1
 from polymodal.tasks.documents import DocumentModel, DocumentPage, decode_bio
 from polymodal.train.config import load_config

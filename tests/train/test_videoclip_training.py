@@ -135,8 +135,8 @@ def test_retrieval_batches_come_from_saved_clusters_after_the_first_epoch(tmp_pa
 
 
 def test_world_questions_have_one_true_option_and_hard_distractors():
-    from polymodal.data.world.howto import howto_video
-    from polymodal.data.world.video_qa import howto_questions
+    from polymodal.world.howto import howto_video
+    from polymodal.world.video_qa import howto_questions
 
     qs = howto_questions(0, "val", 20)
     assert qs == howto_questions(0, "val", 20)  # a pure function of its arguments
@@ -174,7 +174,7 @@ def test_videoclip_trains_on_a_users_timed_csv_and_features(tmp_path, tower, min
     from typer.testing import CliRunner
 
     from polymodal.cli import app
-    from polymodal.data.world.export import export_howto
+    from polymodal.world.export import export_howto
     from polymodal.tasks.video_search import frame_backbone
 
     videos = export_howto(tmp_path / "data", "train", 3, seed=0)

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from polymodal.data.world.labels import REGION_CLASSES
+from polymodal.world.labels import REGION_CLASSES
 from polymodal.objectives import MaskedMultimodal, mask_regions
-from polymodal.tasks.region_classifier import background_box, train_region_classifier, world_region_labels
+from polymodal.world.region_classifier import background_box, train_region_classifier, world_region_labels
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.region_kinds import region_extractor
 from polymodal.train.trainer import Trainer, run

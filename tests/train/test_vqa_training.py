@@ -86,7 +86,7 @@ def _ask_from_the_command_line(folder, tmp_path, answers):
     from typer.testing import CliRunner
 
     from polymodal.cli import app
-    from polymodal.data.world import WorldDataset
+    from polymodal.world import WorldDataset
 
     image = WorldDataset("test", 1, image_size=64, modalities=("image",))[0]["image"]
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "scene.png")

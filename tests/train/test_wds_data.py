@@ -8,7 +8,7 @@ import tarfile
 import pytest
 import torch
 
-from polymodal.data.world.export import export
+from polymodal.world.export import export
 from polymodal.modalities.text import train_tokenizer
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.trainer import Trainer

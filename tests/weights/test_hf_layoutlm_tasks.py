@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import polymodal
-from polymodal.data.world.documents import render_document
+from polymodal.world.documents import render_document
 from polymodal.models.document_tasks import DocumentTaskModel
 from polymodal.tasks.documents import DocumentModel, DocumentPage
 from polymodal.weights import CheckpointError

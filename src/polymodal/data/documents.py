@@ -58,7 +58,7 @@ class DocumentExample:
 
 
 def from_world(doc, name: str = "") -> DocumentExample:
-    """A :class:`~polymodal.data.world.documents.Document` as an example (ground-truth words)."""
+    """A :class:`~polymodal.world.documents.Document` as an example (ground-truth words)."""
     entities = [DocEntity(e.id, e.label, list(e.words)) for e in doc.entities]
     by_id = {e.id: e for e in entities}
     qa = [{"question": p["question"], "answers": [p["answer"]],
@@ -71,7 +71,7 @@ def from_world(doc, name: str = "") -> DocumentExample:
 
 def world_documents(split: str, n: int, seed: int = 0) -> list[DocumentExample]:
     """``n`` world documents of ``split`` (all five classes, ground-truth words and labels)."""
-    from .world.documents import render_document
+    from ..world.documents import render_document
 
     return [from_world(render_document(seed, split, i), f"{split}-{i}") for i in range(n)]
 

@@ -17,8 +17,8 @@ from ..modalities.text import TextTokenizer
 def attribute_word_ids(tokenizer: TextTokenizer, attribute: str) -> dict[int, str]:
     """Token id → the world value it names: ``attribute`` "shape" (every shape name, synonyms and
     plurals) or "colour"; only words that are one token."""
-    from ..data.world.captions import SYNONYMS, plural
-    from ..data.world.scene import COLOURS
+    from ..world.captions import SYNONYMS, plural
+    from ..world.scene import COLOURS
 
     if attribute == "shape":
         words = {w: shape for shape, names in SYNONYMS.items() for n in names for w in (n, plural(n))}

@@ -4,7 +4,7 @@ like the CLI, so it wires in the world recipe's evaluation for world data."""
 import json
 import sys
 
-from ..recipes.world_clip import evaluate_for
+from ..world.recipes.world_clip import evaluate_for
 from .config import load_config
 from .trainer import run
 

@@ -3,7 +3,7 @@ normalised output picks its own row of fixed target embeddings — through the o
 with :class:`~polymodal.objectives.BindToTargets` (symmetric InfoNCE, the same ``ClipLoss``).
 
 The world recipe that uses it (emergent vs supervised, evaluation) is
-:mod:`polymodal.recipes.imagebind`.
+:mod:`polymodal.world.recipes.imagebind`.
 """
 
 from __future__ import annotations

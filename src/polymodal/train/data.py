@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.world.captions import captions
-from ..data.world.render import render
-from ..data.world.scene import sample_scene
+from ..world.captions import captions
+from ..world.render import render
+from ..world.scene import sample_scene
 from ..modalities.image import CLIP_MEAN, CLIP_STD
 from ..modalities.text import TextTokenizer
 
@@ -129,7 +129,7 @@ def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank
 def world_labels(split: str, n: int, seed: int, size: int, label: str) -> tuple[torch.Tensor, torch.Tensor, list]:
     """Render ``n`` scenes of ``split`` with one label each → (images uint8 [n, 3, S, S], labels
     int64 [n], class names). ``label``: ``place`` (the scene's place) or ``count`` (1–4 objects)."""
-    from ..data.world.scene import PLACES
+    from ..world.scene import PLACES
 
     if label not in ("place", "count"):
         raise ValueError(f"unknown world label {label!r}; known: place, count")

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..data.documents import (BIO, DocumentExample, class_folders, docvqa_examples, ocr_example, page_image,
                               read_funsd_folder, world_documents)
-from ..data.world.documents import DOC_CLASSES
+from ..world.documents import DOC_CLASSES
 from ..documents.page import normalize_boxes
 from ..documents.processor import DocumentProcessor, default_tokenizer
 from ..eval.documents import anls, confusion_matrix, f1, plot_confusion

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from ..data.regions import RegionFeatures
-from ..data.world.captions import captions
-from ..data.world.render import noisy_boxes, render
-from ..data.world.scene import Scene, sample_scene
+from ..world.captions import captions
+from ..world.render import noisy_boxes, render
+from ..world.scene import Scene, sample_scene
 from ..modalities.text import TextTokenizer
 from ..objectives.masked_lm import mask_tokens
 from ..tasks.region_extractor import RegionExtractor
@@ -93,8 +93,8 @@ class RegionQuestions:
 
 def world_region_questions(split: str, n: int, seed: int, size: int, extractor: RegionExtractor,
                            tokenizer: TextTokenizer, per_scene: int = 4) -> RegionQuestions:
-    """``n`` scenes of ``split`` with ``per_scene`` VQA questions each (``data.world.labels.vqa``)."""
-    from ..data.world.labels import vqa
+    """``n`` scenes of ``split`` with ``per_scene`` VQA questions each (``polymodal.world.labels.vqa``)."""
+    from ..world.labels import vqa
 
     batch, _ = world_regions(split, n, seed, size, extractor)
     scene_of, questions, answers, kinds = [], [], [], []
@@ -142,8 +142,8 @@ def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
 def object_word_ids(tokenizer: TextTokenizer) -> dict[str, set[int]]:
     """The world's object words that are one token each: colours, shapes (synonyms and plurals
     included) and counts → {"colour": ids, "shape": ids, "count": ids}."""
-    from ..data.world.captions import NUMBERS, SYNONYMS, plural
-    from ..data.world.scene import COLOURS
+    from ..world.captions import NUMBERS, SYNONYMS, plural
+    from ..world.scene import COLOURS
 
     words = {"colour": list(COLOURS), "count": list(NUMBERS.values()),
              "shape": [w for names in SYNONYMS.values() for n in names for w in (n, plural(n))]}

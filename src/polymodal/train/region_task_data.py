@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ..data.regions import RegionFeatures
-from ..data.world.labels import consistency, referring_expressions, vcr
-from ..data.world.render import render
-from ..data.world.scene import sample_rng, sample_scene
+from ..world.labels import consistency, referring_expressions, vcr
+from ..world.render import render
+from ..world.scene import sample_rng, sample_scene
 from ..eval.metrics import box_iou
 from ..modalities.text import TextTokenizer
 from ..tasks.region_extractor import RegionExtractor

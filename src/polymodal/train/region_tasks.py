@@ -64,7 +64,7 @@ class ScorerKind(RegionKind):
 @register_kind("consistency")
 class ConsistencyKind(ScorerKind):
     """Does the statement fit the picture? One statement per world scene, half of them shown with a
-    minimally edited scene that makes them false (``data.world.labels.consistency``)."""
+    minimally edited scene that makes them false (``polymodal.world.labels.consistency``)."""
 
     def load_data(self) -> None:
         self.load_tokenizer()

@@ -1,5 +1,5 @@
 """``objective.kind video_mc``: multiple-choice video QA on the world's how-to videos
-(:mod:`polymodal.data.world.video_qa`), fine-tuning a VideoCLIP model (``model.init_from``: a
+(:mod:`polymodal.world.video_qa`), fine-tuning a VideoCLIP model (``model.init_from``: a
 ``videoclip`` run's model folder) to pick each step clip's sentence among five; cross-entropy over
 the five dot products. Evaluated as ``videoclip`` runs are (retrieval, localisation, and these
 questions on the val videos, next to chance 1/5), so its numbers sit beside the zero-shot ones of the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data.world.video_qa import VideoQuestion, howto_questions
+from ..world.video_qa import VideoQuestion, howto_questions
 from ..objectives import Objective, VideoMultipleChoice
 from ..tasks.video_qa import choice_scores, question_batch
 from .config import ConfigError

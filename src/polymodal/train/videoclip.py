@@ -193,7 +193,7 @@ class VideoCLIPKind(TrainKind):
                 **evaluate_localisation(model, val, self.tokenizer), **evaluate_multiple_choice(self, model, val)}
 
     def save(self, folder: Path) -> None:
-        from ..data.world.howto import FPS
+        from ..world.howto import FPS
         from ..tasks.video_search import write_frame_tower
 
         d = self.cfg.data

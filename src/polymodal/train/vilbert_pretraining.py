@@ -2,7 +2,7 @@
 masked words, masked regions whose class distribution is regressed (KL), and alignment.
 
 The class distributions come from a small region classifier
-(:mod:`polymodal.tasks.region_classifier`) fitted first, on the same frozen tower's features of
+(:mod:`polymodal.world.region_classifier`) fitted first, on the same frozen tower's features of
 the training scenes' true object boxes and of boxes that cover nothing; its validation accuracy is
 reported with the run's metrics, as the quality of the "detector" the targets come from.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data.world.labels import REGION_CLASSES
+from ..world.labels import REGION_CLASSES
 from ..objectives import MaskedMultimodal, Objective, mask_regions
-from ..tasks.region_classifier import RegionClassifier, train_region_classifier, world_region_labels
+from ..world.region_classifier import RegionClassifier, train_region_classifier, world_region_labels
 from .config import ConfigError
 from .kinds import register_kind
 from .region_data import RegionCaptions, mlm_itm_batch, special_ids, world_region_captions

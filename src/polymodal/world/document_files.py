@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..documents import docvqa_json, from_world
+from ..data.documents import docvqa_json, from_world
 from .documents import funsd, render_document
 
 

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from polymodal.data.world import WorldDataset, sample_scene
-from polymodal.data.world.audio import SAMPLE_RATE, render_audio
-from polymodal.data.world.video import FPS, IMU_RATE, render_video
+from polymodal.world import WorldDataset, sample_scene
+from polymodal.world.audio import SAMPLE_RATE, render_audio
+from polymodal.world.video import FPS, IMU_RATE, render_video
 
 
 def _energy(x):
@@ -36,7 +36,7 @@ def test_audio_spectrum_identifies_the_shape():
 
 
 def _centroid_x(frame, colour):
-    from polymodal.data.world.scene import COLOURS
+    from polymodal.world.scene import COLOURS
 
     close = np.abs(frame.astype(int) - np.array(COLOURS[colour])).max(axis=-1) < 40
     return np.flatnonzero(close.any(axis=0)).mean() if close.any() else None

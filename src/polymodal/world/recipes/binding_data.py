@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.world import WorldDataset
-from ..data.world.scene import Scene
-from ..data.world.sensor_inputs import SENSORS, VIDEO_FRAMES, video_clips_of, world_sensor_input
-from ..modalities.text import TextTokenizer
-from ..tasks.embedder import Embedder
-from ..models.imagebind import ImageBind
-from ..train.data import normalize
+from .. import WorldDataset
+from ..scene import Scene
+from ..sensor_inputs import SENSORS, VIDEO_FRAMES, video_clips_of, world_sensor_input
+from ...modalities.text import TextTokenizer
+from ...tasks.embedder import Embedder
+from ...models.imagebind import ImageBind
+from ...train.data import normalize
 
 @dataclass
 class BindingData:

@@ -4,9 +4,9 @@ from collections import Counter
 
 import numpy as np
 
-from polymodal.data.world import sample_scene
-from polymodal.data.world.captions import NUMBERS, plural
-from polymodal.data.world.labels import consistency, grid_cell, vcr
+from polymodal.world import sample_scene
+from polymodal.world.captions import NUMBERS, plural
+from polymodal.world.labels import consistency, grid_cell, vcr
 
 
 def test_vcr_has_exactly_one_right_answer_and_rationale():

@@ -19,16 +19,16 @@ from typing import Callable
 
 import torch
 
-from ..data.world.sensor_inputs import world_processor
-from ..devices import DeviceError, host_io, resolve
-from ..eval.tables import metrics_line
-from ..models.imagebind import imagebind_from_clip
-from ..modalities.text import load_tokenizer
-from ..models.clip import CLIP
-from ..registry import preset
-from ..weights import load_checkpoint, save
-from ..train.binding import fresh_encoder, freeze, train_encoder
-from ..train.config import BindConfig, ConfigError, load_config
+from ..sensor_inputs import world_processor
+from ...devices import DeviceError, host_io, resolve
+from ...eval.tables import metrics_line
+from ...models.imagebind import imagebind_from_clip
+from ...modalities.text import load_tokenizer
+from ...models.clip import CLIP
+from ...registry import preset
+from ...weights import load_checkpoint, save
+from ...train.binding import fresh_encoder, freeze, train_encoder
+from ...train.config import BindConfig, ConfigError, load_config
 from . import binding_eval as ev
 from .world_clip import evaluate_for
 from .binding_data import SENSORS, BindingData, embed_texts, prepare
@@ -46,7 +46,7 @@ def stage_one(cfg: BindConfig, report: Callable[[str], None]) -> Path:
         if not (folder / "config.json").is_file():
             raise ConfigError(f"stage1.model: {folder} is not a saved model folder (no config.json)")
         return folder
-    from ..train.trainer import run
+    from ...train.trainer import run
 
     clip_cfg = load_config(cfg.stage1.config, cfg.stage1.overrides)
     folder = Path(clip_cfg.train.out) / "model"

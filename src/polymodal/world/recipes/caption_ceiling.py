@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..data.world.captions import unique_name
-from ..data.world.scene import Scene
+from ..captions import unique_name
+from ..scene import Scene
 
 # Relations an RGB image shows. Depth ("nearer than") is visible only where objects overlap.
 VISIBLE = ("left", "right", "above", "below")

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from polymodal.data.world import WorldDataset
-from polymodal.data.world.tasks import (CaptionDataset, ConsistencyDataset, DocumentDataset, RefExpDataset,
+from polymodal.world import WorldDataset
+from polymodal.world.tasks import (CaptionDataset, ConsistencyDataset, DocumentDataset, RefExpDataset,
                                         VCRDataset, VideoDataset, VQADataset)
 
 

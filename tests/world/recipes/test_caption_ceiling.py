@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from polymodal.data.world.captions import captions
-from polymodal.data.world.scene import sample_scene
-from polymodal.recipes.caption_ceiling import fits, recall_at_1_ceiling
+from polymodal.world.captions import captions
+from polymodal.world.scene import sample_scene
+from polymodal.world.recipes.caption_ceiling import fits, recall_at_1_ceiling
 
 
 def test_every_caption_fits_its_own_scene_and_states_its_objects():

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import polymodal
-from polymodal.data.world import WorldDataset
-from polymodal.recipes import binding_eval as ev
+from polymodal.world import WorldDataset
+from polymodal.world.recipes import binding_eval as ev
 from polymodal.models.imagebind import TowerConfig
 from polymodal.registry import preset
 from polymodal.models.imagebind import imagebind_from_clip
 from polymodal.objectives import ClipLoss
-from polymodal.recipes.binding_data import video_clips_of, world_sensor_input
+from polymodal.world.recipes.binding_data import video_clips_of, world_sensor_input
 from polymodal.train.binding import train_encoder
 from polymodal.train.config import OptimConfig, TrainConfig
 from polymodal.train.config import BindConfig, ConfigError, load_config
@@ -130,7 +130,7 @@ def test_bind_config_is_validated(tmp_path):
 
 @pytest.mark.slow
 def test_recipe_end_to_end_at_toy_size(tmp_path):
-    from polymodal.recipes.imagebind import run_recipe
+    from polymodal.world.recipes.imagebind import run_recipe
 
     stage1 = ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=64", "data.val_n=32",
               "data.tokenizer_vocab=400", "train.batch_size=32", "train.steps=2", "train.threads=1",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from polymodal.recipes.pipeline import QUICK, run_pipeline
+from polymodal.world.recipes.pipeline import QUICK, run_pipeline
 from polymodal.search.store import Store
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from polymodal.data.world import WorldDataset
-from polymodal.data.world.documents import DOC_CLASSES, PAGE, funsd, render_document
+from polymodal.world import WorldDataset
+from polymodal.world.documents import DOC_CLASSES, PAGE, funsd, render_document
 
 
 @pytest.mark.parametrize("doc_class", DOC_CLASSES)

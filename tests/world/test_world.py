@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from polymodal.data.world import (ANSWERS, COLOURS, HELD_OUT, SHAPES, WorldDataset, captions, referring_expressions,
+from polymodal.world import (ANSWERS, COLOURS, HELD_OUT, SHAPES, WorldDataset, captions, referring_expressions,
                                   render, sample_scene, vqa)
-from polymodal.data.world.captions import RELATION_WORDS, SYNONYMS
-from polymodal.data.world.render import object_mask
+from polymodal.world.captions import RELATION_WORDS, SYNONYMS
+from polymodal.world.render import object_mask
 
 ALL = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp")
 

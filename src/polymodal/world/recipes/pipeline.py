@@ -38,8 +38,8 @@ QUICK = PipelineSizes(64, 2, 48, 24, 3, 4, 32)  # for tests: every stage runs, n
 
 def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = PipelineSizes(),
                  report: Callable[[str], None] = print) -> dict:
-    from ..train.config import BindConfig, StageOneConfig, load_config
-    from ..train.trainer import run
+    from ...train.config import BindConfig, StageOneConfig, load_config
+    from ...train.trainer import run
     from .imagebind import run_recipe
     from .world_clip import evaluate_for
 
@@ -63,15 +63,15 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
                                   f"out={out / 'imagebind'}"], cls=BindConfig)
     bind_cfg.stage1 = StageOneConfig(model=str(out / "clip" / "model"))
     run_recipe(bind_cfg, report=lambda line: report("  " + line))
-    from ..tasks import Embedder
+    from ...tasks import Embedder
 
     embedder = Embedder.from_checkpoint(out / "imagebind" / "model")
     report("[3/5] report: curves, retrieval examples, cross-modal similarities")
     report_file = write_report(out, embedder, clip_eval, n_grid=min(6, s.bind_test))
     report(f"[4/5] writing {s.index_scenes} held-out scenes as ordinary files")
-    from ..data.world.files import write_files
-    from ..search.ingest import index_folder
-    from ..search.store import Store
+    from ..files import write_files
+    from ...search.ingest import index_folder
+    from ...search.store import Store
 
     files = write_files(out / "files", "test", s.index_scenes, start=s.bind_test)
     report("[5/5] indexing them")
@@ -94,8 +94,8 @@ def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..data.world import WorldDataset
-    from ..train.data import normalize
+    from .. import WorldDataset
+    from ...train.data import normalize
 
     model = embedder.model
     # Stage-2 loss curves (stage 1's are out/clip/curves.png, drawn by the trainer).
@@ -117,7 +117,7 @@ def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
     test = WorldDataset("test", 64, image_size=model.config.image_size,
                         modalities=("image", "caption", "audio", "depth", "thermal"))
     items = [test[i] for i in range(64)]
-    from ..data.world.sensor_inputs import world_sensor_input
+    from ..sensor_inputs import world_sensor_input
 
     with torch.no_grad():
         images = torch.stack([it["image"] for it in items])

@@ -8,9 +8,9 @@ import torch
 
 import dataclasses
 
-from ...modalities.audio import fbank_clip
-from ...modalities.image import CLIP_MEAN, CLIP_STD
-from ...modalities.processor import IMUProcessing, MapProcessing, Processor
+from ..modalities.audio import fbank_clip
+from ..modalities.image import CLIP_MEAN, CLIP_STD
+from ..modalities.processor import IMUProcessing, MapProcessing, Processor
 
 SENSORS = ("audio", "depth", "thermal", "imu")
 # Fixed input scalings for the world's sensors (chosen once from the generator's ranges so each
@@ -23,7 +23,7 @@ VIDEO_FRAMES = 8  # → 4 clips of 2 frames, IMU of 100 samples
 
 def world_processor(config) -> Processor:
     """An ImageBind config's official processing with the world's sensor scalings."""
-    from ...models.imagebind import official_processor
+    from ..models.imagebind import official_processor
 
     p = official_processor(config)
     replace = dataclasses.replace

@@ -19,9 +19,9 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ..data.world.captions import WHERE
-from ..data.world.scene import COLOURS, PLACES, SHAPES, Scene
-from ..eval.metrics import retrieval_metrics
+from ..captions import WHERE
+from ..scene import COLOURS, PLACES, SHAPES, Scene
+from ...eval.metrics import retrieval_metrics
 
 TASKS = {"audio": ("place", "shape"), "depth": ("count", "shape"), "thermal": ("place", "count"),
          "imu": ("camera",)}

@@ -1,7 +1,7 @@
 """A small classifier of region features into object classes: the stand-in for the detector's class
 head whose softmax (Visual Genome's 1601 classes in the paper) ViLBERT's masked-region objective
 regresses to. On the world the classes are colour × shape plus "background"
-(``data.world.labels.REGION_CLASSES``), learnt from the true object boxes and from boxes that
+(``polymodal.world.labels.REGION_CLASSES``), learnt from the true object boxes and from boxes that
 cover no object, all read by the same frozen image tower as the regions themselves.
 
     features [..., D] ─ Linear(D, hidden) ─ GELU ─ Linear(hidden, C) ─▶ logits [..., C]
@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..data.world.labels import REGION_CLASSES
-from ..data.world.render import render
-from ..data.world.scene import sample_rng, sample_scene
-from .region_extractor import RegionExtractor
+from .labels import REGION_CLASSES
+from .render import render
+from .scene import sample_rng, sample_scene
+from ..tasks.region_extractor import RegionExtractor
 
 
 class RegionClassifier(nn.Module):

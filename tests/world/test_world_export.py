@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from polymodal.data.world import captions, render, sample_scene
-from polymodal.data.world.audio import render_audio
-from polymodal.data.world.export import export, read_shards, shard_paths
-from polymodal.data.world.video import render_video
+from polymodal.world import captions, render, sample_scene
+from polymodal.world.audio import render_audio
+from polymodal.world.export import export, read_shards, shard_paths
+from polymodal.world.video import render_video
 
 ALL = ("image", "caption", "depth", "thermal", "regions", "vqa", "refexp", "audio", "video", "imu")
 
@@ -54,7 +54,7 @@ def test_interrupted_export_leaves_no_complete_looking_shard(tmp_path):
 
 
 def test_sigkill_mid_export_then_rerun_gives_complete_shards(tmp_path):
-    code = ("from polymodal.data.world.export import export; "
+    code = ("from polymodal.world.export import export; "
             f"export({str(tmp_path)!r}, 'train', 4000, modalities=('image', 'caption', 'audio'), shard_size=40)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60
@@ -115,7 +115,7 @@ def test_video_export_is_byte_reproducible(tmp_path):
     threads made a clip's bytes depend on what the process had encoded before: 9 of 40 differed)."""
     import tarfile
 
-    from polymodal.data.world.export import sample_record
+    from polymodal.world.export import sample_record
 
     def members(folder):
         (shard,) = export(folder, "train", 40, seed=0, modalities=("video",), frames=8)

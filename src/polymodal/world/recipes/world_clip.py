@@ -7,15 +7,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.world.captions import captions
-from ..data.world.scene import COLOURS, HELD_OUT, SHAPES, sample_scene
-from ..eval.metrics import accuracy, retrieval_metrics
-from ..modalities.text import TextTokenizer
-from ..models.clip import CLIP
-from ..train.config import RunConfig
-from ..train.data import world_captions
-from ..tasks.embedder import Embedder
-from ..train.trainer import embed_pairs
+from ..captions import captions
+from ..scene import COLOURS, HELD_OUT, SHAPES, sample_scene
+from ...eval.metrics import accuracy, retrieval_metrics
+from ...modalities.text import TextTokenizer
+from ...models.clip import CLIP
+from ...train.config import RunConfig
+from ...train.data import world_captions
+from ...tasks.embedder import Embedder
+from ...train.trainer import embed_pairs
 from .caption_ceiling import recall_at_1_ceiling
 
 TEMPLATES = ("a {} {}.", "a photo of a {} {}.", "an image of a {} {}.")

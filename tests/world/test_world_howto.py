@@ -4,8 +4,8 @@ narration shifted at a rate that nests (a higher rate shifts a superset of the s
 import numpy as np
 import pytest
 
-from polymodal.data.world.howto import FPS, howto_video
-from polymodal.data.world.scene import COLOURS, HELD_OUT
+from polymodal.world.howto import FPS, howto_video
+from polymodal.world.scene import COLOURS, HELD_OUT
 
 
 def test_videos_are_deterministic_and_steps_follow_each_other():
