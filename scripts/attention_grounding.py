@@ -11,9 +11,9 @@ import argparse
 
 from polymodal.world.scene import sample_scene
 from polymodal.modalities.text import load_tokenizer
-from polymodal.tasks.grounding import grounding_accuracy
-from polymodal.train.region_data import world_region_captions
-from polymodal.train.region_kinds import region_extractor
+from polymodal.world.grounding import world_grounding
+from polymodal.world.sources.regions import world_region_captions
+from polymodal.tasks.region_tower import region_extractor
 from polymodal.weights import load_checkpoint
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     print("| words | n | chance | best head | its accuracy | median head | heads above chance + 0.05 |")
     print("|---|---|---|---|---|---|---|")
     for attribute in ("colour", "shape"):
-        r = grounding_accuracy(model, data, scenes, tokenizer, attribute)
+        r = world_grounding(model, data, scenes, tokenizer, attribute)
         heads = sorted(((v, k) for k, v in r.items() if k.startswith("layer")), reverse=True)
         median = heads[len(heads) // 2][0]
         above = sum(v > r["chance"] + 0.05 for v, _ in heads)

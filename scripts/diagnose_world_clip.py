@@ -23,7 +23,8 @@ from polymodal.world.render import render
 from polymodal.world.scene import SHAPES, sample_scene
 from polymodal.world.recipes.caption_ceiling import fits
 from polymodal.modalities.text import load_tokenizer
-from polymodal.train.data import normalize, world_captions
+from polymodal.train.data import normalize
+from polymodal.world.pictures import world_captions
 
 
 @torch.no_grad()

@@ -1,7 +1,8 @@
 """polymodal: multimodal transformers — stems → trunks → heads — that load official checkpoints."""
 
 from . import models  # noqa: F401  (registers every family and preset)
-from .registry import PRESETS, create, preset
+from .factory import create
+from .registry import PRESETS, preset
 from .weights import load_checkpoint as load
 from .weights import save
 

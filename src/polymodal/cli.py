@@ -309,8 +309,8 @@ def attention(
     from .modalities.text import TruncationError, load_tokenizer
     from .tasks.grounding import plot_word_region, word_region_map
     from .tasks.vqa import picture_regions
-    from .train.region_data import load_region_tower
-    from .train.region_kinds import region_extractor
+    from .tasks.region_tower import load_region_tower
+    from .tasks.region_tower import region_extractor
     from .weights import CheckpointError, load_checkpoint
 
     try:
@@ -340,7 +340,6 @@ def train(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEV
 
     from .train.config import ConfigError, load_config
     from .eval.tables import metrics_table
-    from .world.recipes.world_clip import evaluate_for
     from .train.trainer import TrainingError, run
 
     try:
@@ -353,7 +352,7 @@ def train(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEV
         task = bar.add_task("train", total=cfg.train.steps, loss=float("nan"), rate=0.0)
         try:
             result = run(cfg, progress=lambda r: bar.update(task, completed=r["step"], loss=r["loss"],
-                                                            rate=r["samples_per_s"]), evaluate_fn=evaluate_for(cfg))
+                                                            rate=r["samples_per_s"]))
         except (ConfigError, TrainingError) as e:
             _fail(str(e))
     console.print(metrics_table(result, f"{cfg.train.out} (full values: eval.json)"))
@@ -573,9 +572,7 @@ def evaluate_cmd(
     from .modalities.text import load_tokenizer
     from .train.config import ConfigError, load_config
     from .eval.tables import metrics_table
-    from .world.recipes.world_clip import evaluate_for
     from .train.kinds import make_kind
-    from .train.trainer import evaluate
     from .weights import CheckpointError, load_checkpoint
 
     try:
@@ -585,7 +582,7 @@ def evaluate_cmd(
     except (ConfigError, CheckpointError, FileNotFoundError, DeviceError) as e:
         _fail(str(e))
     try:
-        kind = make_kind(cfg, evaluate_fn=evaluate_for(cfg) or evaluate)
+        kind = make_kind(cfg)
         result = kind.evaluate_saved(host_io(model), checkpoint, tokenizer)
     except (ConfigError, ValueError) as e:
         _fail(str(e))
@@ -781,7 +778,8 @@ def video_features_cmd(
 def _videoclip(model: Path, s3d: Optional[Path], need_backbone: bool = True):
     """(embedder with its video clipper, or None when the folder names no frame backbone and no --s3d is given)."""
     from .tasks.embedder import Embedder
-    from .tasks.video_search import VideoClipper, frame_backbone
+    from .tasks.embedder import frame_backbone
+    from .tasks.video_search import VideoClipper
     from .weights import CheckpointError
 
     embedder = Embedder.from_checkpoint(model)

@@ -1,5 +1,6 @@
 """Model families, their named presets and their configs register themselves here, where they
-are defined (as timm's ``@register_model``); :func:`create` builds any of them.
+are defined (as timm's ``@register_model``); :func:`build` builds any of them from its config
+(:func:`polymodal.create` also loads weights: :mod:`polymodal.factory`).
 
 A family file (``models/<family>.py``) declares, in one place::
 
@@ -223,20 +224,3 @@ def _union_members(hint) -> tuple:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return tuple(typing.get_origin(a) or a for a in typing.get_args(hint))
     return (typing.get_origin(hint) or hint,)
-
-
-def create(name_or_config, weights: str | None = None, *, strict: bool = True) -> nn.Module:
-    """Build a model from a preset name or a config, optionally loading ``weights``.
-
-    ``weights`` is a checkpoint file or folder in any supported layout (see
-    :func:`polymodal.weights.load_checkpoint`); its tensors must fit the preset exactly unless
-    ``strict=False`` (then the missing/unexpected keys are listed in a warning).
-    """
-    config = preset(name_or_config) if isinstance(name_or_config, str) else name_or_config
-    model = build(config)
-    if weights is not None:
-        from .weights import load_weights_into
-
-        load_weights_into(model, weights, strict=strict)
-        model.eval()
-    return model

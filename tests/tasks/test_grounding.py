@@ -13,8 +13,10 @@ from polymodal.world.scene import sample_scene
 from polymodal.modalities.text import load_tokenizer
 from polymodal.registry import build, preset
 from polymodal.tasks import grounding
-from polymodal.train.region_data import save_region_tower, world_region_captions
-from polymodal.train.region_kinds import region_extractor
+from polymodal.world.grounding import attribute_words, world_grounding
+from polymodal.tasks.region_tower import save_region_tower
+from polymodal.world.sources.regions import world_region_captions
+from polymodal.tasks.region_tower import region_extractor
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +38,17 @@ def setup(tmp_path_factory, minilm_dir):
 
 def test_word_ids_name_colours_and_shapes(minilm_dir):
     tokenizer = load_tokenizer(minilm_dir)
-    shapes, colours = (grounding.attribute_word_ids(tokenizer, a) for a in ("shape", "colour"))
+    shapes, colours = (grounding.attribute_word_ids(tokenizer, attribute_words(a)) for a in ("shape", "colour"))
     ids = tokenizer.tokenizer.token_to_id
     assert shapes[ids("circle")] == "circle" and shapes[ids("circles")] == "circle" and shapes[ids("disc")] == "circle"
     assert colours[ids("red")] == "red" and ids("red") not in shapes
     with pytest.raises(ValueError, match="choose shape or colour"):
-        grounding.attribute_word_ids(tokenizer, "size")
+        attribute_words("size")
 
 
 def test_grounding_counts_the_most_attended_object_region(setup, monkeypatch):
     _, model, tokenizer, data, scenes = setup
-    result = grounding.grounding_accuracy(model, data, scenes, tokenizer, "colour")
+    result = world_grounding(model, data, scenes, tokenizer, "colour")
     heads = [v for k, v in result.items() if k.startswith("layer")]
     assert len(heads) == 2 * 2 and all(0 <= v <= 1 for v in heads) and 0 < result["chance"] < 1
 
@@ -56,7 +58,7 @@ def test_grounding_counts_the_most_attended_object_region(setup, monkeypatch):
         return torch.zeros(1, ids.shape[0], 1, ids.shape[1], regions.shape[1])
 
     monkeypatch.setattr(grounding, "text_to_region_attention", flat)
-    colours = grounding.attribute_word_ids(tokenizer, "colour")
+    colours = grounding.attribute_word_ids(tokenizer, attribute_words("colour"))
     hits = words = 0
     for i, scene in enumerate(scenes):
         real = int(data.region_mask[i].sum()) - 1
@@ -67,7 +69,7 @@ def test_grounding_counts_the_most_attended_object_region(setup, monkeypatch):
             if colours.get(token) in present:
                 words += 1
                 hits += present[0] == colours[token]
-    result = grounding.grounding_accuracy(model, data, scenes, tokenizer, "colour")
+    result = world_grounding(model, data, scenes, tokenizer, "colour")
     assert result["words"] == words > 0 and result["layer0_head0"] == pytest.approx(hits / words)
 
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from polymodal.cli import app
-from polymodal.tasks.video_search import CLIP, clip_embeddings, clip_windows, frame_backbone
+from polymodal.tasks.embedder import frame_backbone
+from polymodal.tasks.video_search import CLIP, clip_embeddings, clip_windows
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_exported_howto_files_carry_the_transcript_and_true_steps(howto_files):
 def test_features_from_the_mp4_match_the_ones_training_reads(videoclip_run, howto_files, tower):
     """The file path (decode at 4 fps → the tower's processor) and the training path (rendered frames →
     normalise) give the same per-second features, up to H.264 at crf 12."""
-    from polymodal.train.howto_data import world_howto_features
+    from polymodal.world.sources.video import world_howto_features
     from polymodal.train.videoclip import frame_embedder
 
     assert json.loads((videoclip_run / "frame_tower.json").read_text())["fps"] == 4

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from polymodal.world.scene import sample_scene
-from polymodal.train.data import batch_indices, group_runs, world_groups
+from polymodal.train.data import batch_indices, group_runs
+from polymodal.world.pictures import world_groups
 
 
 def test_hard_negative_batches_are_runs_of_one_group_without_repeats():

@@ -10,7 +10,7 @@ from polymodal.train.config import ConfigError, load_config
 from polymodal.train.csv_data import read_pairs
 from polymodal.train.trainer import Trainer, run
 
-from test_trainer import TINY  # noqa: E402  (pytest puts this folder on sys.path)
+from test_trainer import TINY_FILES  # noqa: E402  (pytest puts this folder on sys.path)
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_read_pairs_skips_and_reports_bad_rows(table):
 
 
 def test_training_on_a_table_runs_and_lists_skipped_files(table, tmp_path):
-    cfg = load_config(None, [*TINY, "data.kind=csv", f"data.path={table}", f"data.val_path={table}",
+    cfg = load_config(None, [*TINY_FILES, "data.kind=csv", f"data.path={table}", f"data.val_path={table}",
                              "train.steps=3", "train.batch_size=16", f"train.out={tmp_path / 'run'}"])
     with pytest.warns(UserWarning, match="skipped 3 unreadable row"):
         result = run(cfg)
@@ -48,10 +48,10 @@ def test_training_on_a_table_runs_and_lists_skipped_files(table, tmp_path):
 
 def test_missing_table_or_columns_are_named(tmp_path):
     with pytest.raises(ConfigError, match="data file not found"):
-        Trainer(load_config(None, [*TINY, "data.kind=csv", f"data.path={tmp_path / 'nope.csv'}",
+        Trainer(load_config(None, [*TINY_FILES, "data.kind=csv", f"data.path={tmp_path / 'nope.csv'}",
                                    f"train.out={tmp_path / 'a'}"]))
     (tmp_path / "bad.csv").write_text("image,text\nx.png,hello\n")
     with pytest.raises(ConfigError, match=r"missing column\(s\) \['filepath', 'caption'\]"):
         read_pairs(tmp_path / "bad.csv", 32)
     with pytest.raises(ConfigError, match="needs data.path"):
-        Trainer(load_config(None, [*TINY, "data.kind=csv", f"train.out={tmp_path / 'b'}"]))
+        Trainer(load_config(None, [*TINY_FILES, "data.kind=csv", f"train.out={tmp_path / 'b'}"]))

@@ -15,7 +15,7 @@ from polymodal.objectives import BinaryMatch, MultipleChoice
 from polymodal.registry import preset
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.region_kinds import keep_inputs, region_extractor
-from polymodal.train.region_task_data import world_consistency, world_refexps, world_vcr
+from polymodal.world.sources.regions import world_consistency, world_refexps, world_vcr
 from polymodal.train.trainer import Trainer, run
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from polymodal.train.config import ConfigError, load_config
-from polymodal.train.region_data import MAX_REGIONS, mlm_itm_batch
+from polymodal.tasks.region_tower import MAX_REGIONS
+from polymodal.train.region_data import mlm_itm_batch
 from polymodal.train.trainer import Trainer, run
 
 
@@ -52,15 +53,16 @@ def test_mlm_itm_needs_regions_a_wordpiece_tokenizer_and_a_region_model(tmp_path
     with pytest.raises(ConfigError, match="needs a WordPiece tokenizer"):
         Trainer(_cfg(tmp_path / "c", tower, minilm_dir, "data.tokenizer=null"))
     with pytest.raises(ConfigError, match="'regression' is not one of"):
-        load_config(None, ["objective.kind=regression"])
+        Trainer(load_config(None, ["objective.kind=regression", f"train.out={tmp_path / 'd'}"]))
 
 
 def test_object_words_are_found_and_masked(minilm_dir):
     from polymodal.modalities.text import load_tokenizer
-    from polymodal.train.region_data import mask_words, object_word_ids
+    from polymodal.train.region_data import mask_words, word_group_ids
+    from polymodal.world.sources.regions import object_words
 
     tok = load_tokenizer(minilm_dir, 16)
-    groups = object_word_ids(tok)
+    groups = word_group_ids(tok, object_words())
     assert {"colour", "shape", "count"} == set(groups) and len(groups["colour"]) == 8
     ids = tok(["two red squares on a beach"]).ids
     masked, labels = mask_words(ids, groups["colour"], 103)

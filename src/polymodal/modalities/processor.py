@@ -111,7 +111,7 @@ class Processor:
     video: VideoProcessing | None = None
 
     def save(self, folder: str | Path) -> Path:
-        from ..weights.loading import atomic_write
+        from ..fileio import atomic_write
 
         target = Path(folder) / FILE
         text = json.dumps({"version": 1, **dataclass_to_dict(self)}, indent=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +26,12 @@ SOT, EOT = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation pattern (contractions, letter runs, single digits, other symbols).
 CLIP_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 META_FILE = "polymodal_tokenizer.json"
+# The files a tokenizer is read from (any one of them makes a folder hold a tokenizer) ...
+VOCABULARY_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz")
+# ... and everything that travels with it beside a model (BPE vocab.json with its merges.txt; ours with
+# its metadata file, which says its kind and context).
+TOKENIZER_FILES = (*VOCABULARY_FILES, META_FILE, "merges.txt", "special_tokens_map.json", "tokenizer_config.json",
+                   "sentence_bert_config.json")
 
 
 class TruncationError(ValueError):
@@ -268,3 +275,10 @@ def _read(path: Path, processor) -> str:
 
 
 register_modality(Modality("text", encoder="text", sample_dims=1, read=_read, processing=()))
+
+
+def copy_tokenizer(source: Path | None, out: Path) -> None:
+    """Copy the tokenizer files found in ``source`` (if any) into ``out``."""
+    for name in TOKENIZER_FILES if source is not None else ():
+        if (source / name).is_file():
+            shutil.copy2(source / name, out / name)

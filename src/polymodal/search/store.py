@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..weights.loading import atomic_write
+from ..fileio import atomic_write
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (

@@ -21,10 +21,12 @@ from ..layers.cpu_path import set_linear_path
 from ..modalities.processor import Processor, processor_for
 from ..modalities.registry import modality as modality_entry
 from ..modalities.registry import modality_names
-from ..modalities.text import TextTokenizer, load_tokenizer
+from ..modalities.text import VOCABULARY_FILES, TextTokenizer, load_tokenizer
+from ..weights import load_checkpoint
 from ..weights.files import find_weights_file, sha256_of
+from .video_features import Backbone, image_tower_backbone, s3d_backbone
+from .video_search import FRAME_TOWER, VideoClipper, frame_tower_record
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz")
 
 
 class Embedder:
@@ -66,8 +68,6 @@ class Embedder:
         check_backend(backend, precision)
         if backend != "torch" and resolve(device).type != "cpu":
             raise ValueError(f"backend {backend} runs on the CPU; use --device cpu (or --backend torch)")
-        from ..weights import load_checkpoint
-
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         model = load_checkpoint(path)
@@ -81,8 +81,6 @@ class Embedder:
             embedder.runtime = exported_towers(embedder.model, embedder.model_id, backend, precision)
         elif embedder.device.type == "cpu":
             embedder.cpu_path = set_linear_path(embedder.model, cpu_path)
-        from .video_search import FRAME_TOWER, VideoClipper, frame_backbone
-
         if hasattr(model, "encode_video") and (folder / FRAME_TOWER).is_file():
             embedder.video_clips = VideoClipper(embedder.model, frame_backbone(folder))
         return embedder
@@ -174,10 +172,22 @@ class Embedder:
 
 
 def _find_tokenizer(folder: Path, model: nn.Module) -> TextTokenizer | None:
-    if not any((folder / n).is_file() for n in TOKENIZER_FILES):
+    if not any((folder / n).is_file() for n in VOCABULARY_FILES):
         return None
     text = model.config.text
     context = getattr(text, "context_length", None) or getattr(text, "max_positions", None)
     tok = load_tokenizer(folder)
     return tok if tok.context_length <= context else load_tokenizer(folder, context)
 
+
+
+def frame_backbone(model_dir: str | Path, s3d_weights: str | Path | None = None) -> Backbone:
+    """The backbone whose per-second features the VideoCLIP in ``model_dir`` reads: S3D from
+    ``s3d_weights`` when given, else the image tower named in the folder's ``frame_tower.json``."""
+    if s3d_weights is not None:
+        s3d = load_checkpoint(s3d_weights)
+        if type(s3d).__name__ != "S3D":
+            raise ValueError(f"{s3d_weights} holds a {type(s3d).__name__}, not an S3D")
+        return s3d_backbone(s3d)
+    tower, fps = frame_tower_record(model_dir)
+    return image_tower_backbone(Embedder.from_checkpoint(tower), fps=fps)

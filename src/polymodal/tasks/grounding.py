@@ -1,9 +1,10 @@
 """Does attention ground words in regions? (the lecture's VisualBERT layer-11 figure, measured)
 
-For every layer and head of a single-stream region model, take each shape (or colour) word of a caption, find
-the region its attention weighs most (among the real regions, the whole-image region excluded), and
-count a hit when that region is an object of that shape (colour). Chance is the share of such regions among
-the object regions. Also :func:`word_region_map`: the word × region attention of one caption, per
+For every layer and head of a single-stream region model, take each word of a caption that names a
+value of an attribute (a shape, a colour), find the region its attention weighs most (among the real
+regions, the whole-image region excluded), and count a hit when that region's object has that value.
+Chance is the share of such regions among the object regions. (The world's shapes and colours:
+:mod:`polymodal.world.grounding`.) Also :func:`word_region_map`: the word × region attention of one caption, per
 layer and head, for ``polymodal attention``'s heat maps.
 """
 
@@ -14,18 +15,8 @@ import torch
 from ..modalities.text import TextTokenizer
 
 
-def attribute_word_ids(tokenizer: TextTokenizer, attribute: str) -> dict[int, str]:
-    """Token id → the world value it names: ``attribute`` "shape" (every shape name, synonyms and
-    plurals) or "colour"; only words that are one token."""
-    from ..world.captions import SYNONYMS, plural
-    from ..world.scene import COLOURS
-
-    if attribute == "shape":
-        words = {w: shape for shape, names in SYNONYMS.items() for n in names for w in (n, plural(n))}
-    elif attribute == "colour":
-        words = {c: c for c in COLOURS}
-    else:
-        raise ValueError(f"attribute {attribute!r}: choose shape or colour")
+def attribute_word_ids(tokenizer: TextTokenizer, words: dict[str, str]) -> dict[int, str]:
+    """Token id → the value it names, for ``words`` (word → value) that are one token each."""
     ids = {tokenizer.tokenizer.token_to_id(w): value for w, value in words.items()}
     return {i: value for i, value in ids.items() if i is not None}
 
@@ -41,13 +32,14 @@ def text_to_region_attention(model, ids: torch.Tensor, regions: torch.Tensor, at
 
 
 @torch.no_grad()
-def grounding_accuracy(model, data, scenes: list, tokenizer: TextTokenizer, attribute: str = "shape",
-                       batch: int = 64) -> dict:
-    """Per (layer, head), the fraction of ``attribute`` words (shape or colour) whose most-attended
-    object region has that value, and chance. ``data``: :class:`~polymodal.train.region_data.RegionCaptions`
-    of ``scenes`` (regions: the whole image, then the scene's objects in order); first paraphrases."""
+def grounding_accuracy(model, data, region_values: list[list[str]], tokenizer: TextTokenizer,
+                       words: dict[str, str], batch: int = 64) -> dict:
+    """Per (layer, head), the fraction of the words of ``words`` (word → the value it names) whose
+    most-attended object region has that value, and chance. ``data``:
+    :class:`~polymodal.train.region_data.RegionCaptions` (regions: the whole image, then its objects),
+    first paraphrases; ``region_values[i]``: the value of each object region of picture i, in order."""
     model.eval()
-    named = attribute_word_ids(tokenizer, attribute)
+    named = attribute_word_ids(tokenizer, words)
     hits, words, chance = None, 0, 0.0
     for start in range(0, len(data), batch):
         idx = torch.arange(start, min(start + batch, len(data)))
@@ -58,11 +50,11 @@ def grounding_accuracy(model, data, scenes: list, tokenizer: TextTokenizer, attr
         if hits is None:
             hits = torch.zeros(att.shape[0], att.shape[2])
         for row, i in enumerate(idx.tolist()):
-            objects = scenes[i].objects[:data.regions.shape[1] - 1]  # region k + 1 is object k
+            values = region_values[i][:data.regions.shape[1] - 1]  # region k + 1 is object k
             real = int(data.region_mask[i].sum()) - 1
             if real < 2:
                 continue  # one object region: nothing to choose between
-            right = [getattr(o, attribute) for o in objects[:real]]
+            right = values[:real]
             for pos in range(length):
                 value = named.get(int(ids[row, pos]))
                 if value is None or value not in right:
@@ -73,7 +65,7 @@ def grounding_accuracy(model, data, scenes: list, tokenizer: TextTokenizer, attr
                 words += 1
                 chance += float(good.float().mean())
     if not words:
-        raise ValueError(f"no caption word names a {attribute} of its scene's objects")
+        raise ValueError("no caption word names a value of its picture's object regions")
     out = {"words": words, "chance": chance / words}
     for layer in range(hits.shape[0]):
         for head in range(hits.shape[1]):

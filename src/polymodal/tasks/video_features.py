@@ -162,7 +162,7 @@ def extract_folder(videos: list[Path], out: Path, backbone: Backbone, report: Ca
                    batch: int = 8, max_seconds: float = MAX_SECONDS) -> dict[str, int]:
     """Features of every video into ``out/<name>.npy``: existing files are skipped, a bad video is
     reported and the rest carry on. Returns counts {"done", "skipped", "failed"}."""
-    from ..weights.loading import atomic_write
+    from ..fileio import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
     spec = {"backbone": backbone.name, "weights": backbone.weights, "fps": backbone.fps, "size": backbone.size,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..devices import host_io
 from ..models.videoclip import pad_clips
-from .video_features import Backbone, image_tower_backbone, s3d_backbone, video_features
+from .video_features import Backbone, video_features
 
 FRAME_TOWER = "frame_tower.json"
 CLIP = "#t="  # a clip item is stored as FILE#t=START,END (seconds)
@@ -31,27 +31,17 @@ def write_frame_tower(folder: str | Path, tower: str | Path, fps: int) -> None:
     (Path(folder) / FRAME_TOWER).write_text(json.dumps({"tower": str(Path(tower).resolve()), "fps": fps}) + "\n")
 
 
-def frame_backbone(model_dir: str | Path, s3d_weights: str | Path | None = None) -> Backbone:
-    """The backbone whose per-second features the VideoCLIP in ``model_dir`` reads: S3D from
-    ``s3d_weights`` when given, else the image tower named in the folder's ``frame_tower.json``."""
-    from ..weights import load_checkpoint
-    from .embedder import Embedder
-
-    if s3d_weights is not None:
-        s3d = load_checkpoint(s3d_weights)
-        if type(s3d).__name__ != "S3D":
-            raise ValueError(f"{s3d_weights} holds a {type(s3d).__name__}, not an S3D")
-        return s3d_backbone(s3d)
+def frame_tower_record(model_dir: str | Path) -> tuple[Path, int]:
+    """The (image tower folder, frames per second) that ``model_dir``'s ``frame_tower.json`` names."""
     record = Path(model_dir) / FRAME_TOWER
     if not record.is_file():
         raise ValueError(f"{model_dir} does not say which frame backbone made its features (no {FRAME_TOWER}); "
                          "pass the S3D weights of an MMPT model")
     try:
         spec = json.loads(record.read_text())
-        tower, fps = Path(spec["tower"]), int(spec["fps"])
+        return Path(spec["tower"]), int(spec["fps"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{record}: expected {{\"tower\": PATH, \"fps\": N}} ({e})") from None
-    return image_tower_backbone(Embedder.from_checkpoint(tower), fps=fps)
 
 
 def clip_windows(seconds: int, length: int, stride: int) -> list[tuple[int, int]]:

@@ -4,6 +4,7 @@ question tokenised by its tokenizer, and the answers ranked by their sigmoid sco
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -11,9 +12,7 @@ from PIL import Image
 
 from ..data.regions import RegionFeatures
 from ..modalities.text import load_tokenizer
-from ..train.region_data import MAX_REGIONS, load_region_tower
-from ..train.region_kinds import region_extractor
-from ..train.vqa import load_answers
+from .region_tower import MAX_REGIONS, load_region_tower, region_extractor
 
 
 def grid_boxes(width: int, height: int, cells: int = 2) -> torch.Tensor:
@@ -65,3 +64,20 @@ class VQAPredictor:
         scores = torch.sigmoid(logits.float())
         top = scores.topk(min(k, len(self.answers)))
         return [(self.answers[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+ANSWERS_FILE = "answers.json"  # a VQA model folder's answer vocabulary, in head order
+
+
+def save_answers(folder: Path, answers: list[str]) -> None:
+    (Path(folder) / ANSWERS_FILE).write_text(json.dumps(answers, indent=0))
+
+
+def load_answers(folder: Path) -> list[str]:
+    path = Path(folder) / ANSWERS_FILE
+    if not path.is_file():
+        raise ValueError(f"{folder} has no {ANSWERS_FILE}: not a VQA model folder (train one with objective.kind vqa)")
+    answers = json.loads(path.read_text())
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise ValueError(f"{path}: expected a JSON list of answer strings")
+    return answers

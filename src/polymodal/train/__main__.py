@@ -1,10 +1,9 @@
-"""``torchrun --nproc_per_node N -m polymodal.train CONFIG.yaml [key=value …]`` — an entry point,
-like the CLI, so it wires in the world recipe's evaluation for world data."""
+"""``torchrun --nproc_per_node N -m polymodal.train CONFIG.yaml [key=value …]`` — the same run as
+``polymodal train``, one process per GPU."""
 
 import json
 import sys
 
-from ..world.recipes.world_clip import evaluate_for
 from .config import load_config
 from .trainer import run
 
@@ -13,7 +12,7 @@ def main(argv: list[str]) -> None:
     path = argv[0] if argv and not "=" in argv[0] else None
     overrides = [a for a in argv if "=" in a]
     cfg = load_config(path, overrides)
-    result = run(cfg, evaluate_fn=evaluate_for(cfg))
+    result = run(cfg)
     if result:
         print(json.dumps(result, indent=1))
 

@@ -29,7 +29,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "world"  # "world" (generated), "csv" (your own pictures), "wds" (WebDataset shards, streamed) or documents: "funsd", "docvqa", "folders" (CLASS/ subfolders)
+    kind: str = "world"  # the source of the examples (polymodal.train.sources): "world" (generated), "csv", "wds", "funsd", "docvqa", "folders", …
     path: str | None = None  # csv: a CSV/TSV of image paths and captions; wds: a folder of .tar shards
     image_key: str = "filepath"  # csv: the column holding image paths (open_clip's --csv-img-key)
     caption_key: str = "caption"  # csv: the column holding captions (open_clip's --csv-caption-key)
@@ -146,13 +146,8 @@ class BindConfig:
         return dataclasses.asdict(self)
 
 
-def _kinds() -> tuple[str, ...]:
-    from .kinds import kind_names  # registered where each kind is defined
-
-    return kind_names()
-
-
-CHOICES = {"data.kind": ("world", "csv", "wds", "funsd", "docvqa", "folders"), "data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"), "objective.kind": _kinds,
+# data.kind and objective.kind are registries (train/sources, train/kinds): checked when the run's kind is made.
+CHOICES = {"data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"),
            "objective.label": ("place", "count", "doc_class", "stamp"), "objective.inputs": ("both", "text", "image"),
            "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped"),
            "data.batches": ("random", "retrieval")}
@@ -207,7 +202,6 @@ def _build(cls, data: dict, where: str):
         else:
             values[name] = _check_type(value, hint, key)
             allowed = CHOICES.get(key.split(": ")[-1])
-            allowed = allowed() if callable(allowed) else allowed
             if allowed and values[name] not in allowed:
                 raise ConfigError(f"{key}: {values[name]!r} is not one of {allowed}")
     return cls(**values)
@@ -250,6 +244,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
     raw = _merge(raw, parse_overrides(overrides or []))
     try:
-        return _build(cls, raw, "")
+        cfg = _build(cls, raw, "")
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+    if isinstance(cfg, RunConfig):  # the data.* settings given, even at their defaults, must be read by someone
+        cfg.data.given = frozenset(raw.get("data") or {})
+    return cfg

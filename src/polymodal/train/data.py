@@ -1,5 +1,5 @@
-"""Training data for the CLIP recipe: world scenes rendered once into memory, their captions
-tokenised, and batches that are a pure function of (seed, step) — so a resumed run sees exactly
+"""Training data for the picture kinds: pictures held in memory with their captions tokenised, and
+batches that are a pure function of (seed, step) — so a resumed run sees exactly
 the batches an uninterrupted one would, and DDP ranks split each global batch without overlap."""
 
 from __future__ import annotations
@@ -8,9 +8,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..world.captions import captions
-from ..world.render import render
-from ..world.scene import sample_scene
 from ..modalities.image import CLIP_MEAN, CLIP_STD
 from ..modalities.text import TextTokenizer
 
@@ -29,28 +26,6 @@ class CaptionedImages:
 
     def __len__(self) -> int:
         return self.images.shape[0]
-
-
-def world_captions(split: str, n: int, seed: int, size: int) -> tuple[torch.Tensor, list[list[str]]]:
-    """Render ``n`` scenes of ``split`` → (images uint8 [n, 3, S, S], captions [n][3])."""
-    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
-    texts = []
-    for i in range(n):
-        scene = sample_scene(seed, split, i)
-        images[i] = torch.from_numpy(render(scene, size).image).permute(2, 0, 1)
-        texts.append([c["text"] for c in captions(scene)])
-    return images, texts
-
-
-def world_groups(split: str, n: int, seed: int) -> torch.Tensor:
-    """Hard-negative group of each scene [n]: scenes that share the place and the set of colours,
-    so telling them apart takes their shapes, counts and sizes."""
-    ids: dict[tuple, int] = {}
-    keys = []
-    for i in range(n):
-        scene = sample_scene(seed, split, i)
-        keys.append(ids.setdefault((scene.place, frozenset(o.colour for o in scene.objects)), len(ids)))
-    return torch.tensor(keys)
 
 
 def tokenize_all(texts: list[list[str]], tokenizer: TextTokenizer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,35 +84,18 @@ def _grouped_batch(step: int, batch_size: int, seed: int, groups: torch.Tensor, 
     return runs[k * per_batch:(k + 1) * per_batch].flatten(), epoch
 
 
-def batch_rows(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+def batch_rows(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
     """This rank's rows of global batch ``step`` and the caption paraphrase of each (it rotates with
     the epoch): (idx [b], paraphrase [b])."""
     idx, epoch = batch_indices(step, batch_size, len(data), seed, data.groups, data.group_size)
-    b = batch_size // world
+    b = batch_size // world_size
     idx = idx[rank * b:(rank + 1) * b]
     return idx, (epoch + idx) % data.ids.shape[1]
 
 
-def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+def get_batch(data: CaptionedImages, step: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
     """This rank's slice of global batch ``step``: (pixels [b, 3, S, S], ids [b, L], mask [b, L])."""
-    idx, p = batch_rows(data, step, batch_size, seed, rank, world)
+    idx, p = batch_rows(data, step, batch_size, seed, rank, world_size)
     ids, mask = data.ids[idx, p], data.mask[idx, p]
     length = int(mask.sum(dim=1).max())  # drop all-padding columns: the text tower costs O(L)
     return normalize(data.images[idx]), ids[:, :length], mask[:, :length]
-
-
-def world_labels(split: str, n: int, seed: int, size: int, label: str) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """Render ``n`` scenes of ``split`` with one label each → (images uint8 [n, 3, S, S], labels
-    int64 [n], class names). ``label``: ``place`` (the scene's place) or ``count`` (1–4 objects)."""
-    from ..world.scene import PLACES
-
-    if label not in ("place", "count"):
-        raise ValueError(f"unknown world label {label!r}; known: place, count")
-    classes = list(PLACES) if label == "place" else [1, 2, 3, 4]
-    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
-    labels = torch.empty(n, dtype=torch.long)
-    for i in range(n):
-        scene = sample_scene(seed, split, i)
-        images[i] = torch.from_numpy(render(scene, size).image).permute(2, 0, 1)
-        labels[i] = classes.index(scene.place if label == "place" else len(scene.objects))
-    return images, labels, classes

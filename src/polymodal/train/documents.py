@@ -1,7 +1,8 @@
 """The document tasks through the one training loop: key–value extraction (``doc_entities``),
-extractive QA (``doc_qa``) and classification (``doc_classify``) with a LayoutLMv2/v3 trunk, on
-the world's documents or FUNSD-style folders; scored on validation pages with ground-truth words
-and, with ``data.ocr: tesseract``, also on the words Tesseract reads from the same pages.
+extractive QA (``doc_qa``) and classification (``doc_classify``) with a LayoutLMv2/v3 trunk, on the
+document pages a source gives (the world's, FUNSD, DocVQA, class folders); scored on validation
+pages with ground-truth words and, with ``data.ocr: tesseract``, also on the words Tesseract reads
+from the same pages.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.documents import (BIO, DocumentExample, class_folders, docvqa_examples, ocr_example, page_image,
-                              read_funsd_folder, world_documents)
-from ..world.documents import DOC_CLASSES
+from ..data.documents import BIO, DocumentExample, page_image
 from ..documents.page import normalize_boxes
 from ..documents.processor import DocumentProcessor, default_tokenizer
 from ..eval.documents import anls, confusion_matrix, f1, plot_confusion
@@ -67,24 +66,8 @@ class DocumentKind(TrainKind):
     """What the three document kinds share: the pages, the tokenizer and processor, the model."""
 
     task = "?"
-
-    def examples(self, split: str) -> list[DocumentExample]:
-        d = self.cfg.data
-        if d.kind == "world":
-            n = d.train_n if split == "train" else d.val_n
-            return world_documents(split, n, d.seed)
-        path = d.path if split == "train" else (d.val_path or d.path)
-        if d.kind in ("funsd", "docvqa", "folders") and not path:
-            raise ConfigError(f"data.kind {d.kind} needs data.path (and data.val_path for validation)")
-        cache = self.out / "ocr-cache" if self.out is not None else None
-        if d.kind == "funsd":
-            return read_funsd_folder(path)
-        if d.kind == "docvqa":
-            return docvqa_examples(path, cache)
-        if d.kind == "folders":
-            return [ocr_example(f, cache, doc_class=c) for f, c in class_folders(path)]
-        raise ConfigError(f"objective.kind {self.cfg.objective.kind} reads documents: data.kind world, funsd, docvqa "
-                          f"or folders, not {d.kind}")
+    examples = "document_pages"
+    reads = ("tokenizer", "ocr", "ocr_n", "box_jitter")
 
     def load_data(self) -> None:
         d = self.cfg.data
@@ -95,12 +78,16 @@ class DocumentKind(TrainKind):
             tok = Tokenizer.from_file(str(Path(d.tokenizer) / "tokenizer.json"))
         self.trunk = trunk_config(self.cfg, tok.get_vocab_size())
         self.processor = DocumentProcessor.for_model(self.trunk, tok)
-        self.train = self.examples("train")
+        self.train = self.load_examples("train")
+        self.know(self.train)
         self.rows = [row for i, ex in enumerate(self.train) for row in self.encode(ex, i)]
         if not self.rows:
             raise ConfigError(f"objective.kind {self.cfg.objective.kind}: the training pages gave no examples")
         self.pages = torch.stack([self.processor.page_uint8(page_image(ex)) for ex in self.train]) \
             if self.trunk.visual_tokens else None
+
+    def know(self, train: list[DocumentExample]) -> None:
+        """Learn what the training pages fix before they are encoded (the classifier's classes)."""
 
     def build_model(self) -> nn.Module:
         model = build(DocumentTaskConfig(self.trunk, self.task, len(self.labels)))
@@ -143,7 +130,7 @@ class DocumentKind(TrainKind):
 
     @cached_property
     def val(self) -> list[DocumentExample]:
-        return self.examples("val")
+        return self.load_examples("val")
 
     def ocr_pages(self) -> list[tuple[DocumentExample, DocumentPage]]:
         """The first ``data.ocr_n`` validation pages as Tesseract reads them (words, boxes)."""
@@ -328,12 +315,13 @@ class ClassifyKind(DocumentKind):
 
     task = "classify"
 
-    def load_data(self) -> None:
+    def know(self, train) -> None:
+        """The classes: stamped or not, else those the source names, else the training pages' own."""
         self.stamp = self.cfg.objective.label == "stamp"
-        self.labels = ["plain", "stamped"] if self.stamp else list(DOC_CLASSES)
-        if self.cfg.data.kind == "folders" and not self.stamp:  # the classes are the folder names
-            self.labels = sorted({c for _, c in class_folders(self.cfg.data.path)})
-        super().load_data()
+        if self.stamp:
+            self.labels = ["plain", "stamped"]
+        else:
+            self.labels = getattr(train, "classes", None) or sorted({ex.doc_class for ex in train if ex.doc_class})
 
     def label_of(self, ex: DocumentExample) -> str:
         if self.stamp:

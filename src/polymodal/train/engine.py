@@ -33,7 +33,7 @@ from torch import nn
 
 from ..devices import resolve, to_device
 from ..objectives import Objective
-from ..weights.loading import atomic_write
+from ..fileio import atomic_write
 from .config import ConfigError, OptimConfig, TrainConfig
 from .metrics_log import MetricsLog
 from .optim import param_groups, warmup_cosine
@@ -66,19 +66,19 @@ class Engine:
 
     def __init__(self, model: nn.Module, objective: Objective, batches: Callable[[int], dict], *,
                  optim: OptimConfig, train: TrainConfig, out: str | Path | None = None, identity: dict | None = None,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world_size: int = 1):
         self.model, self.objective, self.batches = model, objective, batches
-        self.optim_cfg, self.cfg = optim, train
+        self.optim_cfg, self.train_cfg = optim, train
         self.out = Path(out) if out is not None else None
         self.identity = identity
-        self.rank, self.world = rank, world
+        self.rank, self.world_size = rank, world_size
         self.device = resolve(train.device)
         self.check_micro_batches = self.device.type == "cpu"  # elsewhere: once per step, see train_step
-        if train.accum_freq < 1 or (train.batch_size // world) % train.accum_freq:
+        if train.accum_freq < 1 or (train.batch_size // world_size) % train.accum_freq:
             raise ConfigError(f"train.accum_freq {train.accum_freq} must be ≥ 1 and divide the per-process batch "
-                              f"{train.batch_size // world}")
+                              f"{train.batch_size // world_size}")
         if train.fsdp:
-            if world < 2:
+            if world_size < 2:
                 raise ConfigError("train.fsdp=true shards the model across processes: start the run with "
                                   "torchrun --nproc_per_node N (N ≥ 2)")
             model.to(self.device)
@@ -86,7 +86,7 @@ class Engine:
         else:
             model.to(self.device)
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids) if world > 1 else model
+            self.wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids) if world_size > 1 else model
         self._write_run_info()
         # Fused AdamW: one kernel for the whole update on CUDA (the CPU keeps the foreach default).
         self.optimizer = torch.optim.AdamW(param_groups(model, optim.weight_decay), lr=optim.lr,
@@ -102,8 +102,8 @@ class Engine:
         process holds (under FSDP about 1/N of them: the proof that they are sharded)."""
         local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in self.model.parameters())
         if self.rank == 0 and self.out is not None:
-            info = {"processes": self.world,
-                    "parallel": "fsdp" if self.cfg.fsdp else ("ddp" if self.world > 1 else "none"),
+            info = {"processes": self.world_size,
+                    "parallel": "fsdp" if self.train_cfg.fsdp else ("ddp" if self.world_size > 1 else "none"),
                     "parameters": sum(p.numel() for p in self.model.parameters()), "local_parameters": local}
             (self.out / "run_info.json").write_text(json.dumps(info, indent=1))
 
@@ -122,7 +122,7 @@ class Engine:
         if state.get("model_config") != self.identity:
             raise TrainingError(f"{path} holds a checkpoint of a different model "
                                 f"({(state.get('model_config') or {}).get('family')}); use another train.out")
-        if self.cfg.fsdp:
+        if self.train_cfg.fsdp:
             load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
         else:
             self.model.load_state_dict(state["model"])
@@ -136,7 +136,7 @@ class Engine:
     def save_checkpoint(self) -> None:
         if self.out is None:
             return
-        if self.cfg.fsdp:  # every process takes part in gathering the full state
+        if self.train_cfg.fsdp:  # every process takes part in gathering the full state
             model_state, optim_state = full_state(self.model, self.optimizer)
         elif self.rank == 0:  # on the CPU: the file does not say which device wrote it
             cpu = torch.device("cpu")
@@ -157,7 +157,7 @@ class Engine:
 
     # ----------------------------------------------------------------- loop
     def autocast(self):
-        if self.cfg.precision != "bf16":
+        if self.train_cfg.precision != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
@@ -165,7 +165,7 @@ class Engine:
             evaluate: Callable[[], dict] | None = None) -> list[dict]:
         """Run to ``train.steps`` (from the resumed step); returns the per-step records. ``evaluate``
         runs on rank 0 every ``train.eval_every`` steps and its metrics are logged as ``val/…``."""
-        cfg, log = self.cfg, []
+        cfg, log = self.train_cfg, []
         metrics = MetricsLog(self.out, cfg.tensorboard) if self.rank == 0 and self.out is not None else None
         self.wrapped.train()
         start, seen = time.perf_counter(), 0
@@ -174,9 +174,9 @@ class Engine:
                 self._report_skipped(batch)
                 loss, logs = self.train_step(to_device(batch, self.device))
                 seen += cfg.batch_size
-                if self.world > 1:
+                if self.world_size > 1:
                     dist.all_reduce(loss)
-                    loss /= self.world
+                    loss /= self.world_size
                 # The step's one wait for the device: its scalars, fetched together.
                 values = torch.stack([loss.float(), *(torch.as_tensor(v, dtype=torch.float32, device=loss.device)
                                                       for v in logs.values())]).tolist()
@@ -204,7 +204,7 @@ class Engine:
 
     def train_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """One optimiser step on ``batch`` (already on the device) → (loss, logs) as device tensors."""
-        cfg = self.cfg
+        cfg = self.train_cfg
         self.optimizer.zero_grad(set_to_none=True)
         # On the CPU each micro-batch's loss is checked before its backward (free there); on a GPU that
         # would wait for the device, so fit() checks the step's loss with the values it logs.
@@ -224,11 +224,11 @@ class Engine:
         """The batches of steps ``self.step`` … ``train.steps - 1``: made here, or ahead of the loop by
         ``train.loader_workers`` DataLoader processes (pinned for CUDA). Either way batch k is
         ``batches(k)``, so resuming stays exact."""
-        steps = range(self.step, self.cfg.steps)
-        if self.cfg.loader_workers == 0:
+        steps = range(self.step, self.train_cfg.steps)
+        if self.train_cfg.loader_workers == 0:
             return (self.batches(k) for k in steps)
         return iter(torch.utils.data.DataLoader(_StepBatches(self.batches), batch_size=None, sampler=steps,
-                                                num_workers=self.cfg.loader_workers,
+                                                num_workers=self.train_cfg.loader_workers,
                                                 pin_memory=self.device.type == "cuda", prefetch_factor=4))
 
     def _report_skipped(self, batch: dict) -> None:
@@ -250,9 +250,9 @@ class Engine:
     @contextlib.contextmanager
     def _sync(self, sync: bool):
         """Reduce gradients across processes only in the last micro-batch's backward."""
-        if self.world == 1 or sync:
+        if self.world_size == 1 or sync:
             yield
-        elif self.cfg.fsdp:
+        elif self.train_cfg.fsdp:
             self.model.set_requires_gradient_sync(False)
             try:
                 yield

@@ -1,5 +1,5 @@
-"""VideoCLIP's training data on the world: how-to videos as per-second features from a frozen image
-tower, their narration segments, and (clip, text) positive pairs made two ways.
+"""VideoCLIP's training data: videos as per-second features, the sentences said over them (narration
+segments, rows of a user's table), and (clip, text) positive pairs made two ways.
 
 * **naive** — the clip is exactly the seconds the segment's timestamps cover; the text is the segment.
 * **overlapped** (VideoCLIP) — a centre is drawn inside the segment's time span; the clip is a
@@ -13,13 +13,12 @@ Batches are a pure function of (seed, step): a resumed run sees the pairs an uni
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..world.howto import FPS, howto_video
 from ..models.videoclip import mmpt_caps, pad_clips
 
 CLIP_SECONDS = (3.0, 6.0)  # overlapped: clip length range
@@ -27,75 +26,19 @@ CLIP_SECONDS = (3.0, 6.0)  # overlapped: clip length range
 
 @dataclass
 class HowToFeatures:
-    """Per-second features of videos and their narration segments (rows of ``segments``)."""
+    """Per-second features of videos and their narration segments (rows of ``segments``); optionally
+    multiple-choice ``questions`` about them (each with ``video``, ``start``, ``end``, ``options``,
+    ``answer``), the rows that could not be used (``skipped``), and the (image tower folder, frames
+    per second) that made the features, when an image tower did (a model trained on them can then
+    embed videos itself)."""
     features: list[torch.Tensor]  # per video [S_v, D] float32
     segments: list[dict]  # {"video", "start", "end", "text", "true_start", "true_end", "visible"}
+    questions: list | None = None
+    skipped: list[str] = field(default_factory=list)
+    frame_tower: tuple[str, float] | None = None
 
     def by_video(self, v: int) -> list[dict]:
         return [s for s in self.segments if s["video"] == v]
-
-
-@torch.no_grad()
-def world_howto_features(split: str, n: int, seed: int, embed_frames, shift_rate: float = 0.25,
-                         size: int = 64, cache: Path | None = None) -> HowToFeatures:
-    """``n`` how-to videos of ``split``: each second's frames (4 fps) through ``embed_frames``
-    (uint8 [F, 3, size, size] → [F, D]), averaged per second. With ``cache`` (a ``.safetensors``
-    file named for the frame tower and the videos), the features are read from it when it exists and
-    written to it otherwise: they do not depend on ``shift_rate``, so every run of an experiment
-    renders and embeds the videos once."""
-    cached = _read_cache(cache, n) if cache is not None else None
-    features, segments = [], []
-    for v in range(n):
-        video = howto_video(seed, split, v, shift_rate, size, frames=cached is None)
-        if cached is None:
-            frames = torch.from_numpy(np.ascontiguousarray(video.frames.transpose(0, 3, 1, 2)))
-            emb = embed_frames(frames).float()  # [F, D]
-            seconds = math.ceil(len(emb) / FPS)
-            pad = seconds * FPS - len(emb)
-            if pad:
-                emb = torch.cat([emb, emb[-1:].expand(pad, -1)])
-            features.append(emb.view(seconds, FPS, -1).mean(dim=1))
-        segments += [{"video": v, "start": g.start, "end": g.end, "text": g.text, "true_start": g.true_start,
-                      "true_end": g.true_end, "visible": g.visible} for g in video.narration]
-    if cached is not None:
-        features = cached
-    elif cache is not None:
-        _write_cache(cache, features)
-    return HowToFeatures(features, segments)
-
-
-def _read_cache(path: Path, n: int) -> list[torch.Tensor] | None:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        return None
-    data = load_file(str(path))
-    lengths = data["lengths"].tolist()
-    if len(lengths) != n:
-        raise ValueError(f"{path}: holds features of {len(lengths)} videos, expected {n}")
-    return list(torch.split(data["features"], lengths))
-
-
-def _write_cache(path: Path, features: list[torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    from ..weights.loading import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"features": torch.cat(features).contiguous(), "lengths": torch.tensor([len(f) for f in features])}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
-
-
-def feature_cache_file(folder: str | Path, frame_tower: str | Path, split: str, n: int, seed: int, size: int) -> Path:
-    """Where the features of these videos through this frame tower are cached in ``folder``: the
-    name carries a digest of the tower's weights file (its path, size and mtime), so retraining the
-    tower starts a new cache."""
-    import hashlib
-
-    weights = Path(frame_tower).resolve() / "model.safetensors"
-    stat = weights.stat()
-    digest = hashlib.sha1(f"{weights}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    return Path(folder) / f"howto-{digest}-{split}-{n}-s{seed}-{size}px.safetensors"
 
 
 MAX_FEATURE_BYTES = 2**30  # one video's feature file
@@ -178,10 +121,10 @@ def pair(data: HowToFeatures, row: int, how: str, rng: np.random.Generator, max_
 
 
 def howto_batch(data: HowToFeatures, rows: torch.Tensor, step: int, seed: int, how: str, tokenizer, max_len: int,
-                rank: int = 0, world: int = 1) -> dict:
+                rank: int = 0, world_size: int = 1) -> dict:
     """This rank's slice of global batch ``step``, whose training segments are ``rows`` [B]:
     ``vfeats``, ``vmasks``, and the texts as MMPT's ``caps`` / ``cmasks`` ([CLS] [SEP] words [SEP])."""
-    b = len(rows) // world
+    b = len(rows) // world_size
     idx = rows[rank * b:(rank + 1) * b]
     rng = np.random.default_rng([seed, step, rank])
     clips, texts = zip(*(pair(data, int(r), how, rng, max_len) for r in idx))

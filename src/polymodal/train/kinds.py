@@ -1,10 +1,14 @@
-"""What ``objective.kind`` names: a :class:`TrainKind` knows a run's data, model, objective, batches,
-evaluation and the files its model folder needs. The :class:`~polymodal.train.trainer.Trainer` calls
-them in order and owns nothing kind-specific, so a new kind is a new class where its code lives:
+"""What ``objective.kind`` names: a :class:`TrainKind` knows a run's model, objective, batches,
+evaluation and the files its model folder needs, and which kind of examples it trains on; the
+source that ``data.kind`` names gives them (:mod:`polymodal.train.sources`). The
+:class:`~polymodal.train.trainer.Trainer` calls them in order and owns nothing kind-specific, so a new
+kind is a new class where its code lives:
 
     @register_kind("refexp")
     class RefExpKind(TrainKind):
-        def load_data(self): ...                      # self.tokenizer, the training rows
+        examples = "region_references"               # what a source must give
+        reads = ("region_tower", "image_size")        # the data.* settings the kind itself reads
+        def load_data(self): ...                      # self.tokenizer, self.load_examples("train")
         def build_model(self) -> nn.Module: ...
         def objective(self, model) -> Objective: ...
         def batch(self, step) -> dict: ...            # a pure function of the step (exact resume)
@@ -20,6 +24,7 @@ from torch import nn
 
 from ..objectives import Objective
 from .config import ConfigError, RunConfig
+from .sources import Source, check_settings, find_source
 
 _KINDS: dict[str, type["TrainKind"]] = {}
 
@@ -45,27 +50,40 @@ def kind_names() -> tuple[str, ...]:
     return tuple(_KINDS)
 
 
-def make_kind(cfg: RunConfig, out: Path | None = None, rank: int = 0, world: int = 1,
-              evaluate_fn: Callable | None = None) -> "TrainKind":
+def make_kind(cfg: RunConfig, out: Path | None = None, rank: int = 0, world_size: int = 1) -> "TrainKind":
+    """The kind ``objective.kind`` names, with the source of its examples checked against the
+    ``data.*`` settings (an unknown kind or source, or a setting neither reads, is named)."""
     _load_builtin()
     if cfg.objective.kind not in _KINDS:
         raise ConfigError(f"objective.kind: {cfg.objective.kind!r} is not one of {tuple(_KINDS)}")
-    return _KINDS[cfg.objective.kind](cfg, out, rank, world, evaluate_fn)
+    return _KINDS[cfg.objective.kind](cfg, out, rank, world_size)
 
 
 class TrainKind:
     """One objective kind for one run. ``out`` is the run folder (None: in memory); ``rank`` /
-    ``world`` this process's place under torchrun; ``evaluate_fn`` replaces the kind's evaluation
-    where the kind allows it (the world CLIP recipe adds zero-shot metrics)."""
+    ``world_size`` this process's place under torchrun. ``source`` is the
+    :class:`~polymodal.train.sources.Source` of its examples."""
 
     name = "?"
+    examples = "?"  # the kind of examples it trains on (see polymodal.train.examples)
+    reads: tuple[str, ...] = ()  # the data.* settings the kind reads itself (the source reads the rest)
     tokenizer = None  # a TextTokenizer, saved beside the model, or None
     # True when batch(step) reads the model being trained (so it cannot run in DataLoader workers)
     model_dependent_batches = False
 
-    def __init__(self, cfg: RunConfig, out: Path | None, rank: int = 0, world: int = 1,
-                 evaluate_fn: Callable | None = None):
-        self.cfg, self.out, self.rank, self.world, self.evaluate_fn = cfg, out, rank, world, evaluate_fn
+    def __init__(self, cfg: RunConfig, out: Path | None, rank: int = 0, world_size: int = 1):
+        self.cfg, self.out, self.rank, self.world_size = cfg, out, rank, world_size
+        self.source: Source = find_source(cfg.data.kind, self.examples, self.name)
+        check_settings(cfg.data, self.source, self.reads, self.name)
+
+    def load_examples(self, split: str):
+        """The source's examples of ``split`` ("train" or "val"; None where it has no validation data)."""
+        return self.source.load(self, split)
+
+    def source_evaluation(self, model: nn.Module) -> dict | None:
+        """What the source measures in place of the kind's own evaluation (e.g. the world's held-out
+        zero-shot), or None."""
+        return self.source.evaluate(self, model) if self.source.evaluate is not None else None
 
     def load_data(self) -> None:
         raise NotImplementedError
@@ -95,5 +113,5 @@ class TrainKind:
 
     def rank_slice(self, idx):
         """This process's rows of a global batch's indices."""
-        b = len(idx) // self.world
+        b = len(idx) // self.world_size
         return idx[self.rank * b:(self.rank + 1) * b]

@@ -1,6 +1,7 @@
-"""The region models' runs (VisualBERT, ViLBERT): what every region kind shares — world scenes read
-as regions by a frozen image tower, a WordPiece tokenizer, the trunk built from a preset and a BERT
-— and the first of them, ``mlm_itm`` (VisualBERT pretraining: masked words + image–text matching).
+"""The region models' runs (VisualBERT, ViLBERT): what every region kind shares — pictures read as
+regions by a frozen image tower (``data.region_tower``), a WordPiece tokenizer, the trunk built from
+a preset and a BERT — and the first of them, ``mlm_itm`` (VisualBERT pretraining: masked words +
+image–text matching).
 """
 
 from __future__ import annotations
@@ -16,23 +17,14 @@ from ..layers import set_grad_checkpointing
 from ..modalities.text import TextTokenizer
 from ..objectives import MaskedLMAndMatching, Objective
 from ..registry import build, preset
-from ..tasks.embedder import Embedder
 from ..tasks.region_extractor import RegionExtractor
+from ..tasks.region_tower import region_extractor, save_region_tower
 from .config import ConfigError, RunConfig
 from .kinds import TrainKind, register_kind
-from .region_data import (mask_words, mlm_itm_batch, object_word_ids, save_region_tower, special_ids,
-                          world_region_captions)
+from .region_data import RegionCaptions, mask_words, mlm_itm_batch, special_ids, word_group_ids
 from .tokenizer import build_tokenizer, text_weights_folder
 
-
-def region_extractor(folder: str) -> RegionExtractor:
-    """The image tower of a saved CLIP or ImageBind folder, with its image transform, as a region reader."""
-    embedder = Embedder.from_checkpoint(folder)
-    model = embedder.model
-    tower = model.visual if hasattr(model, "visual") else model.encoders["image"]
-    for p in tower.parameters():
-        p.requires_grad_(False)
-    return RegionExtractor(tower, embedder.transform)
+TOKENIZER = ("tokenizer", "tokenizer_vocab", "context_length")  # the data.* settings build_tokenizer reads
 
 
 def build_region_model(cfg: RunConfig, tokenizer: TextTokenizer, visual_dim: int, **sizes) -> nn.Module:
@@ -104,12 +96,12 @@ def keep_inputs(batch: dict, inputs: str) -> dict:
 
 
 class RegionKind(TrainKind):
-    """World scenes as regions read by ``data.region_tower``; a WordPiece tokenizer (for [MASK] and [SEP])."""
+    """Pictures as regions read by ``data.region_tower``; a WordPiece tokenizer (for [MASK] and [SEP])."""
+
+    reads = TOKENIZER + ("region_tower", "image_size")
 
     def check_config(self) -> None:
         cfg, d, kind = self.cfg, self.cfg.data, self.cfg.objective.kind
-        if d.kind != "world":
-            raise ConfigError(f"objective.kind {kind} reads world regions; data.kind {d.kind} has none")
         if not d.region_tower:
             raise ConfigError(f"objective.kind {kind} needs data.region_tower: a saved CLIP or ImageBind folder "
                               "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions")
@@ -138,12 +130,13 @@ class RegionKind(TrainKind):
 
 @register_kind("mlm_itm")
 class MaskedLMKind(RegionKind):
+    examples = "region_captions"
+
     """VisualBERT pretraining on world captions: masked words + image–text matching."""
 
     def load_data(self) -> None:
         self.load_tokenizer()
-        d = self.cfg.data
-        self.data = world_region_captions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+        self.data = self.load_examples("train")
 
     def build_model(self) -> nn.Module:
         return self.trunk(self.data.regions.shape[-1])
@@ -154,10 +147,10 @@ class MaskedLMKind(RegionKind):
     def batch(self, step: int) -> dict:
         t = self.cfg.train
         return mlm_itm_batch(self.data, step, t.batch_size, t.seed, self.special, self.tokenizer.vocab_size,
-                             self.rank, self.world)
+                             self.rank, self.world_size)
 
     def evaluate(self, model: nn.Module) -> dict:
-        return evaluate_region_lm(model, self.cfg, self.extractor, self.tokenizer)
+        return evaluate_region_lm(model, self.load_examples("val"), self.tokenizer, self.cfg.data.seed)
 
 
 def pretraining_outputs(model: nn.Module, batch: dict, inputs: str = "both") -> dict:
@@ -171,17 +164,16 @@ def pretraining_outputs(model: nn.Module, batch: dict, inputs: str = "both") -> 
 
 
 @torch.no_grad()
-def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtractor, tokenizer: TextTokenizer,
+def evaluate_region_lm(model: nn.Module, val: RegionCaptions, tokenizer: TextTokenizer, seed: int,
                        batch: int = 128) -> dict:
-    """On ``val_n`` world val scenes: masked-word accuracy (BERT masking, fixed seed) with the
+    """On the validation captions: masked-word accuracy (BERT masking, fixed ``seed``) with the
     regions and with them removed (:func:`keep_inputs` "text"), image–text matching accuracy, and —
-    on the matched pairs — the accuracy of filling in every colour, shape and count word, with and
-    without regions. Either family (VisualBERT or ViLBERT)."""
+    on the matched pairs — the accuracy of filling in every word of each of ``val.word_groups``
+    (the world's colour, shape and count words), with and without regions. Either family
+    (VisualBERT or ViLBERT)."""
     model.eval()
-    d = cfg.data
     special = special_ids(tokenizer)
-    val = world_region_captions("val", d.val_n, d.seed, d.image_size, extractor, tokenizer)
-    groups = object_word_ids(tokenizer)
+    groups = word_group_ids(tokenizer, val.word_groups)
     hits, counts = {}, {}
 
     def score(name: str, b: dict, labels: torch.Tensor, itm: torch.Tensor | None = None):
@@ -197,7 +189,7 @@ def evaluate_region_lm(model: nn.Module, cfg: RunConfig, extractor: RegionExtrac
 
     size = min(batch, len(val))
     for step in range(max(1, len(val) // size)):
-        b = mlm_itm_batch(val, step, size, d.seed + 1, special, tokenizer.vocab_size)
+        b = mlm_itm_batch(val, step, size, seed + 1, special, tokenizer.vocab_size)
         itm = b["itm_labels"]
         score("mlm", b, b["mlm_labels"], itm)
         matched = itm == 0

@@ -1,6 +1,7 @@
 """The lecture's region tasks besides VQA, as objective kinds: a region model (VisualBERT or ViLBERT,
 from a pretraining run with ``model.init_from`` or from its text weights) with a scoring head
-(:mod:`polymodal.models.region_scorer`), trained on the world and evaluated next to chance and ceiling.
+(:mod:`polymodal.models.region_scorer`), trained on the examples a source gives (the world's) and
+evaluated next to chance and ceiling.
 
 =============  ====================================  ==========================  ==================================
 kind           input → output                        objective                   metrics
@@ -30,7 +31,7 @@ from .data import batch_indices
 from .kinds import register_kind
 from .region_data import question_rows
 from .region_kinds import RegionKind, keep_inputs, start_trunk
-from .region_task_data import SceneTexts, world_consistency, world_refexps, world_vcr
+from .region_task_data import SceneTexts
 
 
 @torch.no_grad()
@@ -63,14 +64,15 @@ class ScorerKind(RegionKind):
 
 @register_kind("consistency")
 class ConsistencyKind(ScorerKind):
-    """Does the statement fit the picture? One statement per world scene, half of them shown with a
-    minimally edited scene that makes them false (``polymodal.world.labels.consistency``)."""
+    """Does the statement fit the picture? (The world's: one statement per scene, half of them shown
+    with a minimally edited scene that makes them false, ``polymodal.world.labels.consistency``.)"""
+
+    examples = "region_statements"
 
     def load_data(self) -> None:
         self.load_tokenizer()
-        d = self.cfg.data
-        self.data, self.labels, _ = world_consistency("train", d.train_n, d.seed, d.image_size, self.extractor,
-                                                      self.tokenizer, d.boxes)
+        train = self.load_examples("train")
+        self.data, self.labels = train.texts, train.labels
 
     def build_model(self) -> nn.Module:
         return self.scorer(self.data.regions.shape[-1])
@@ -83,9 +85,8 @@ class ConsistencyKind(ScorerKind):
         return keep_inputs({**question_rows(self.data, idx), "labels": self.labels[idx]}, self.cfg.objective.inputs)
 
     def evaluate(self, model: nn.Module) -> dict:
-        d = self.cfg.data
-        val, labels, kinds = world_consistency("val", d.val_n, d.seed, d.image_size, self.extractor, self.tokenizer,
-                                               d.boxes)
+        statements = self.load_examples("val")
+        val, labels, kinds = statements.texts, statements.labels, statements.kinds
         logits = score_rows(model, val, torch.arange(len(val)), self.cfg.objective.inputs)
         right = (logits > 0).long() == labels
         result = {"val_accuracy": right.float().mean().item(), "val_auroc": auroc(logits, labels),
@@ -100,18 +101,18 @@ class ConsistencyKind(ScorerKind):
 
 @register_kind("refexp")
 class RefExpKind(ScorerKind):
-    """Which region does the expression refer to? Every referring expression of each world scene;
-    trained on ``data.boxes`` regions, evaluated on both the true and the detector's regions."""
+    """Which region does the expression refer to? Trained on the source's training references;
+    evaluated on each of its validation sets (the world's: on the true and on the detector's regions)."""
 
+    examples = "region_references"
     per_region = True
 
     def load_data(self) -> None:
         if self.cfg.objective.inputs == "text":
             raise ConfigError("objective.kind refexp picks a region: objective.inputs text leaves none to pick")
         self.load_tokenizer()
-        d = self.cfg.data
-        self.data, _, self.positives = world_refexps("train", d.train_n, d.seed, d.image_size, self.extractor,
-                                                     self.tokenizer, d.boxes)
+        train = self.load_examples("train")
+        self.data, self.positives = train.texts, train.positives
         self.rows = torch.nonzero(self.positives.any(dim=1))[:, 0]  # a missed object cannot be learnt
 
     def build_model(self) -> nn.Module:
@@ -126,30 +127,31 @@ class RefExpKind(ScorerKind):
         return {**b, "positives": self.positives[idx]}
 
     def evaluate(self, model: nn.Module) -> dict:
-        d, result = self.cfg.data, {}
-        for boxes in ("truth", "detector"):
-            val, _, positives = world_refexps("val", d.val_n, d.seed, d.image_size, self.extractor, self.tokenizer,
-                                              boxes)
+        sets = self.load_examples("val")
+        result = {}
+        for name, refs in (sets.items() if isinstance(sets, dict) else [("", sets)]):
+            val, positives, suffix = refs.texts, refs.positives, f"_{name}" if name else ""
             logits = score_rows(model, val, torch.arange(len(val)), self.cfg.objective.inputs)
             hit = positives.gather(1, logits.argmax(1, keepdim=True))[:, 0]
             regions = val.region_mask[val.scene_of].sum(1).clamp(min=1)
-            result.update({f"val_accuracy_{boxes}_boxes": hit.float().mean().item(),
-                           f"val_chance_{boxes}_boxes": (positives.sum(1) / regions).mean().item(),
-                           f"val_ceiling_{boxes}_boxes": positives.any(1).float().mean().item()})
-        result["val_expressions"] = len(val)
+            result.update({f"val_accuracy{suffix}": hit.float().mean().item(),
+                           f"val_chance{suffix}": (positives.sum(1) / regions).mean().item(),
+                           f"val_ceiling{suffix}": positives.any(1).float().mean().item()})
+            result["val_expressions"] = len(val)
         return result
 
 
 @register_kind("vcr")
 class VCRKind(ScorerKind):
-    """Visual commonsense reasoning, world edition: Q→A (which colour) and QA→R (which rationale —
-    where the object is — supports it), four options each, scored one (text, regions) pair at a time
+    """Visual commonsense reasoning (the world's edition: Q→A (which colour) and QA→R (which rationale —
+    where the object is — supports it)), four options each, scored one (text, regions) pair at a time
     by a shared head. A batch of ``train.batch_size`` items poses each item one of the two, in turn."""
+
+    examples = "region_choices"
 
     def load_data(self) -> None:
         self.load_tokenizer()
-        d = self.cfg.data
-        self.items = world_vcr("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer, d.boxes)
+        self.items = self.load_examples("train")
 
     def build_model(self) -> nn.Module:
         return self.scorer(self.items.texts.regions.shape[-1])
@@ -166,8 +168,7 @@ class VCRKind(ScorerKind):
         return {**b, "positives": torch.nn.functional.one_hot(right, 4).bool()}
 
     def evaluate(self, model: nn.Module) -> dict:
-        d = self.cfg.data
-        val = world_vcr("val", d.val_n, d.seed, d.image_size, self.extractor, self.tokenizer, d.boxes)
+        val = self.load_examples("val")
         logits = score_rows(model, val.texts, torch.arange(len(val.texts)), self.cfg.objective.inputs).view(-1, 8)
         qa = logits[:, :4].argmax(1) == val.answer
         qar = logits[:, 4:].argmax(1) == val.rationale

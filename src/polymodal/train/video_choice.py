@@ -1,44 +1,35 @@
-"""``objective.kind video_mc``: multiple-choice video QA on the world's how-to videos
-(:mod:`polymodal.world.video_qa`), fine-tuning a VideoCLIP model (``model.init_from``: a
-``videoclip`` run's model folder) to pick each step clip's sentence among five; cross-entropy over
-the five dot products. Evaluated as ``videoclip`` runs are (retrieval, localisation, and these
-questions on the val videos, next to chance 1/5), so its numbers sit beside the zero-shot ones of the
-model it started from."""
+"""``objective.kind video_mc``: multiple-choice video QA (the world's how-to videos, each step clip's
+sentence among five: :mod:`polymodal.world.video_qa`), fine-tuning a VideoCLIP model
+(``model.init_from``: a ``videoclip`` run's model folder); cross-entropy over the five dot products.
+Evaluated as ``videoclip`` runs are (retrieval, localisation, and the val videos' questions, next
+to chance), so its numbers sit beside the zero-shot ones of the model it started from."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..world.video_qa import VideoQuestion, howto_questions
 from ..objectives import Objective, VideoMultipleChoice
-from ..tasks.video_qa import choice_scores, question_batch
+from ..tasks.video_qa import question_batch
 from .config import ConfigError
 from .data import batch_indices
-from .howto_data import HowToFeatures, clip_seconds
+from .howto_data import clip_seconds
 from .kinds import register_kind
 from .videoclip import VideoCLIPKind
 
 
-def multiple_choice_accuracy(model, data: HowToFeatures, questions: list[VideoQuestion], tokenizer) -> float:
-    """The share of ``questions`` whose right option scores highest against its clip (the true span)."""
-    max_len = model.config.max_video_len
-    clips = [clip_seconds(data.features[q.video], q.start, q.end, max_len) for q in questions]
-    scores = choice_scores(model, clips, [q.options for q in questions], tokenizer)
-    answers = torch.tensor([q.answer for q in questions])
-    return float((scores.argmax(1) == answers).float().mean()) if questions else 0.0
-
-
 @register_kind("video_mc")
 class VideoChoiceKind(VideoCLIPKind):
-    """Fine-tunes a VideoCLIP on world multiple-choice questions (the videos and features as ``videoclip``'s)."""
+    """Fine-tunes a VideoCLIP on multiple-choice questions about videos (the videos and features as
+    ``videoclip``'s)."""
+
+    examples = "video_questions"
 
     def load_data(self) -> None:
-        if self.cfg.data.kind != "world":
-            raise ConfigError(f"objective.kind video_mc asks the world's questions; data.kind {self.cfg.data.kind} has none")
         super().load_data()
-        d = self.cfg.data
-        self.questions = howto_questions(d.seed, "train", d.train_n)
+        self.questions = self.data.questions
+        if not self.questions:
+            raise ConfigError(f"objective.kind video_mc: data.kind {self.cfg.data.kind} gave no questions")
 
     def build_model(self) -> nn.Module:
         from ..weights import apply_state_dict, load_checkpoint
@@ -64,11 +55,3 @@ class VideoChoiceKind(VideoCLIPKind):
         positives = torch.zeros(len(qs), len(qs[0].options), dtype=torch.bool)
         positives[torch.arange(len(qs)), torch.tensor([q.answer for q in qs])] = True
         return {**out, "positives": positives}
-
-
-def evaluate_multiple_choice(kind: VideoCLIPKind, model: nn.Module, val: HowToFeatures) -> dict:
-    """Accuracy on the questions of the val videos ``val``, with chance (1 / options)."""
-    d = kind.cfg.data
-    questions = howto_questions(d.seed, "val", d.val_n)
-    return {"val_mc_accuracy": multiple_choice_accuracy(model, val, questions, kind.tokenizer),
-            "val_mc_questions": len(questions), "val_mc_chance": 1 / len(questions[0].options)}

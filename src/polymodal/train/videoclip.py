@@ -1,34 +1,36 @@
-"""``objective.kind videoclip``: VideoCLIP on the world's how-to videos — per-second features from a
-frozen image tower (``data.frame_tower``), (clip, text) pairs made ``data.pairs`` = naive or
-overlapped under narration shifted at ``data.shift_rate``, symmetric InfoNCE on the dot product.
+"""``objective.kind videoclip``: VideoCLIP on timed video text — per-second features of videos and
+the sentences said over them (the world's how-to videos, or a user's table and feature files),
+(clip, text) pairs made ``data.pairs`` = naive or overlapped, symmetric InfoNCE on the dot product.
 
 Evaluated on the val videos: text→video retrieval (each visible step's sentence against every
 step's clip at its *true* time, what was actually shown; R@1/5/10 and median rank next to chance and
-to the ceiling that repeated sentences leave), step localisation, and zero-shot multiple-choice QA.
+to the ceiling that repeated sentences leave), step localisation, and zero-shot multiple-choice QA
+where the examples have questions.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..devices import host_io
+from ..fileio import atomic_write
 from ..eval.metrics import retrieval_metrics
 from ..models.videoclip import VideoCLIP, VideoCLIPConfig, pad_clips, text_ids
 from ..objectives import Objective, VideoTextContrastive
 from ..registry import build, preset
 from ..tasks.embedder import Embedder
-from ..tasks.video_features import BACKBONE_FILE
+from ..tasks.video_qa import choice_scores
+from ..tasks.video_search import write_frame_tower
 from .config import ConfigError
 from .data import batch_indices, normalize
-from .howto_data import (HowToFeatures, clip_seconds, feature_cache_file, howto_batch, timed_text_features,
-                         video_embeddings, world_howto_features)
+from .howto_data import HowToFeatures, clip_seconds, howto_batch, video_embeddings
 from .kinds import TrainKind, register_kind
 from .retrieval_batches import Clusters, cluster_videos, neighbour_batch
 from .tokenizer import build_tokenizer, text_weights_folder
@@ -65,19 +67,13 @@ def start_from_bert(model: VideoCLIP, folder: str) -> None:
 
 @register_kind("videoclip")
 class VideoCLIPKind(TrainKind):
-    """VideoCLIP on world how-to videos."""
+    """VideoCLIP on timed video text."""
+
+    examples = "timed_video_text"
+    reads = ("tokenizer", "tokenizer_vocab", "context_length", "pairs", "batches", "clusters", "recluster_epochs")
 
     def load_data(self) -> None:
         cfg, d = self.cfg, self.cfg.data
-        if d.kind not in ("world", "csv"):
-            raise ConfigError(f"objective.kind videoclip reads world how-to videos or a csv of timed texts, not "
-                              f"data.kind {d.kind}")
-        if d.kind == "csv" and not (d.path and d.features):
-            raise ConfigError("objective.kind videoclip with data.kind csv needs data.path (a CSV / TSV / JSONL of "
-                              "video, start, end, text) and data.features (their per-second features, NAME.npy)")
-        if d.kind == "world" and not d.frame_tower:
-            raise ConfigError("objective.kind videoclip needs data.frame_tower: a saved CLIP or ImageBind folder "
-                              "(e.g. runs/pipeline/clip/model) whose image tower embeds the frames")
         saved = self.out / "tokenizer" if self.out is not None else None
         if not (cfg.model.text_weights or d.tokenizer or (saved is not None and saved.is_dir())):
             raise ConfigError("objective.kind videoclip needs a WordPiece tokenizer ([CLS], [SEP]): set "
@@ -85,33 +81,16 @@ class VideoCLIPKind(TrainKind):
         self.tokenizer = build_tokenizer(cfg, [], saved)
         if self.rank == 0 and saved is not None:
             self.tokenizer.save(saved)
-        if d.kind == "csv":
-            self.data = self.table(d.path, report=True)
-        else:
-            self.embed = frame_embedder(d.frame_tower)
-            self.data = self.world_videos("train", d.train_n)
+        self.data = self.load_examples("train")
+        if self.data.skipped and self.rank == 0 and self.out is not None:
+            (self.out / "skipped.txt").write_text("\n".join(self.data.skipped) + "\n")
+            warnings.warn(f"skipped {len(self.data.skipped)} row(s) of data.kind {d.kind}; see "
+                          f"{self.out / 'skipped.txt'}", stacklevel=3)
         self.rows_of_video = [[] for _ in self.data.features]
         for r, seg in enumerate(self.data.segments):
             self.rows_of_video[seg["video"]].append(r)
         self.rows_of_video = [np.array(r, dtype=np.int64) for r in self.rows_of_video]
         self.clusters: Clusters | None = None
-
-    def table(self, path: str, report: bool = False) -> HowToFeatures:
-        """A user's timed texts with their features; skipped rows listed in the run's skipped.txt."""
-        data, skipped = timed_text_features(path, self.cfg.data.features)
-        if skipped and report and self.rank == 0 and self.out is not None:
-            (self.out / "skipped.txt").write_text("\n".join(skipped) + "\n")
-            warnings.warn(f"skipped {len(skipped)} row(s) of {path}; see {self.out / 'skipped.txt'}", stacklevel=3)
-        if not data.segments:
-            raise ConfigError(f"{path}: no usable rows ({len(skipped)} skipped, e.g. {skipped[:1]})")
-        return data
-
-    def world_videos(self, split: str, n: int) -> HowToFeatures:
-        d = self.cfg.data
-        embed = getattr(self, "embed", None) or frame_embedder(d.frame_tower)
-        cache = (feature_cache_file(d.feature_cache, d.frame_tower, split, n, d.seed, d.image_size)
-                 if d.feature_cache else None)
-        return world_howto_features(split, n, d.seed, embed, d.shift_rate, d.image_size, cache)
 
     def build_model(self) -> nn.Module:
         config = preset(self.cfg.model.preset)
@@ -150,17 +129,13 @@ class VideoCLIPKind(TrainKind):
         else:
             rows, _ = batch_indices(step, t.batch_size, len(self.data.segments), t.seed)
         return howto_batch(self.data, rows, step, t.seed, d.pairs, self.tokenizer, self.max_video_len,
-                           self.rank, self.world)
+                           self.rank, self.world_size)
 
     def clusters_at(self, step: int) -> Clusters:
         """The video clusters made at ``step``: kept in memory, saved in the run folder so that a resumed
         run batches as the uninterrupted one did, and computed with the current model otherwise."""
         if self.clusters is not None and self.clusters.step == step:
             return self.clusters
-        from safetensors.torch import load_file, save_file
-
-        from ..weights.loading import atomic_write
-
         file = self.out / "clusters.safetensors" if self.out is not None else None
         if file is not None and file.is_file():
             saved = Clusters.from_tensors(load_file(str(file)))
@@ -179,31 +154,18 @@ class VideoCLIPKind(TrainKind):
         return self.clusters
 
     def evaluate(self, model: nn.Module) -> dict:
-        from .video_choice import evaluate_multiple_choice
-
-        d = self.cfg.data
-        if d.kind == "csv":  # the val table's rows: retrieval, and localisation of each video's rows
-            if not d.val_path:
-                return {}
-            val = self.table(d.val_path)
-            return {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
-                    **evaluate_localisation(model, val, self.tokenizer)}
-        val = self.world_videos("val", d.val_n)
-        return {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
-                **evaluate_localisation(model, val, self.tokenizer), **evaluate_multiple_choice(self, model, val)}
+        val = self.load_examples("val")
+        if val is None:
+            return {}
+        result = {**evaluate_retrieval(model, val, self.tokenizer, model.config.max_video_len),
+                  **evaluate_localisation(model, val, self.tokenizer)}
+        if val.questions:
+            result.update(evaluate_multiple_choice(model, val, self.tokenizer))
+        return result
 
     def save(self, folder: Path) -> None:
-        from ..world.howto import FPS
-        from ..tasks.video_search import write_frame_tower
-
-        d = self.cfg.data
-        if d.kind == "world":
-            write_frame_tower(folder, d.frame_tower, FPS)
-            return
-        made = Path(d.features) / BACKBONE_FILE  # written by polymodal video features
-        spec = json.loads(made.read_text()) if made.is_file() else {}
-        if spec.get("backbone") == "clip":  # an image tower: videos can be searched with the model alone
-            write_frame_tower(folder, spec["weights"], spec["fps"])
+        if self.data.frame_tower is not None:  # an image tower: videos can be searched with the model alone
+            write_frame_tower(folder, *self.data.frame_tower)
 
 
 @torch.no_grad()
@@ -242,3 +204,19 @@ def evaluate_localisation(model: VideoCLIP, val: HowToFeatures, tokenizer) -> di
         recall, base = localisation_recall(scores, [(s["true_start"], s["true_end"]) for s in steps])
         hits, chance, n = hits + recall * len(steps), chance + base * len(steps), n + len(steps)
     return {"val_localisation_recall": hits / max(n, 1), "val_localisation_chance": chance / max(n, 1)}
+
+
+def multiple_choice_accuracy(model, data: HowToFeatures, questions: list, tokenizer) -> float:
+    """The share of ``questions`` (each with ``video``, ``start``, ``end``, ``options``, ``answer``)
+    whose right option scores highest against its clip (the true span)."""
+    max_len = model.config.max_video_len
+    clips = [clip_seconds(data.features[q.video], q.start, q.end, max_len) for q in questions]
+    scores = choice_scores(model, clips, [q.options for q in questions], tokenizer)
+    answers = torch.tensor([q.answer for q in questions])
+    return float((scores.argmax(1) == answers).float().mean()) if questions else 0.0
+
+
+def evaluate_multiple_choice(model: nn.Module, val: HowToFeatures, tokenizer) -> dict:
+    """Accuracy on the questions of the val videos ``val``, with chance (1 / options)."""
+    return {"val_mc_accuracy": multiple_choice_accuracy(model, val, val.questions, tokenizer),
+            "val_mc_questions": len(val.questions), "val_mc_chance": 1 / len(val.questions[0].options)}

@@ -1,10 +1,9 @@
-"""VQA fine-tuning on the world: a region model (VisualBERT; from a pretraining run or from its
+"""VQA fine-tuning: a region model (VisualBERT; from a pretraining run or from its
 text weights) with an answer head, soft-score BCE, and evaluation by VQA accuracy next to the
 baselines that tell whether the image was used."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,14 +15,10 @@ from ..eval.metrics import vqa_score
 from ..models.region_vqa import RegionVQA, RegionVQAConfig
 from ..objectives import Objective, SoftScoreBCE
 from ..registry import build
-from ..tasks.region_extractor import RegionExtractor
-from .config import RunConfig
+from ..tasks.vqa import load_answers, save_answers
 from .kinds import register_kind
-from .region_data import RegionQuestions, question_rows, vqa_batch, world_region_questions
+from .region_data import RegionQuestions, question_rows, vqa_batch
 from .region_kinds import RegionKind, keep_inputs, start_trunk
-
-ANSWERS_FILE = "answers.json"
-
 
 def build_vqa_model(trunk: nn.Module, answers: list[str], init_from: str | None = None) -> RegionVQA:
     """A :class:`RegionVQA` around ``trunk``'s architecture, its trunk weights from ``init_from`` (a
@@ -39,12 +34,13 @@ def answers_of(data: RegionQuestions) -> list[str]:
 
 @register_kind("vqa")
 class VQAKind(RegionKind):
-    """Questions about world scenes answered from their regions: an answer head, soft-score BCE."""
+    """Questions about pictures answered from their regions: an answer head, soft-score BCE."""
+
+    examples = "region_questions"
 
     def load_data(self) -> None:
         self.load_tokenizer()
-        d = self.cfg.data
-        self.data = world_region_questions("train", d.train_n, d.seed, d.image_size, self.extractor, self.tokenizer)
+        self.data = self.load_examples("train")
         self.answers = answers_of(self.data)
         self.targets = soft_targets(self.data.answers, self.answers)
 
@@ -56,11 +52,12 @@ class VQAKind(RegionKind):
 
     def batch(self, step: int) -> dict:
         t = self.cfg.train
-        b = vqa_batch(self.data, self.targets, step, t.batch_size, t.seed, self.rank, self.world)
+        b = vqa_batch(self.data, self.targets, step, t.batch_size, t.seed, self.rank, self.world_size)
         return keep_inputs(b, self.cfg.objective.inputs)
 
     def evaluate(self, model: nn.Module) -> dict:
-        return evaluate_vqa(model, self.cfg, self.extractor, self.tokenizer, self.answers, getattr(self, "data", None))
+        return evaluate_vqa(model, self.load_examples("val"), self.answers, self.cfg.objective.inputs,
+                            getattr(self, "data", None))
 
     def save(self, folder: Path) -> None:
         super().save(folder)
@@ -107,13 +104,10 @@ def prior_baselines(train: RegionQuestions, val: RegionQuestions) -> dict:
 
 
 @torch.no_grad()
-def evaluate_vqa(model: RegionVQA, cfg: RunConfig, extractor: RegionExtractor, tokenizer, answers: list[str],
+def evaluate_vqa(model: RegionVQA, val: RegionQuestions, answers: list[str], inputs: str = "both",
                  train: RegionQuestions | None = None) -> dict:
-    """On ``val_n`` world val scenes (4 questions each): VQA accuracy overall and per type, the same
-    model with every region masked out, and (given the training questions) the answer priors."""
-    d = cfg.data
-    val = world_region_questions("val", d.val_n, d.seed, d.image_size, extractor, tokenizer)
-    inputs = cfg.objective.inputs
+    """On the validation questions: VQA accuracy overall and per type, the same model with every
+    region masked out, and (given the training questions) the answer priors."""
     result = {f"val_{k}": v for k, v in score(predict(model, val, answers, inputs=inputs), val).items()}
     if inputs != "text":
         result["val_accuracy_without_regions"] = score(predict(model, val, answers, inputs="text"), val)["accuracy"]
@@ -121,17 +115,3 @@ def evaluate_vqa(model: RegionVQA, cfg: RunConfig, extractor: RegionExtractor, t
         result.update({f"val_{k}": v for k, v in prior_baselines(train, val).items()})
     result["val_questions"] = len(val)
     return result
-
-
-def save_answers(folder: Path, answers: list[str]) -> None:
-    (Path(folder) / ANSWERS_FILE).write_text(json.dumps(answers, indent=0))
-
-
-def load_answers(folder: Path) -> list[str]:
-    path = Path(folder) / ANSWERS_FILE
-    if not path.is_file():
-        raise ValueError(f"{folder} has no {ANSWERS_FILE}: not a VQA model folder (train one with objective.kind vqa)")
-    answers = json.loads(path.read_text())
-    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-        raise ValueError(f"{path}: expected a JSON list of answer strings")
-    return answers

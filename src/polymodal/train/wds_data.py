@@ -3,7 +3,7 @@ workers without duplicates, in an order that is a pure function of (seed, step) 
 run sees exactly the batches an uninterrupted one would.
 
 Layout of an epoch. The shard list is shuffled with (seed, epoch); stream ``r·W + w`` of the
-``world·W`` streams (rank r, worker w) reads every ``world·W``-th shard of it, passes its samples
+``world_size·W`` streams (rank r, worker w) reads every ``world_size·W``-th shard of it, passes its samples
 through a seeded shuffle buffer and cuts them into per-rank batches. Every stream stops after the
 same number of batches (the fewest any stream can fill), so ranks take the same number of steps;
 the DataLoader takes batches from its workers round-robin, so batch k of an epoch on a rank comes
@@ -133,7 +133,7 @@ class StreamPlan:
     shards: list[Path]
     sizes: list[int]
     batch: int  # per-rank batch
-    world: int
+    world_size: int
     workers: int  # DataLoader workers per rank (0: the main process reads, as one stream)
     seed: int
     buffer: int  # shuffle buffer, in samples
@@ -145,15 +145,15 @@ class StreamPlan:
     def stream_shards(self, epoch: int, rank: int, worker: int) -> list[int]:
         order = list(range(len(self.shards)))
         random.Random(_seed(self.seed, "shards", epoch)).shuffle(order)
-        return order[rank * self.per_rank + worker::self.world * self.per_rank]
+        return order[rank * self.per_rank + worker::self.world_size * self.per_rank]
 
     def batches_per_stream(self, epoch: int) -> int:
         """The fewest batches any stream of ``epoch`` fills: every stream gives that many."""
         n = min(sum(self.sizes[i] for i in self.stream_shards(epoch, r, w)) // self.batch
-                for r in range(self.world) for w in range(self.per_rank))
+                for r in range(self.world_size) for w in range(self.per_rank))
         if n == 0:
             raise ConfigError(f"{len(self.shards)} shard(s) ({sum(self.sizes)} samples) cannot give each of the "
-                              f"{self.world * self.per_rank} streams (processes × workers) a batch of {self.batch} "
+                              f"{self.world_size * self.per_rank} streams (processes × workers) a batch of {self.batch} "
                               f"in epoch {epoch}: use fewer workers or processes, a smaller batch or more shards")
         return n
 

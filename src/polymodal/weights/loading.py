@@ -10,8 +10,6 @@ Entry points:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .files import CheckpointError, find_weights_file, read_state_dict
+from ..fileio import atomic_write
 from .layout import Layout, find_layout
 from .ours import FORMAT
 
@@ -164,31 +163,6 @@ def save(model: nn.Module, folder: str | Path, processor=None) -> Path:
     if processor is not None:
         processor.save(folder)
     return folder
-
-
-def atomic_write(target: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``target``, fsync it, rename it over
-    ``target`` and fsync the folder: after a crash, ``target`` is the old file or the whole new one."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        fsync_path(tmp)
-        os.replace(tmp, target)
-        fsync_path(target.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def fsync_path(path: str | Path) -> None:
-    """Flush a file's (or a folder's entries') data to the disk."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def describe(path: str | Path) -> dict:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..data.documents import docvqa_json, from_world
-from .documents import funsd, render_document
+from ..data.documents import docvqa_json
+from .documents import from_world, funsd, render_document
 
 
 def write_documents(out: str | Path, split: str = "test", n: int = 20, seed: int = 0, pdf: bool = False) -> Path:

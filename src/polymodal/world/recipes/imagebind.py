@@ -30,7 +30,6 @@ from ...weights import load_checkpoint, save
 from ...train.binding import fresh_encoder, freeze, train_encoder
 from ...train.config import BindConfig, ConfigError, load_config
 from . import binding_eval as ev
-from .world_clip import evaluate_for
 from .binding_data import SENSORS, BindingData, embed_texts, prepare
 
 # The zero-shot task each sensor is judged on for the ≥ 0.8 × supervised target (others are reported).
@@ -55,7 +54,7 @@ def stage_one(cfg: BindConfig, report: Callable[[str], None]) -> Path:
         return folder
     report(f"stage 1: training the CLIP recipe {cfg.stage1.config} → {clip_cfg.train.out}")
     run(clip_cfg, progress=lambda r: report(f"stage 1 step {r['step']}/{clip_cfg.train.steps} loss {r['loss']:.3f}")
-        if r["step"] % 100 == 0 else None, evaluate_fn=evaluate_for(clip_cfg))
+        if r["step"] % 100 == 0 else None)
     return folder
 
 

@@ -41,8 +41,7 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
     from ...train.config import BindConfig, StageOneConfig, load_config
     from ...train.trainer import run
     from .imagebind import run_recipe
-    from .world_clip import evaluate_for
-
+    
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -55,7 +54,7 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
         f"train.out={out / 'clip'}"])
     report(f"[1/5] stage 1: CLIP on {s.clip_scenes} world scenes, {s.clip_steps} steps (frozen MiniLM text)")
     clip_eval = run(clip_cfg, progress=lambda r: report(f"  step {r['step']} loss {r['loss']:.3f}")
-                    if r["step"] % 50 == 0 else None, evaluate_fn=evaluate_for(clip_cfg))
+                    if r["step"] % 50 == 0 else None)
     report(f"  text→image R@1 {clip_eval['text_to_image_R@1']:.3f} R@5 {clip_eval['text_to_image_R@5']:.3f}")
     report(f"[2/5] stage 2: binding audio, depth, thermal, IMU to the image space ({s.bind_scenes} scenes)")
     bind_cfg = load_config(None, [f"train_n={s.bind_scenes}", f"test_n={s.bind_test}", f"train.steps={s.bind_steps}",

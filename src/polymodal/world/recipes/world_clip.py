@@ -8,22 +8,17 @@ import torch
 import torch.nn.functional as F
 
 from ..captions import captions
+from ..pictures import world_captions
 from ..scene import COLOURS, HELD_OUT, SHAPES, sample_scene
 from ...eval.metrics import accuracy, retrieval_metrics
 from ...modalities.text import TextTokenizer
 from ...models.clip import CLIP
 from ...train.config import RunConfig
-from ...train.data import world_captions
 from ...tasks.embedder import Embedder
-from ...train.trainer import embed_pairs
+from ...train.picture_kinds import embed_pairs
 from .caption_ceiling import recall_at_1_ceiling
 
 TEMPLATES = ("a {} {}.", "a photo of a {} {}.", "an image of a {} {}.")
-
-
-def evaluate_for(cfg: RunConfig):
-    """The evaluation a run of ``cfg`` reports: this one on world data, else the library's."""
-    return evaluate if cfg.data.kind == "world" and cfg.objective.kind == "contrastive" else None
 
 
 @torch.no_grad()

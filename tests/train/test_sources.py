@@ -1,0 +1,92 @@
+"""Data sources: ``data.kind`` names a registered source; a kind gets its examples from it without
+knowing which; a setting nobody reads, a kind no source can feed and an unknown source are named."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from polymodal.train import sources
+from polymodal.train.config import ConfigError, load_config
+from polymodal.train.examples import CaptionPairs
+from polymodal.train.kinds import kind_names, make_kind
+from polymodal.train.sources import Source, register_source, source_names
+from polymodal.train.trainer import Trainer
+
+CONFIGS = sorted(Path("configs").glob("*.yaml"))
+TINY_CSV = ["model.preset=clip-tiny", "data.image_size=32", "data.tokenizer_vocab=300", "data.context_length=64",
+            "train.batch_size=8", "train.steps=2", "train.threads=1", "optim.warmup_steps=1"]
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.name != "imagebind-world.yaml"], ids=lambda c: c.name)
+def test_every_shipped_config_names_a_source_that_reads_all_its_settings(config):
+    kind = make_kind(load_config(config))
+    assert kind.source.name == "world" and kind.examples == kind.source.examples
+
+
+def test_a_setting_the_source_does_not_read_is_named():
+    # The world generates its scenes: a questions file given to it would be ignored without a word.
+    with pytest.raises(ConfigError, match=r"data.path: not read by data.kind world with objective.kind vqa"):
+        make_kind(load_config(Path("configs/vqa-world.yaml"), ["data.path=questions.json"]))
+    with pytest.raises(ConfigError, match=r"data.frame_tower: not read by data.kind csv"):
+        make_kind(load_config(None, ["data.kind=csv", "data.path=pairs.csv", "data.frame_tower=runs/clip"]))
+    # Named even at its default value: the user said it, so someone must read it.
+    with pytest.raises(ConfigError, match=r"data.train_n: not read by data.kind csv"):
+        make_kind(load_config(None, ["data.kind=csv", "data.path=pairs.csv", "data.train_n=20000"]))
+    make_kind(load_config(None, ["data.kind=csv", "data.path=pairs.csv", "data.image_key=file"]))  # read: fine
+
+
+def test_a_kind_no_source_feeds_lists_those_that_can():
+    with pytest.raises(ConfigError, match=r"objective.kind vqa needs region questions: data.kind 'csv' gives "
+                                          r"caption pairs, timed video text; sources that give them: world"):
+        make_kind(load_config(Path("configs/vqa-world.yaml"), ["data.kind=csv", "data.train_n=20000"]))
+    with pytest.raises(ConfigError, match=r"data.kind 'parquet' is not a registered source \(csv, wds, .*world"):
+        make_kind(load_config(None, ["data.kind=parquet"]))
+
+
+def test_a_new_source_is_one_registration_and_the_kind_trains_on_it(tmp_path):
+    def pictures(kind, split):
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g)
+        return CaptionPairs(images, [[f"picture number {i}"] for i in range(16)])
+
+    register_source(Source("memory", "caption_pairs", pictures, ("image_size",)))
+    try:
+        trainer = Trainer(load_config(None, [*TINY_CSV, "data.kind=memory", f"train.out={tmp_path}"]))
+        assert len(trainer.train()) == 2 and trainer.kind.data.images.shape == (16, 3, 32, 32)
+        result = trainer.kind.evaluate(trainer.model)  # retrieval on the source's validation pairs
+        assert 0 <= result["text_to_image_R@1"] <= 1
+        with pytest.raises(ValueError, match="registered twice"):
+            register_source(Source("memory", "caption_pairs", lambda kind, split: None))
+    finally:
+        sources._SOURCES.pop(("memory", "caption_pairs"))
+
+
+def test_a_user_table_and_the_world_feed_the_same_kind(tmp_path):
+    rows = ["filepath\tcaption"]
+    for i in range(10):
+        Image.new("RGB", (40, 30), (25 * i, 100, 200 - 10 * i)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png\ta colour {i}")
+    (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    user = Trainer(load_config(None, [*TINY_CSV, "data.kind=csv", f"data.path={tmp_path / 'pairs.tsv'}",
+                                      f"train.out={tmp_path / 'csv'}"]))
+    world = Trainer(load_config(None, [*TINY_CSV, "data.train_n=16", "data.val_n=8", f"train.out={tmp_path / 'w'}"]))
+    assert type(user.kind) is type(world.kind) and user.kind.source.name == "csv" and world.kind.source.name == "world"
+    assert user.kind.data.images.shape == (10, 3, 32, 32) and world.kind.data.images.shape == (16, 3, 32, 32)
+    assert user.kind.evaluate(user.model) == {}  # no data.val_path: no validation pairs, no metrics
+
+
+def test_every_kind_has_a_source_and_the_world_joins_through_its_entry_point():
+    from polymodal.train.kinds import _KINDS
+
+    for name in kind_names():
+        assert sources.sources_giving(_KINDS[name].examples), name
+    assert "world" in source_names()
+    # The library finds the world through the polymodal.sources entry point, never by importing it.
+    code = ("import sys, polymodal.train.trainer, polymodal.tasks, polymodal.search.ingest; "
+            "print(sorted(m for m in sys.modules if m.startswith('polymodal.world')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
