@@ -111,14 +111,16 @@ def test_keep_inputs_removes_one_side_for_both_families():
 
 def test_world_task_data(tower, tokenizer):
     extractor = region_extractor(str(tower))
-    data, labels, kinds = world_consistency("val", 40, 0, 64, extractor, tokenizer)
+    statements = world_consistency("val", 40, 0, 64, extractor, tokenizer)
+    data, labels, kinds = statements.texts, statements.labels, statements.kinds
     assert len(data) == 40 and set(labels.tolist()) == {0, 1} and set(kinds) <= {"colour", "count", "relation"}
     assert 0.3 < labels.float().mean() < 0.7  # balanced: the statement alone is at chance
-    refs, target, positives = world_refexps("val", 20, 0, 64, extractor, tokenizer)
+    references = world_refexps("val", 20, 0, 64, extractor, tokenizer)
+    refs, target, positives = references.texts, references.target, references.positives
     assert len(refs) == len(target) == len(positives) > 20  # several expressions per scene
     assert bool(positives.any(1).all())  # true boxes: the object's own region is always there (IoU 1)
     assert not positives[:, 0].any()  # the whole image is never the object
-    _, _, noisy = world_refexps("val", 20, 0, 64, extractor, tokenizer, boxes="detector")
+    noisy = world_refexps("val", 20, 0, 64, extractor, tokenizer, boxes="detector").positives
     assert noisy.shape[1] == positives.shape[1] + 1 and noisy.any(1).float().mean() < 1.0  # a detector misses some
     items = world_vcr("val", 6, 0, 64, extractor, tokenizer)
     assert len(items.texts) == 48 and items.texts.scene_of.tolist()[:9] == [0] * 8 + [1]

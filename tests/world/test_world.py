@@ -35,7 +35,7 @@ def test_samples_are_identical_across_processes_and_call_order():
     order = list(range(40))
     here = _digest("val", order)
     random.Random(1).shuffle(order)
-    code = ("import json, sys; sys.path.insert(0, 'tests/data'); from test_world import _digest; "
+    code = ("import json, sys; sys.path.insert(0, 'tests/world'); from test_world import _digest; "
             f"print(json.dumps(_digest('val', {order})))")
     other = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert {int(k): v for k, v in other.items()} == here

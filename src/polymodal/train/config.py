@@ -244,9 +244,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
     raw = _merge(raw, parse_overrides(overrides or []))
     try:
-        cfg = _build(cls, raw, "")
+        return _build(cls, raw, "")
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
-    if isinstance(cfg, RunConfig):  # the data.* settings given, even at their defaults, must be read by someone
-        cfg.data.given = frozenset(raw.get("data") or {})
-    return cfg

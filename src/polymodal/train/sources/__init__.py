@@ -77,12 +77,12 @@ def _load_builtin() -> None:
 def source_names() -> tuple[str, ...]:
     """Every registered ``data.kind``."""
     _load_builtin()
-    return tuple(dict.fromkeys(name for name, _ in _SOURCES))
+    return tuple(sorted({name for name, _ in _SOURCES}))
 
 
 def sources_giving(examples: str) -> tuple[str, ...]:
     _load_builtin()
-    return tuple(name for name, ex in _SOURCES if ex == examples)
+    return tuple(sorted(name for name, ex in _SOURCES if ex == examples))
 
 
 def find_source(name: str, examples: str, kind_name: str) -> Source:
@@ -97,18 +97,17 @@ def find_source(name: str, examples: str, kind_name: str) -> Source:
         raise ConfigError(f"objective.kind {kind_name} needs {examples.replace('_', ' ')}, which no registered "
                           f"source gives")
     known = source_names()
-    what = (f"data.kind {name!r} gives {', '.join(ex for n, ex in _SOURCES if n == name).replace('_', ' ')}"
+    what = (f"data.kind {name!r} gives {', '.join(sorted(ex for n, ex in _SOURCES if n == name)).replace('_', ' ')}"
             if name in known else f"data.kind {name!r} is not a registered source ({', '.join(known)})")
     raise ConfigError(f"objective.kind {kind_name} needs {examples.replace('_', ' ')}: {what}; "
                       f"sources that give them: {', '.join(able)}")
 
 
 def given_settings(data: DataConfig) -> set[str]:
-    """The ``data.*`` settings a run gives: those its config file or overrides named, and any whose
-    value differs from the default."""
+    """The ``data.*`` settings a run sets: those whose value is not the default (a saved run's full
+    config names every setting, so naming one at its default value says nothing)."""
     defaults = DataConfig()
-    changed = {f.name for f in dataclasses.fields(DataConfig) if getattr(data, f.name) != getattr(defaults, f.name)}
-    return changed | set(getattr(data, "given", ()) or ())
+    return {f.name for f in dataclasses.fields(DataConfig) if getattr(data, f.name) != getattr(defaults, f.name)}
 
 
 def check_settings(data: DataConfig, source: Source, kind_reads: tuple[str, ...], kind_name: str) -> None:

@@ -1,0 +1,5 @@
+"""``python -m polymodal.cli``: the same as ``polymodal``."""
+
+from . import app
+
+app()

@@ -1,0 +1,199 @@
+"""``polymodal doc ocr | extract | ask | classify``: pages read, key–values drawn, questions answered, classes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import console, err, fail
+
+
+doc_app = typer.Typer(no_args_is_help=True, help="Documents: OCR, key–value extraction, questions, classes (LayoutLM).")
+
+
+def _doc_pages(file: Path, engine: str, lang: str, psm: int, dpi: float):
+    from ..documents import ocr_engine, read_document
+
+    return read_document(file, ocr=ocr_engine(engine, **_ocr_options(lang, psm)), dpi=dpi)
+
+
+def _ocr_options(lang: str, psm: int) -> dict:
+    """The Tesseract options the user changed from their defaults (another engine refuses them by name)."""
+    return {name: value for name, value, default in (("lang", lang, "eng"), ("psm", psm, 3)) if value != default}
+
+
+OCR_OPTION = Annotated[str, typer.Option("--ocr", help="OCR engine for pages without a text layer: tesseract or rapidocr")]
+
+
+LANG_OPTION = Annotated[str, typer.Option(help="Tesseract language(s)")]
+
+
+PSM_OPTION = Annotated[int, typer.Option(help="Tesseract page-segmentation mode")]
+
+
+DPI_OPTION = Annotated[float, typer.Option(help="PDF rendering resolution")]
+
+
+def _document_model(folder: Path, task: str):
+    from ..tasks.documents import DocumentModel
+
+    try:
+        model = DocumentModel.from_folder(folder)
+        model.require(task)
+    except (FileNotFoundError, TypeError, ValueError) as e:
+        fail(str(e))
+    return model
+
+
+@doc_app.command("ocr")
+def doc_ocr_cmd(
+    files: Annotated[list[Path], typer.Argument(help="PDFs or page images (PNG, JPEG, multi-page TIFF)")],
+    out: Annotated[Optional[Path], typer.Option(help="a .json file (one input) or a folder (NAME.json per input); "
+                                                      "default: print JSON")] = None,
+    engine: Annotated[str, typer.Option("--ocr", help="OCR engine: tesseract or rapidocr")] = "tesseract",
+    lang: Annotated[str, typer.Option(help="Tesseract language(s), e.g. eng or eng+deu")] = "eng",
+    psm: Annotated[int, typer.Option(help="Tesseract page-segmentation mode (3 automatic, 6 one block, 11 sparse)")] = 3,
+    dpi: Annotated[float, typer.Option(help="PDF rendering resolution")] = 150,
+    text_layer: Annotated[bool, typer.Option(help="use a PDF page's own text when it has some")] = True,
+    max_pages: Annotated[int, typer.Option(help="pages read per file")] = 200,
+) -> None:
+    """Words, boxes (pixels of the page at --dpi), confidences, line and block ids, per page. A bad
+    file is reported and the others are still read."""
+    from ..documents import DocumentReadError, OCRError, ocr_engine, read_document
+
+    if not 36 <= dpi <= 600 or max_pages < 1:
+        fail("--dpi must be 36–600 and --max-pages ≥ 1")
+    if out is not None and len(files) > 1 and out.suffix == ".json":
+        fail(f"{len(files)} inputs: --out must be a folder, not {out}")
+    try:
+        ocr = ocr_engine(engine, **_ocr_options(lang, psm))
+    except (OCRError, ValueError) as e:
+        fail(str(e))
+    failed = 0
+    for file in files:
+        try:
+            pages = read_document(file, ocr=ocr, dpi=dpi, max_pages=max_pages, text_layer=text_layer)
+        except (DocumentReadError, OCRError) as e:
+            err.print(f"[red]skipped[/red] {e}", highlight=False)
+            failed += 1
+            continue
+        result = json.dumps({"file": str(file), "pages": [p.to_json() for p in pages]}, ensure_ascii=False)
+        if out is None:
+            print(result)
+            continue
+        target = out if out.suffix == ".json" else out / f"{file.stem}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result)
+        words = sum(len(p.words) for p in pages)
+        console.print(f"{file}: {len(pages)} page(s), {words} words → {target}", highlight=False)
+    if failed == len(files):
+        raise typer.Exit(1)
+
+
+@doc_app.command("extract")
+def doc_extract_cmd(
+    model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_entities")],
+    file: Annotated[Path, typer.Argument(help="a PDF or page image")],
+    out: Annotated[Optional[Path], typer.Option(help="write the JSON here (default: print it)")] = None,
+    draw: Annotated[Optional[Path], typer.Option(help="PNG with the entities and links over the page "
+                                                       "(NAME-pN.png per page for several pages)")] = None,
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+) -> None:
+    """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
+    entity (header / question / answer) with the links the model found."""
+    from ..documents import DocumentReadError, OCRError
+    from ..documents.draw import draw_entities
+    from ..tasks.documents import DocumentPage
+
+    doc_model = _document_model(model, "entities")
+    try:
+        pages = _doc_pages(file, engine, lang, psm, dpi)
+    except (DocumentReadError, OCRError, ValueError) as e:
+        fail(str(e))
+    result = {"file": str(file), "pages": []}
+    for page in pages:
+        found = doc_model.extract(DocumentPage.of(page))
+        by_id = {e["id"]: e for e in found["entities"]}
+        fields = [{"key": by_id[link["question"]]["text"], "value": by_id[link["answer"]]["text"],
+                   "key_box": by_id[link["question"]]["box"], "value_box": by_id[link["answer"]]["box"],
+                   "confidence": round(link["score"] * min(by_id[link["question"]]["confidence"],
+                                                           by_id[link["answer"]]["confidence"]), 4)}
+                  for link in found["links"]]
+        result["pages"].append({"page": page.number, "width": page.width, "height": page.height, "source": page.source,
+                                "fields": fields, "entities": found["entities"], "links": found["links"]})
+        if draw is not None:
+            target = draw if len(pages) == 1 else draw.with_name(f"{draw.stem}-p{page.number}{draw.suffix or '.png'}")
+            draw_entities(page.image, found["entities"], found["links"], target)
+    text = json.dumps(result, ensure_ascii=False, indent=1)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text)
+        console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {out}", highlight=False)
+
+
+@doc_app.command("ask")
+def doc_ask_cmd(
+    model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_qa")],
+    file: Annotated[Path, typer.Argument(help="a PDF or page image")],
+    question: Annotated[str, typer.Argument(help='e.g. "what is the total?"')],
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+) -> None:
+    """The answer (words of the page), its score and where it is: page and pixel box (JSON)."""
+    from ..documents import DocumentReadError, OCRError
+    from ..tasks.documents import DocumentPage
+
+    doc_model = _document_model(model, "qa")
+    if not question.strip():
+        fail("the question is empty")
+    try:
+        pages = _doc_pages(file, engine, lang, psm, dpi)
+    except (DocumentReadError, OCRError, ValueError) as e:
+        fail(str(e))
+    answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number} for p in pages]
+    best = max(answers, key=lambda a: a["score"])
+    print(json.dumps({"file": str(file), "question": question, **best}, ensure_ascii=False))
+
+
+@doc_app.command("classify")
+def doc_classify_cmd(
+    model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_classify")],
+    inputs: Annotated[list[Path], typer.Argument(help="folders (searched recursively) or files")],
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+) -> None:
+    """One line per file: path, class, score (class probabilities averaged over its pages). A bad
+    file gets an error line and the others go on."""
+    from ..documents import DocumentReadError, OCRError
+    from ..documents.reader import IMAGE_SUFFIXES
+    from ..tasks.documents import DocumentPage
+
+    doc_model = _document_model(model, "classify")
+    files = []
+    for item in inputs:
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf"))
+        elif item.is_file():
+            files.append(item)
+        else:
+            fail(f"{item}: no such file or folder")
+    if not files:
+        fail("no PDFs or images found")
+    failed = 0
+    for file in files:
+        try:
+            pages = _doc_pages(file, engine, lang, psm, dpi)
+        except (DocumentReadError, OCRError) as e:
+            err.print(f"[red]skipped[/red] {e}", highlight=False)
+            failed += 1
+            continue
+        scores = {}
+        for p in pages:
+            for c, v in doc_model.classify(DocumentPage.of(p))["scores"].items():
+                scores[c] = scores.get(c, 0.0) + v / len(pages)
+        best = max(scores, key=scores.get)
+        print(f"{file}\t{best}\t{scores[best]:.3f}")
+    if failed == len(files):
+        raise typer.Exit(1)

@@ -1,0 +1,127 @@
+"""``polymodal regions | vqa | attention``: a picture's region features, questions about it, word × region attention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .app import app, console, err, fail, load_encoder, read_boxes
+
+
+@app.command()
+def regions(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    boxes: Annotated[Path, typer.Option(help='JSON: {"image file name": [[x0, y0, x1, y1], ...], ...} in pixels')],
+    checkpoint: Annotated[Path, typer.Option(help="a model folder whose image tower reads the regions (CLIP or ImageBind)")],
+    out: Annotated[Path, typer.Option(help="folder for one NAME.npz per image (boxes, features, image_w, image_h)")],
+) -> None:
+    """Region features without a detector: RoI-align over the image tower's patch grid for each box.
+    Writes what ``polymodal.data.regions.read_npz`` reads; bad images or boxes are reported, the rest
+    are written, and the exit code is 1 if any failed."""
+    import numpy as np
+    import torch
+
+    from ..modalities.image import ImageReadError, load_image
+    from ..tasks.region_extractor import RegionExtractor
+
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
+    try:
+        table = json.loads(boxes.read_text())
+        if not isinstance(table, dict):
+            raise ValueError("expected an object mapping image file names to lists of boxes")
+    except (OSError, ValueError) as e:
+        fail(f"{boxes}: {e}")
+    encoder = load_encoder(checkpoint, device="cpu")  # the extractor reads the tower's patch grid on the CPU
+    tower = encoder.model.visual if hasattr(encoder.model, "visual") else encoder.model.encoders["image"]
+    extractor = RegionExtractor(tower, encoder.transform)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, written = [], 0
+    for path in images:
+        try:
+            if path.name not in table:
+                raise ValueError(f"no boxes for {path.name} in {boxes}")
+            box = torch.tensor(table[path.name], dtype=torch.float32)
+            r = extractor(load_image(path), box.reshape(-1, 4) if box.numel() else box)
+            np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),
+                     image_w=r.image_w, image_h=r.image_h)
+            written += 1
+        except (ImageReadError, OSError, ValueError, TypeError, RuntimeError) as e:
+            failed.append(f"{path}: {e}")
+    console.print(f"wrote region features of {written} image(s) to {out}")
+    for line in failed:
+        err.print(f"[red]failed:[/red] {line}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def vqa(
+    model: Annotated[Path, typer.Argument(help="a VQA model folder (train.out/model of an objective.kind=vqa run)")],
+    image: Annotated[Path, typer.Argument(help="the picture")],
+    question: Annotated[str, typer.Argument(help='e.g. "what colour is the square?"')],
+    boxes: Annotated[Optional[Path], typer.Option(help="JSON list of [x0, y0, x1, y1] pixel boxes (default: a 2 × 2 grid)")] = None,
+    region_tower: Annotated[Optional[Path], typer.Option(help="the image tower that read the training regions "
+                                                               "(default: the one the folder records)")] = None,
+    k: Annotated[int, typer.Option("-k", help="answers to show")] = 5,
+) -> None:
+    """Answer a question about a picture: the top answers with their scores."""
+    from ..modalities.image import ImageReadError, load_image
+    from ..modalities.text import TruncationError
+    from ..tasks.vqa import VQAPredictor
+    from ..weights import CheckpointError
+
+    try:
+        chosen = read_boxes(boxes)
+        predictor = VQAPredictor(model, region_tower)
+        answers = predictor(load_image(image), question, chosen, k)
+    except TruncationError as e:
+        fail(f"the question is too long for this model: {e}")
+    except (ImageReadError, CheckpointError, ValueError, OSError) as e:
+        fail(str(e))
+    table = Table("rank", "answer", "score")
+    for rank, (answer, score) in enumerate(answers, 1):
+        table.add_row(str(rank), answer, f"{score:.3f}")
+    console.print(table)
+
+
+@app.command()
+def attention(
+    model: Annotated[Path, typer.Argument(help="a VisualBERT model folder (a pretraining or VQA run's model)")],
+    image: Annotated[Path, typer.Argument(help="the picture")],
+    text: Annotated[str, typer.Argument(help='e.g. "a red circle left of a star"')],
+    out: Annotated[Path, typer.Option(help="the PNG to write")] = Path("attention.png"),
+    boxes: Annotated[Optional[Path], typer.Option(help="JSON list of [x0, y0, x1, y1] pixel boxes (default: a 2 × 2 grid)")] = None,
+    region_tower: Annotated[Optional[Path], typer.Option(help="the image tower that read the training regions "
+                                                               "(default: the one the folder records)")] = None,
+) -> None:
+    """Draw how each word attends to each region, per layer and head (word × region heat maps)."""
+    from ..modalities.image import ImageReadError, load_image
+    from ..modalities.text import TruncationError, load_tokenizer
+    from ..tasks.grounding import plot_word_region, word_region_map
+    from ..tasks.vqa import picture_regions
+    from ..tasks.region_tower import load_region_tower
+    from ..tasks.region_tower import region_extractor
+    from ..weights import CheckpointError, load_checkpoint
+
+    try:
+        net = load_checkpoint(model)
+        net = getattr(net, "trunk", net).eval()
+        if not hasattr(net, "forward_features") or not hasattr(net, "region_stem") or hasattr(net, "image_pooler"):
+            raise ValueError(f"{model} holds a {type(net).__name__}; word × region maps need a single-stream "
+                             "region model (VisualBERT)")
+        tokenizer = load_tokenizer(model)
+        extractor = region_extractor(str(region_tower or load_region_tower(model)["tower"]))
+        regions = picture_regions(extractor, load_image(image), read_boxes(boxes))
+        words, att = word_region_map(net, tokenizer, regions, text)
+    except TruncationError as e:
+        fail(f"the text is too long for this model: {e}")
+    except (ImageReadError, CheckpointError, ValueError, OSError) as e:
+        fail(str(e))
+    plot_word_region(words, att, out, f"{image.name}: {text}")
+    console.print(f"wrote {out} ({att.shape[0]} layers × {att.shape[1]} heads, {len(words)} tokens × "
+                  f"{att.shape[-1]} regions)", highlight=False)
