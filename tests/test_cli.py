@@ -48,11 +48,13 @@ def images(tmp_path):
     return paths, bad
 
 
+@pytest.mark.slow
 def test_models_lists_presets_with_parameter_counts():
     out = run("models", check_rc=0).stdout
     assert "clip-vit-b-32" in out and "151.3M" in out and "vit-b-16" in out and "86.6M" in out
 
 
+@pytest.mark.slow
 def test_info_reports_layout_and_parameters(fixtures, checkpoint):
     out = run("info", fixtures / "clip_hf", check_rc=0).stdout
     assert "layout: hf-clip" in out and "family: clip" in out
@@ -83,6 +85,7 @@ def test_embed_reports_bad_files_and_keeps_the_rest(checkpoint, images, tmp_path
     np.testing.assert_allclose(matrix[0], enc.embed_images([good[0]])[0].numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_zero_shot_ranks_labels_and_reports_bad_images(checkpoint, images):
     good, bad = images
     proc = run("zero-shot", *good, bad, "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
@@ -106,6 +109,7 @@ def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, images, tmp_p
     assert "no tokenizer" in proc.stderr
 
 
+@pytest.mark.slow
 def test_bf16_zero_shot_agrees_with_fp32(checkpoint, images):
     fp32 = run("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
                check_rc=0)
@@ -117,6 +121,7 @@ def test_bf16_zero_shot_agrees_with_fp32(checkpoint, images):
         assert max(abs(pa[k] - pb[k]) for k in pa) < 0.05
 
 
+@pytest.mark.slow
 def test_world_files_writes_ordinary_files_and_labels(tmp_path):
     run("world", "files", "--out", tmp_path / "f", "--n", 2, "--modalities", "image,caption,imu",
         "--labels", tmp_path / "labels.jsonl", check_rc=0)

@@ -79,6 +79,7 @@ def test_every_training_kind_has_a_device_check():
 @pytest.mark.parametrize("kind", sorted(["contrastive", "classification", "mlm_itm", "vqa", "consistency", "refexp",
                                          "vcr", "masked_multimodal", "videoclip", "video_mc", "doc_entities", "doc_qa",
                                          "doc_classify", "doc_pretrain"]))
+@pytest.mark.slow
 def test_a_training_step_of_every_kind_stays_on_the_models_device(kind, tmp_path, tower, minilm_dir):
     cfg = load_config(None, [f"objective.kind={kind}", *_kind_overrides(kind, tower, minilm_dir), "train.steps=2",
                              "train.threads=1", "optim.warmup_steps=1", "train.device=meta", f"train.out={tmp_path}"])

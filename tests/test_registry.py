@@ -50,6 +50,7 @@ def test_every_preset_builds_on_meta_with_example_inputs(name):
 
 
 @pytest.mark.parametrize("name", SMALL_PRESETS)
+@pytest.mark.slow
 def test_small_presets_forward_backward(name):
     torch.manual_seed(0)
     model = polymodal.create(name).train()
@@ -63,6 +64,7 @@ def test_small_presets_forward_backward(name):
 
 
 @pytest.mark.parametrize("name", SMALL_PRESETS)
+@pytest.mark.slow
 def test_small_presets_save_load_round_trip(name, tmp_path):
     torch.manual_seed(0)
     model = polymodal.create(name).eval()

@@ -1,3 +1,4 @@
+import pytest
 """``polymodal doc …`` run as a user runs it: a real subprocess of the installed console script."""
 
 import json
@@ -17,6 +18,7 @@ def run(*args):
                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
 
 
+@pytest.mark.slow
 def test_doc_ocr_writes_words_per_page_and_reports_a_bad_file(tmp_path):
     doc = render_document(0, "test", 2, "id_card")
     Image.fromarray(doc.image).save(tmp_path / "card.png")

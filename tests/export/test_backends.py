@@ -48,6 +48,7 @@ def _images():
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.slow
 def test_a_backend_gives_the_torch_embeddings_and_exports_once(backend, model_dir, cache, monkeypatch):
     if backend == "openvino":
         pytest.importorskip("openvino")
@@ -67,6 +68,7 @@ def test_a_backend_gives_the_torch_embeddings_and_exports_once(backend, model_di
     torch.testing.assert_close(again.embed_texts(TEXTS[:1]), reference.embed_texts(TEXTS[:1]), atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_openvino_runs_bf16_when_asked(model_dir, shared_cache):
     pytest.importorskip("openvino")
     reference = Embedder.from_checkpoint(model_dir)
@@ -85,6 +87,7 @@ def test_what_a_backend_cannot_do_is_a_clear_error(model_dir, shared_cache):
         Embedder.from_checkpoint(model_dir, device="meta", backend="onnxruntime")
 
 
+@pytest.mark.slow
 def test_embed_on_the_command_line_with_the_onnxruntime_backend(model_dir, shared_cache, tmp_path):
     from typer.testing import CliRunner
 

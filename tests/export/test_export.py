@@ -21,6 +21,7 @@ def clip_dir(fixtures):
     return fixtures / "clip_openai"
 
 
+@pytest.mark.slow
 def test_every_tower_exports_to_onnx_with_dynamic_batch_and_length_and_matches_the_model(tmp_path, clip_dir):
     model = polymodal.load(clip_dir).eval()
     manifest = export_onnx(model, tmp_path)
@@ -43,6 +44,7 @@ def test_every_tower_exports_to_onnx_with_dynamic_batch_and_length_and_matches_t
 
 @pytest.mark.parametrize("name, expected", [("imagebind-tiny", {"image", "text", "audio", "depth", "thermal", "imu"}),
                                             ("videoclip-tiny", {"text", "video"})])
+@pytest.mark.slow
 def test_imagebind_and_videoclip_export_every_tower(tmp_path, name, expected):
     from polymodal.export.runtime import ExportedTowers
 
@@ -66,6 +68,7 @@ def test_imagebind_and_videoclip_export_every_tower(tmp_path, name, expected):
         assert manifest["towers"]["video"]["longest"] == polymodal.preset(name).max_video_len
 
 
+@pytest.mark.slow
 def test_an_export_that_does_not_reproduce_the_model_is_an_error_and_is_not_kept(tmp_path, clip_dir):
     model = polymodal.load(clip_dir).eval()
     export_onnx(model, tmp_path)
@@ -86,6 +89,7 @@ def test_probe_inputs_differ_from_the_traced_ones_and_pad_like_a_tokenizer(clip_
     assert mask[:2].all() and cut < ids.shape[1] and ids[-1, cut - 1] == text.args[0][0, -1] and (ids[-1, cut:] == 0).all()
 
 
+@pytest.mark.slow
 def test_openvino_export_matches_the_model(tmp_path, clip_dir):
     pytest.importorskip("openvino")
     report = export_model(clip_dir, "openvino", tmp_path / "ov")
@@ -139,6 +143,7 @@ def test_layouts_that_cannot_hold_a_model_say_why(tmp_path):
         export_model(tmp_path, "tflite", tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_the_export_command_verifies_prints_and_carries_what_the_folder_needs(tmp_path, minilm_dir):
     from typer.testing import CliRunner
 

@@ -74,6 +74,7 @@ def test_video_decodes_only_the_sampled_frames(tmp_path):
         load_video(tmp_path / "bad.mp4")
 
 
+@pytest.mark.slow
 def test_long_audio_is_read_by_windows(tmp_path):
     bomb = flac_bomb(tmp_path / "hour.flac", seconds=3600)  # 1.4 GB of float32 samples, ~700 KB on disk
     assert _peak_mb(lambda: audio_clips_from_file(bomb)) < 50

@@ -1,3 +1,4 @@
+import pytest
 """The upload decoder's worker process: a restart (after a file ran past its time limit) must not
 make the next file time out while the fresh worker is still importing torch."""
 
@@ -21,6 +22,7 @@ def test_a_restarted_worker_is_waited_for_before_the_time_limit_starts(tmp_path)
         pool.close()
 
 
+@pytest.mark.slow
 def test_a_file_whose_worker_another_request_restarted_is_retryable_not_blamed(tmp_path):
     """Two requests: one decoding, another one's time limit restarts the worker. The first file did
     nothing wrong, so it gets DecodeBusy (a 503 to retry), not DecodeCrashed (a 400 blaming the file)."""

@@ -46,6 +46,7 @@ def site(tmp_path_factory, model_dir):
     proc.wait(10)
 
 
+@pytest.mark.slow
 def test_swapped_symlinks_serve_nothing_outside(site):
     client, folder, ids, _, root = site
     assert client.get(f"/api/items/{ids['sub/notes.txt']}/media").status_code == 200
@@ -125,6 +126,7 @@ def test_an_upload_is_cut_at_the_limit_while_it_streams(site):
     assert r.status_code == 413  # Content-Length over the limit: refused before reading
 
 
+@pytest.mark.slow
 def test_serve_makes_a_token_and_refuses_open_public_binds(site, tmp_path):
     _, _, _, _, root = site
     proc, client, base = _serve(root / "idx", "--max-upload-mb", "1")
@@ -187,6 +189,7 @@ def test_token_comparison_is_constant_time(site, monkeypatch):
     assert calls == [(b"wrong", b"t0k3n"), (b"t0k3n", b"t0k3n")]
 
 
+@pytest.mark.slow
 def test_a_slow_upload_is_decoded_off_the_event_loop_and_stopped_at_the_limit(site, tmp_path):
     """A 44 KB PDF that takes seconds to render: a text search sent meanwhile is answered first, the
     upload gets 503 at the time limit, and the next upload is decoded by a fresh worker."""

@@ -16,7 +16,7 @@ from polymodal.search.ingest import index_folder
 from polymodal.search.query import embedder_for
 from polymodal.search.store import Store
 from polymodal.tasks import Embedder
-from polymodal.weights import loading
+from polymodal import fileio
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def test_corrupt_or_short_faiss_files_are_rebuilt(tmp_path, embedder):
 def test_atomic_writes_are_fsynced(tmp_path, monkeypatch):
     synced = []
     real = os.fsync
-    monkeypatch.setattr(loading.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
-    loading.atomic_write(tmp_path / "out.json", lambda p: open(p, "w").write("{}"))
+    monkeypatch.setattr(fileio.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    fileio.atomic_write(tmp_path / "out.json", lambda p: open(p, "w").write("{}"))
     assert (tmp_path / "out.json").read_text() == "{}"
     assert str(tmp_path) in synced and any(s.startswith(str(tmp_path / ".out.json.")) for s in synced)
 
@@ -86,6 +86,7 @@ def test_a_second_writer_waits_and_says_who_holds_the_index(tmp_path, model_dir,
     assert Store(tmp_path / "idx").counts()["indexed"]
 
 
+@pytest.mark.slow
 def test_the_running_server_sees_a_re_index(tmp_path, model_dir, world_files, embedder):
     folder = world_files(tmp_path / "files", 2)
     index_folder(folder, embedder, _store(tmp_path / "idx", embedder))

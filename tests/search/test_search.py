@@ -15,7 +15,7 @@ from polymodal.search.detect import UnsupportedFile, detect
 from polymodal.tasks import Embedder
 from polymodal.search.ingest import index_folder
 from polymodal.search.query import query_vector
-from polymodal.search.store import IndexError_, Store
+from polymodal.search.store import StoreError, Store
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,9 @@ def test_incremental_updates(tmp_path, embedder, world_files):
 
 def test_another_model_is_refused(tmp_path, embedder):
     Store(tmp_path / "idx", embedder.dim, "somebody-else", "x")
-    with pytest.raises(IndexError_, match="built with another model"):
+    with pytest.raises(StoreError, match="built with another model"):
         Store(tmp_path / "idx", embedder.dim, embedder.model_id, "y")
-    with pytest.raises(IndexError_, match="is not an index"):
+    with pytest.raises(StoreError, match="is not an index"):
         Store(tmp_path / "nothing")
 
 
@@ -103,6 +103,7 @@ def _vectors(index_dir):
     return {p: np.frombuffer(v, np.float32) for p, v in rows}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path, model_dir, embedder, world_files):
     folder = world_files(tmp_path / "f", 12)
     cmd = [sys.executable, "-m", "polymodal.cli", "index", str(folder), "--model", str(model_dir),
@@ -146,7 +147,7 @@ def test_approximate_index_finds_the_same_items(tmp_path, embedder, world_files)
     q = query_vector(embedder, "a green cross in a forest")  # HNSW's graph is built in parallel: compare sets
     overlap = {i.path for i, _ in approx.search(q, 5)} & {i.path for i, _ in exact.search(q, 5)}
     assert len(overlap) >= 4
-    with pytest.raises(IndexError_, match="unknown index kind 'ivf'"):
+    with pytest.raises(StoreError, match="unknown index kind 'ivf'"):
         Store(tmp_path / "x", embedder.dim, embedder.model_id, "m", kind="ivf")
 
 

@@ -27,6 +27,7 @@ def page(server):
         browser.close()
 
 
+@pytest.mark.slow
 def test_typing_a_query_shows_results(page):
     page.fill("#q", "a red circle on a beach")
     page.press("#q", "Enter")

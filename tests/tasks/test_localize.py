@@ -45,6 +45,7 @@ def test_scores_and_the_command(tmp_path, fixtures, minilm_dir):
         step_scores(model, torch.zeros(0, 32), ["x"], Small())
 
 
+@pytest.mark.slow
 def test_video_localize_command(tmp_path, tower, minilm_dir):
     from polymodal.train.config import load_config
     from polymodal.train.trainer import run

@@ -57,6 +57,7 @@ def test_exported_howto_files_carry_the_transcript_and_true_steps(howto_files):
     assert sorted(howto_files.joinpath("videos").iterdir())[0].read_bytes()[4:8] == b"ftyp"
 
 
+@pytest.mark.slow
 def test_features_from_the_mp4_match_the_ones_training_reads(videoclip_run, howto_files, tower):
     """The file path (decode at 4 fps → the tower's processor) and the training path (rendered frames →
     normalise) give the same per-second features, up to H.264 at crf 12."""

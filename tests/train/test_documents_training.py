@@ -91,6 +91,7 @@ def entities_model(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_entities_train_from_config_and_score(entities_model):
     out, result = entities_model
     assert result["val_entity_f1"] > 0.8 and result["val_link_f1"] > 0.3  # 60 steps of a 2-layer model
@@ -108,6 +109,7 @@ def test_entities_train_from_config_and_score(entities_model):
     assert {e["label"] for e in found["entities"]} <= {"header", "question", "answer"}
 
 
+@pytest.mark.slow
 def test_doc_extract_command_on_an_image_and_a_pdf(entities_model, files, tmp_path):
     out, _ = entities_model
     proc = cli("doc", "extract", out / "model", files / "images" / "test-00001.png", "--draw", tmp_path / "drawn.png",
@@ -131,6 +133,7 @@ def test_doc_extract_command_on_an_image_and_a_pdf(entities_model, files, tmp_pa
     assert wrong.returncode == 2 and "this is a 'entities' model" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_qa_trains_on_layoutlmv3_and_answers_with_a_box(tmp_path, files):
     result = _train(tmp_path, "doc-qa-world.yaml", "model.preset=layoutlmv3-tiny", "train.steps=60",
                     "data.train_n=100", "data.val_n=10")
@@ -147,6 +150,7 @@ def test_qa_trains_on_layoutlmv3_and_answers_with_a_box(tmp_path, files):
     assert empty.returncode == 2 and "the question is empty" in empty.stderr
 
 
+@pytest.mark.slow
 def test_classification_trains_with_a_confusion_matrix_and_classifies_a_folder(tmp_path, files):
     result = _train(tmp_path / "run", "doc-classify-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=40",
                     "data.train_n=160", "data.val_n=40")
@@ -172,6 +176,7 @@ def test_funsd_folder_trains_the_same_way(tmp_path, files):
     assert result["val_pages"] == 6 and 0 <= result["val_entity_f1"] <= 1
 
 
+@pytest.mark.slow
 def test_pretraining_learns_its_three_tasks_and_a_task_starts_from_it(tmp_path):
     result = _train(tmp_path / "pre", "doc-pretrain-world.yaml", "model.preset=layoutlmv2-tiny", "train.steps=16",
                     "data.train_n=64", "data.val_n=16")
@@ -205,6 +210,7 @@ def test_pretraining_learns_its_three_tasks_and_a_task_starts_from_it(tmp_path):
                "data.train_n=32", "data.val_n=4", f"model.init_from={pre}")
 
 
+@pytest.mark.slow
 def test_class_folders_and_docvqa_train_from_ocr_with_a_cache(tmp_path, files):
     result = _train_files(tmp_path / "cls", "doc-classify-world.yaml", "model.preset=layoutlmv2-tiny",
                           "train.steps=2", "train.batch_size=4", "data.kind=folders", f"data.path={files / 'classes'}")

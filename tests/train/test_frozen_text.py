@@ -1,3 +1,4 @@
+import pytest
 """A frozen pretrained text tower: its features are computed once, and training on them gives the
 same losses as running the tower every step."""
 
@@ -11,6 +12,7 @@ SETUP = ["model.preset=clip-minilm-tiny", "model.text_weights=minilm", "model.fr
          "train.steps=3", "train.log_every=1", "optim.warmup_steps=1"]
 
 
+@pytest.mark.slow
 def test_cached_frozen_text_features_train_like_the_full_forward(tmp_path):
     cached = Trainer(load_config(None, [*SETUP, f"train.out={tmp_path / 'a'}"]))
     assert cached.kind.text_cache is not None and cached.kind.text_cache.shape == (64, 3, 384)

@@ -142,6 +142,7 @@ def test_vcr_batches_pose_each_item_four_options_of_one_subtask(tmp_path, tower,
     ("refexp", {"val_accuracy_truth_boxes", "val_accuracy_detector_boxes", "val_chance_detector_boxes",
                 "val_ceiling_detector_boxes"}),
     ("vcr", {"val_q_a_accuracy", "val_qa_r_accuracy", "val_q_ar_accuracy"})])
+@pytest.mark.slow
 def test_each_task_trains_saves_and_evaluates_from_the_command_line(tmp_path, tower, minilm_dir, kind, keys):
     cfg = _cfg(tmp_path / "run", tower, minilm_dir, kind, preset_name="vilbert-tiny" if kind == "refexp" else
                "visualbert-tiny")

@@ -20,6 +20,7 @@ def _cfg(tmp_path, tower, minilm_dir, *extra):
                               "train.threads=1", "train.log_every=1", "optim.warmup_steps=1", f"train.out={tmp_path}", *extra])
 
 
+@pytest.mark.slow
 def test_a_visualbert_pretraining_run_trains_evaluates_and_resumes(tmp_path, tower, minilm_dir,
                                                                   crash_after_first_checkpoint):
     trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir))

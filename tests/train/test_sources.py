@@ -78,6 +78,7 @@ def test_a_user_table_and_the_world_feed_the_same_kind(tmp_path):
     assert user.kind.evaluate(user.model) == {}  # no data.val_path: no validation pairs, no metrics
 
 
+@pytest.mark.slow
 def test_every_kind_has_a_source_and_the_world_joins_through_its_entry_point():
     from polymodal.train.kinds import _KINDS
 

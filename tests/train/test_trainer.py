@@ -186,6 +186,7 @@ def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
 
 
 @pytest.mark.parametrize("frozen_text", [False, True])
+@pytest.mark.slow
 def test_gradient_accumulation_equals_one_big_batch(tmp_path, tokenizer_dir, minilm_dir, frozen_text):
     """accum_freq=4 (features cached, each micro-batch recomputed with gradients) follows the same
     losses and reaches the same weights as one pass over the whole contrastive batch."""

@@ -74,6 +74,7 @@ def test_world_features_are_per_second(tower):
     assert all(s["video"] in (0, 1, 2) for s in data.segments)
 
 
+@pytest.mark.slow
 def test_a_videoclip_run_trains_evaluates_and_saves(tmp_path, tower, minilm_dir):
     trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir, "data.pairs=naive"))
     b = trainer._batch(1)
@@ -87,6 +88,7 @@ def test_a_videoclip_run_trains_evaluates_and_saves(tmp_path, tower, minilm_dir)
     assert json.loads((tmp_path / "b" / "eval.json").read_text())["val_clips"] == result["val_clips"]
 
 
+@pytest.mark.slow
 def test_videoclip_needs_a_frame_tower_and_a_videoclip_preset(tmp_path, tower, minilm_dir):
     with pytest.raises(ConfigError, match="needs data.frame_tower"):
         Trainer(_cfg(tmp_path / "a", tower, minilm_dir, "data.frame_tower=null"))
@@ -115,6 +117,7 @@ def test_feature_cache_is_written_once_and_serves_every_shift_rate(tmp_path, tow
         world_howto_features("train", 4, 0, refuse, 0.0, cache=file)
 
 
+@pytest.mark.slow
 def test_retrieval_batches_come_from_saved_clusters_after_the_first_epoch(tmp_path, tower, minilm_dir):
     from safetensors.torch import load_file
 
@@ -152,6 +155,7 @@ def test_world_questions_have_one_true_option_and_hard_distractors():
         assert len(same_object) == 2  # two say something else happened to the same object
 
 
+@pytest.mark.slow
 def test_video_mc_fine_tunes_from_a_videoclip_run_and_is_scored_zero_shot(tmp_path, tower, minilm_dir):
     base = run(_cfg(tmp_path / "base", tower, minilm_dir, f"data.feature_cache={tmp_path / 'cache'}"))
     assert base["val_mc_chance"] == 0.2 and 0 <= base["val_mc_accuracy"] <= 1 and base["val_mc_questions"] > 6

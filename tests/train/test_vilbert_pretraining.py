@@ -69,6 +69,7 @@ def test_world_region_labels_and_classifier(tower):
     assert torch.allclose(clf.distribution(x).sum(-1), torch.ones(600))
 
 
+@pytest.mark.slow
 def test_a_vilbert_pretraining_run_trains_evaluates_and_saves(tmp_path, tower, minilm_dir):
     trainer = Trainer(_cfg(tmp_path / "a", tower, minilm_dir))
     b = trainer._batch(1)

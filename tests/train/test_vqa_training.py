@@ -53,6 +53,7 @@ def test_vqa_v2_files_are_read_and_bad_ones_named(tmp_path):
         read_vqa_v2(tmp_path / "other.json")
 
 
+@pytest.mark.slow
 def test_a_vqa_run_starts_from_pretraining_trains_evaluates_and_saves(tmp_path, tower, minilm_dir):
     pretrained = run(_cfg(tmp_path / "pre", tower, minilm_dir, kind="mlm_itm"))
     assert "mlm_accuracy" in pretrained
@@ -114,6 +115,7 @@ def test_vqa_refuses_a_pretraining_run_of_another_shape(tmp_path, tower, minilm_
         Trainer(_cfg(tmp_path / "a", tower, minilm_dir, f"model.init_from={other}"))
 
 
+@pytest.mark.slow
 def test_vilbert_vqa_trains_through_the_config_with_its_text_stream_from_minilm(tmp_path, tower, minilm_dir):
     """Co-attention through the same path: boxes reach the model, and with text_weights=minilm the text
     stream's blocks are MiniLM's (ViLBERT's BERT_KEYS rename blocks → a_blocks)."""

@@ -93,6 +93,7 @@ def test_bad_samples_are_reported_and_skipped(tmp_path, shards):
     assert all(b["pixels"].shape[0] == 6 for b in batches)  # short streams refill: batches stay whole
 
 
+@pytest.mark.slow
 def test_trainer_streams_shards_and_resumes_exactly(tmp_path, shards, crash_after_first_checkpoint):
     folder, tok = shards
     tok.save(tmp_path / "tok")

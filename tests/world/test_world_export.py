@@ -86,6 +86,7 @@ def test_output_folder_that_is_a_file_fails_first(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_cli_export_and_preview(tmp_path):
     from PIL import Image
 

@@ -14,8 +14,6 @@ console = Console()
 err = Console(stderr=True)
 
 
-TEXT_SUFFIXES = {".txt"}
-
 
 def fail(message: str) -> None:
     from rich.markup import escape

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .app import BACKEND, BF16, DEVICE, TEXT_SUFFIXES, app, console, err, fail, load_encoder
+from .app import BACKEND, BF16, DEVICE, app, console, err, fail, load_encoder
 
 
 @app.command()
@@ -26,45 +26,16 @@ def embed(
     """Embed files into embeddings.npy [N, E] plus index.jsonl saying what each row is.
 
     Unreadable files are reported by name and skipped; the exit code is 1 if any failed."""
-    import numpy as np
-
-    from ..modalities.image import ImageReadError, load_image
-    from ..modalities.text import TruncationError
+    from ..tasks.embed_files import embed_files
 
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
-    encoder = load_encoder(checkpoint, bf16, device, backend)
-    rows, vectors, failed = [], [], []
-    images, texts = [], []
-    for f in files:
-        try:
-            if f.suffix.lower() in TEXT_SUFFIXES:
-                lines = [(i, t.strip()) for i, t in enumerate(f.read_text(encoding="utf-8").splitlines()) if t.strip()]
-                texts += [({"file": str(f), "line": i + 1, "modality": "text", "text": t}, t) for i, t in lines]
-            else:
-                images.append(({"file": str(f), "modality": "image"}, load_image(f)))
-        except (ImageReadError, OSError, UnicodeDecodeError) as e:
-            failed.append(f"{f}: {e}")
-    for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        vectors.append(encoder.embed_images([img for _, img in chunk]).numpy())
-        rows += [meta for meta, _ in chunk]
-    for meta, text in texts:  # one at a time so that one over-long text fails alone
-        try:
-            vectors.append(encoder.embed_texts([text], truncate=truncate).numpy())
-            rows.append(meta)
-        except (TruncationError, ValueError) as e:
-            failed.append(f"{meta['file']}:{meta['line']}: {e}")
-    out.mkdir(parents=True, exist_ok=True)
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, encoder.dim), np.float32)
-    np.save(out / "embeddings.npy", matrix.astype(np.float32))
-    with open(out / "index.jsonl", "w") as f:
-        for i, meta in enumerate(rows):
-            f.write(json.dumps({"row": i, **meta}) + "\n")
-    console.print(f"wrote {len(rows)} embeddings of dim {matrix.shape[1]} to {out}")
-    for line in failed:
+    embedded = embed_files(load_encoder(checkpoint, bf16, device, backend), files, batch_size, truncate)
+    embedded.save(out)
+    console.print(f"wrote {len(embedded.rows)} embeddings of dim {embedded.vectors.shape[1]} to {out}")
+    for line in embedded.failed:
         err.print(f"[red]failed:[/red] {line}")
-    if failed:
+    if embedded.failed:
         raise typer.Exit(1)
 
 

@@ -31,7 +31,7 @@ def index(
 
     from ..tasks import Embedder
     from ..search.ingest import index_folder
-    from ..search.store import IndexError_, Store
+    from ..search.store import StoreError, Store
     from ..weights import trust_torchscript as allowing
 
     try:
@@ -43,7 +43,7 @@ def index(
             report = index_folder(folder, embedder, store, batch,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
                                   on_wait=lambda who: err.print(f"[yellow]{who}[/yellow]", highlight=False))
-    except (IndexError_, ValueError, NotADirectoryError) as e:
+    except (StoreError, ValueError, NotADirectoryError) as e:
         fail(str(e))
     for path, error in report.failed:
         err.print(f"[yellow]skipped[/yellow] {error if path in error else f'{path}: {error}'}")
@@ -70,7 +70,7 @@ def search(
     from ..search.detect import UnsupportedFile
     from ..search.query import embedder_for
     from ..search.query import query_vector
-    from ..search.store import IndexError_, Store
+    from ..search.store import StoreError, Store
 
     try:
         store = Store(index_dir)
@@ -79,7 +79,7 @@ def search(
         vector = query_vector(embedder, text, files, plus or [], minus or [])
         wanted = set(modality.split(",")) if modality else None
         results = store.search(vector, k, wanted)
-    except (IndexError_, UnsupportedFile, ValueError, OSError) as e:
+    except (StoreError, UnsupportedFile, ValueError, OSError) as e:
         fail(str(e))
     table = Table("rank", "score", "modality", "path")
     table.columns[-1].overflow = "fold"  # a long path wraps rather than losing its end (the file name, #t=…)
@@ -115,7 +115,7 @@ def serve(
 
     import uvicorn
 
-    from ..search.store import IndexError_
+    from ..search.store import StoreError
     from ..server.app import LOOPBACK_NAMES, create_app
 
     try:
@@ -132,7 +132,7 @@ def serve(
     try:
         app = create_app(index_dir, model, token, max_upload_mb, timeout, allowed_hosts=hosts,
                          trust_torchscript=trust_torchscript, device=device_for(backend, device), backend=backend)
-    except (IndexError_, ValueError) as e:
+    except (StoreError, ValueError) as e:
         fail(str(e))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     fragment = f"#token={token}" if token else ""

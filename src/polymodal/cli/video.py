@@ -128,7 +128,7 @@ def video_search_cmd(
     from ..modalities.video import VideoReadError
     from ..search.ingest import index_folder
     from ..search.query import query_vector
-    from ..search.store import IndexError_, Store
+    from ..search.store import StoreError, Store
     from ..tasks.video_search import CLIP
     from ..weights import CheckpointError
 
@@ -138,7 +138,7 @@ def video_search_cmd(
                       str(model.resolve()), "flat")
         report = index_folder(folder, embedder, store)
         results = store.search(query_vector(embedder, query), k, {"video"})
-    except (CheckpointError, IndexError_, VideoReadError, ValueError, NotADirectoryError, OSError) as e:
+    except (CheckpointError, StoreError, VideoReadError, ValueError, NotADirectoryError, OSError) as e:
         fail(str(e))
     for path, error in report.failed:
         err.print(f"[yellow]skipped[/yellow] {error if path in error else f'{path}: {error}'}")

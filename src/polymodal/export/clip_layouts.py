@@ -22,47 +22,18 @@ from ..models.clip import CLIP
 from ..models.text_transformer import TextTransformerConfig
 from ..fileio import atomic_write
 from ..modalities.text import copy_tokenizer
+from ..weights import hf_clip, openai_clip
+from ..weights.keymap import invert_rules
 from .onnx import ExportError
 
 
-# ours → HF, applied after the block prefix is renamed (first match wins)
-HF_RULES = [
-    (r"visual\.stem\.proj\.weight", "vision_model.embeddings.patch_embedding.weight"),
-    (r"visual\.cls_token", "vision_model.embeddings.class_embedding"),
-    (r"visual\.pos_embed", "vision_model.embeddings.position_embedding.weight"),
-    (r"visual\.norm_pre\.(weight|bias)", r"vision_model.pre_layrnorm.\1"),
-    (r"visual\.norm\.(weight|bias)", r"vision_model.post_layernorm.\1"),
-    (r"visual\.proj\.weight", "visual_projection.weight"),
-    (r"text\.stem\.weight", "text_model.embeddings.token_embedding.weight"),
-    (r"text\.pos_embed", "text_model.embeddings.position_embedding.weight"),
-    (r"text\.norm\.(weight|bias)", r"text_model.final_layer_norm.\1"),
-    (r"text\.proj\.weight", "text_projection.weight"),
-    (r"visual\.transformer\.blocks\.(\d+)\.(.*)", r"vision_model.encoder.layers.\1.\2"),
-    (r"text\.transformer\.blocks\.(\d+)\.(.*)", r"text_model.encoder.layers.\1.\2"),
-    (r"logit_scale", "logit_scale"),
-]
-HF_BLOCK = [(r"(.*)\.norm1\.(weight|bias)", r"\1.layer_norm1.\2"), (r"(.*)\.norm2\.(weight|bias)", r"\1.layer_norm2.\2"),
-            (r"(.*)\.attn\.out\.(weight|bias)", r"\1.self_attn.out_proj.\2"), (r"(.*)\.mlp\.(fc1|fc2)\.(weight|bias)", r"\1.mlp.\2.\3")]
-
-OPENAI_RULES = [
-    (r"visual\.stem\.proj\.weight", "visual.conv1.weight"),
-    (r"visual\.cls_token", "visual.class_embedding"),
-    (r"visual\.pos_embed", "visual.positional_embedding"),
-    (r"visual\.norm_pre\.(weight|bias)", r"visual.ln_pre.\1"),
-    (r"visual\.norm\.(weight|bias)", r"visual.ln_post.\1"),
-    (r"visual\.proj\.weight", "visual.proj"),
-    (r"text\.stem\.weight", "token_embedding.weight"),
-    (r"text\.pos_embed", "positional_embedding"),
-    (r"text\.norm\.(weight|bias)", r"ln_final.\1"),
-    (r"text\.proj\.weight", "text_projection"),
-    (r"visual\.transformer\.blocks\.(\d+)\.(.*)", r"visual.transformer.resblocks.\1.\2"),
-    (r"text\.transformer\.blocks\.(\d+)\.(.*)", r"transformer.resblocks.\1.\2"),
-    (r"logit_scale", "logit_scale"),
-]
-OPENAI_BLOCK = [(r"(.*)\.norm1\.(weight|bias)", r"\1.ln_1.\2"), (r"(.*)\.norm2\.(weight|bias)", r"\1.ln_2.\2"),
-                (r"(.*)\.attn\.qkv\.(weight|bias)", r"\1.attn.in_proj_\2"),
-                (r"(.*)\.attn\.out\.(weight|bias)", r"\1.attn.out_proj.\2"),
-                (r"(.*)\.mlp\.fc1\.(weight|bias)", r"\1.mlp.c_fc.\2"), (r"(.*)\.mlp\.fc2\.(weight|bias)", r"\1.mlp.c_proj.\2")]
+# ours → theirs: the import tables of weights/hf_clip.py and weights/openai_clip.py, inverted (one
+# table per layout). Block rules apply after the block prefix is renamed; first match wins.
+SAME = [(r"logit_scale", "logit_scale"), (r"(.*)\.mlp\.(fc1|fc2)\.(weight|bias)", r"\1.mlp.\2.\3")]
+HF_RULES = invert_rules(hf_clip.RULES) + SAME[:1]
+HF_BLOCK = invert_rules(hf_clip.BLOCK_RULES) + SAME[1:]
+OPENAI_RULES = invert_rules(openai_clip.RULES) + SAME[:1]
+OPENAI_BLOCK = invert_rules(openai_clip.BLOCK_RULES)
 
 
 def _rename(key: str, rules: list[tuple[str, str]]) -> str:

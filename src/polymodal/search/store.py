@@ -49,7 +49,7 @@ KINDS = ("flat", "hnsw")
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 
 
-class IndexError_(ValueError):
+class StoreError(ValueError):
     """A problem with an index folder; the message names it."""
 
 
@@ -77,7 +77,7 @@ class Store:
                  model_path: str | None = None, kind: str = "flat", check_same_thread: bool = True):
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise IndexError_(f"{self.folder} exists and is not an index folder")
+            raise StoreError(f"{self.folder} exists and is not an index folder")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.folder / "meta.sqlite", check_same_thread=check_same_thread, timeout=60)
         self.db.executescript(SCHEMA)
@@ -85,13 +85,13 @@ class Store:
         meta = self.meta()
         if dim is None:
             if "dim" not in meta:
-                raise IndexError_(f"{self.folder} is not an index (no meta.sqlite with a dimension); "
+                raise StoreError(f"{self.folder} is not an index (no meta.sqlite with a dimension); "
                                   "build one with `polymodal index`")
         else:
             if kind not in KINDS:
-                raise IndexError_(f"unknown index kind {kind!r}; choose from {KINDS}")
+                raise StoreError(f"unknown index kind {kind!r}; choose from {KINDS}")
             if "model_id" in meta and meta["model_id"] != model_id:
-                raise IndexError_(f"{self.folder} was built with another model ({meta['model_id']} ≠ {model_id}); "
+                raise StoreError(f"{self.folder} was built with another model ({meta['model_id']} ≠ {model_id}); "
                                   "use a new index folder or the same model")
             with self.db:
                 for k, v in {"dim": dim, "model_id": model_id, "model_path": model_path, "kind": kind}.items():
@@ -133,7 +133,7 @@ class Store:
         """Record the indexed folder; an index holds one folder, so another one is refused."""
         folder = Path(folder).resolve()
         if self.root is not None and self.root != folder:
-            raise IndexError_(f"{self.folder} holds the folder {self.root}, not {folder}; use another index folder")
+            raise StoreError(f"{self.folder} holds the folder {self.root}, not {folder}; use another index folder")
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (str(folder),))
 
@@ -319,7 +319,7 @@ class Store:
         indexes = self.faiss()
         query = np.asarray(query, np.float32).reshape(1, -1)
         if query.shape[1] != self.dim:
-            raise IndexError_(f"a query of width {query.shape[1]} for an index of width {self.dim}")
+            raise StoreError(f"a query of width {query.shape[1]} for an index of width {self.dim}")
         hits: list[tuple[float, int]] = []
         for modality, index in indexes.items():
             if (modalities and modality not in modalities) or index.ntotal == 0:

@@ -79,3 +79,53 @@ def count_indexed(keys, pattern: str) -> int:
     """How many distinct integer indices ``pattern`` (one ``(\\d+)`` group) captures across ``keys``."""
     regex = re.compile(pattern)
     return len({m.group(1) for k in keys if (m := regex.fullmatch(k))})
+
+
+def _groups(pattern: str) -> list[str]:
+    """The top-level capture groups of a simple pattern (no nesting), in order: "(\\d+)", "(weight|bias)"."""
+    groups, depth, start = [], 0, 0
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                groups.append(pattern[start:i + 1])
+        i += 1
+    return groups
+
+
+def invert_rules(rules: list[Rule]) -> list[Rule]:
+    """The rules that undo ``rules`` (ours → theirs from theirs → ours): each ``(pattern,
+    replacement)`` whose replacement is literal text and ``\\N`` references becomes ``(replacement as
+    a pattern, pattern as a replacement)``, the Nth group keeping its sub-pattern. Exporting with the
+    inverse of the import table keeps one table per layout."""
+    out = []
+    for pattern, repl in rules:
+        groups = _groups(pattern)
+        parts = re.split(r"\\(\d)", repl)  # literal, group number, literal, ...
+        inverse_pattern = "".join(re.escape(p) if k % 2 == 0 else groups[int(p) - 1] for k, p in enumerate(parts))
+        order = [int(p) for p in parts[1::2]]
+        if sorted(order) != list(range(1, len(groups) + 1)):
+            raise ValueError(f"rule {pattern!r} → {repl!r} does not use each group once: it cannot be inverted")
+        inverse_repl, k, i = "", 0, 0
+        while i < len(pattern):  # the pattern's literal text, its groups as references in the new order
+            if pattern[i] == "\\" and i + 1 < len(pattern):
+                inverse_repl += pattern[i + 1]
+                i += 2
+            elif pattern[i] == "(":
+                inverse_repl += f"\\{order.index(k + 1) + 1}"
+                i += len(groups[k])
+                k += 1
+            else:
+                inverse_repl += pattern[i]
+                i += 1
+        out.append((inverse_pattern, inverse_repl))
+    return out

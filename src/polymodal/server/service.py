@@ -1,0 +1,82 @@
+"""What the HTTP routes share: the index and the model behind one lock, the upload decoder, and the
+limits a request must keep (:class:`Served`, held in ``app.state.served``)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import HTTPException, Request
+
+from ..modalities.registry import modality_names
+from ..search.query import embedder_for
+from ..search.store import Store
+from .decode import DecodePool
+
+
+class SearchService:
+    """The index and the model, shared by request threads (SQLite and torch calls are serialised)."""
+
+    def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None, trust_torchscript: bool = False,
+                 device: str = "cpu", backend: str = "torch"):
+        self.store = Store(index_dir, check_same_thread=False)
+        self.embedder = embedder_for(self.store, model_dir, trust_torchscript, device, backend)
+        self.lock = threading.Lock()
+
+    def results(self, vector: np.ndarray, k: int, modality: str | None) -> dict:
+        """The ``k`` nearest items to ``vector`` [E] (of the comma-separated ``modality`` only, if given)."""
+        wanted = modalities(modality)
+        with self.lock:
+            hits = self.store.search(vector, k, wanted)
+        return {"results": [{"id": item.id, "name": Path(item.path).name, "modality": item.modality,
+                             "score": round(float(score), 6), "media": f"/api/items/{item.id}/media"}
+                            for item, score in hits]}
+
+    def embed(self, modality: str, x) -> np.ndarray:
+        with self.lock:
+            return self.embedder.embed(modality, [x])[0].numpy()
+
+    def embed_text(self, text: str) -> np.ndarray:
+        with self.lock:
+            return self.embedder.embed_texts([text])[0].numpy()
+
+
+@dataclass
+class Served:
+    """One server's service, decoder and limits."""
+
+    service: SearchService
+    decoder: DecodePool
+    token: str | None
+    max_upload_mb: float
+    timeout_s: float
+
+    @property
+    def max_upload(self) -> int:
+        """The upload limit in bytes."""
+        return int(self.max_upload_mb * 2**20)
+
+
+def served(request: Request) -> Served:
+    """The route dependency: this app's :class:`Served`."""
+    return request.app.state.served
+
+
+def modalities(modality: str | None) -> set[str] | None:
+    if not modality:
+        return None
+    wanted = {m.strip() for m in modality.split(",") if m.strip()}
+    unknown = wanted - set(modality_names())
+    if unknown:
+        raise HTTPException(400, f"unknown modality {sorted(unknown)}; known: {', '.join(modality_names())}")
+    return wanted
+
+
+def safe_name(filename: str | None) -> str:
+    """An upload's name reduced to a plain file name (letters, digits, ``._-``), kept only for the
+    hints it carries (``*depth*``); ``..``, slashes and empty names become ``upload``."""
+    name = re.sub(r"[^\w.-]", "_", Path(filename or "").name)[-80:].lstrip(".")
+    return name or "upload"
