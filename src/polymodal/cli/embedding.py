@@ -53,7 +53,6 @@ def zero_shot(
     backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
     """Rank class names for each image. Unreadable images are reported and the rest still ranked."""
-    from ..modalities.image import ImageReadError, load_image
     from ..tasks import ZeroShotClassifier
     from ..tasks.zero_shot import DEFAULT_TEMPLATES
 
@@ -70,22 +69,16 @@ def zero_shot(
         classifier = ZeroShotClassifier(encoder, names, tuple(template) if template else DEFAULT_TEMPLATES)
     except ValueError as e:
         fail(str(e))
-    failed = []
+    ranked, failed = classifier.rank_files(images, top_k)
     table = Table(title="zero-shot")
     table.add_column("image", overflow="fold")
     for k in range(min(top_k, len(names))):
         table.add_column(f"#{k + 1}")
-    for path in images:
-        try:
-            img = load_image(path)
-        except ImageReadError as e:
-            failed.append(str(e))
-            continue
-        ranked = classifier.rank([img], top_k)[0]
+    for path, pairs in ranked:
         if as_json:
-            print(json.dumps({"image": str(path), "labels": [{"label": c, "p": round(p, 4)} for c, p in ranked]}))
+            print(json.dumps({"image": str(path), "labels": [{"label": c, "p": round(p, 4)} for c, p in pairs]}))
         else:
-            table.add_row(str(path), *[f"{c} ({p:.0%})" for c, p in ranked])
+            table.add_row(str(path), *[f"{c} ({p:.0%})" for c, p in pairs])
     if not as_json:
         console.print(table)
     for line in failed:

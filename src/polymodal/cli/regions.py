@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,36 +21,17 @@ def regions(
     """Region features without a detector: RoI-align over the image tower's patch grid for each box.
     Writes what ``polymodal.data.regions.read_npz`` reads; bad images or boxes are reported, the rest
     are written, and the exit code is 1 if any failed."""
-    import numpy as np
-    import torch
-
-    from ..modalities.image import ImageReadError, load_image
-    from ..tasks.region_extractor import RegionExtractor
+    from ..tasks.region_extractor import RegionExtractor, read_box_table, write_region_files
 
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
     try:
-        table = json.loads(boxes.read_text())
-        if not isinstance(table, dict):
-            raise ValueError("expected an object mapping image file names to lists of boxes")
+        table = read_box_table(boxes)
     except (OSError, ValueError) as e:
         fail(f"{boxes}: {e}")
     encoder = load_encoder(checkpoint, device="cpu")  # the extractor reads the tower's patch grid on the CPU
     tower = encoder.model.visual if hasattr(encoder.model, "visual") else encoder.model.encoders["image"]
-    extractor = RegionExtractor(tower, encoder.transform)
-    out.mkdir(parents=True, exist_ok=True)
-    failed, written = [], 0
-    for path in images:
-        try:
-            if path.name not in table:
-                raise ValueError(f"no boxes for {path.name} in {boxes}")
-            box = torch.tensor(table[path.name], dtype=torch.float32)
-            r = extractor(load_image(path), box.reshape(-1, 4) if box.numel() else box)
-            np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),
-                     image_w=r.image_w, image_h=r.image_h)
-            written += 1
-        except (ImageReadError, OSError, ValueError, TypeError, RuntimeError) as e:
-            failed.append(f"{path}: {e}")
+    written, failed = write_region_files(RegionExtractor(tower, encoder.transform), images, table, out, str(boxes))
     console.print(f"wrote region features of {written} image(s) to {out}")
     for line in failed:
         err.print(f"[red]failed:[/red] {line}")

@@ -9,12 +9,16 @@ keeps what little of it remains (the samples outside are zeros), so check the cr
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import torch
 from PIL import Image
 
 from ..data.regions import Regions
 from ..layers.roi_align import roi_align
-from ..modalities.image import ImageTransform, to_rgb
+from ..modalities.image import ImageReadError, ImageTransform, load_image, to_rgb
 
 
 class RegionExtractor:
@@ -54,3 +58,32 @@ class RegionExtractor:
         pooled = roi_align(fmap, cropped, torch.zeros(len(boxes), dtype=torch.long), self.output_size,
                            spatial_scale=self.grid / self.transform.size, sampling_ratio=self.sampling_ratio)
         return Regions(boxes.float(), pooled.mean(dim=(2, 3)), *image.size)
+
+
+def read_box_table(path: Path) -> dict:
+    """A JSON object mapping image file names to lists of [x0, y0, x1, y1] pixel boxes."""
+    table = json.loads(Path(path).read_text())
+    if not isinstance(table, dict):
+        raise ValueError("expected an object mapping image file names to lists of boxes")
+    return table
+
+
+def write_region_files(extractor: RegionExtractor, images: list[Path], table: dict, out: Path,
+                       source: str = "the box table") -> tuple[int, list[str]]:
+    """``out/NAME.npz`` (boxes, features, image_w, image_h: what
+    :func:`polymodal.data.regions.read_npz` reads) for each image with its boxes in ``table``:
+    (how many were written, "file: reason" for each that was not)."""
+    out.mkdir(parents=True, exist_ok=True)
+    failed, written = [], 0
+    for path in images:
+        try:
+            if path.name not in table:
+                raise ValueError(f"no boxes for {path.name} in {source}")
+            box = torch.tensor(table[path.name], dtype=torch.float32)
+            r = extractor(load_image(path), box.reshape(-1, 4) if box.numel() else box)
+            np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),
+                     image_w=r.image_w, image_h=r.image_h)
+            written += 1
+        except (ImageReadError, OSError, ValueError, TypeError, RuntimeError) as e:
+            failed.append(f"{path}: {e}")
+    return written, failed

@@ -3,9 +3,12 @@ and pick the class whose text embedding is nearest to the image."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from ..modalities.image import ImageReadError, load_image
 from .embedder import Embedder
 
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
@@ -37,3 +40,16 @@ class ZeroShotClassifier:
         top = probs.topk(min(top_k, len(self.classes)), dim=-1)
         return [[(self.classes[i], p) for p, i in zip(row_p.tolist(), row_i.tolist())]
                 for row_p, row_i in zip(top.values, top.indices)]
+
+    def rank_files(self, paths: list[Path], top_k: int = 5) -> tuple[list[tuple[Path, list]], list[str]]:
+        """:meth:`rank` for image files, one at a time: ([(path, ranked pairs)], the unreadable ones
+        as "file: reason" — they never stop the rest)."""
+        ranked, failed = [], []
+        for path in paths:
+            try:
+                image = load_image(path)
+            except ImageReadError as e:
+                failed.append(str(e))
+                continue
+            ranked.append((path, self.rank([image], top_k)[0]))
+        return ranked, failed
