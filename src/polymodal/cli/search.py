@@ -110,25 +110,15 @@ def serve(
     Every /api request needs a bearer token: give one with --token or use the random one printed
     in the URL (the page takes it from the URL's #fragment, which never reaches the server's logs,
     and drops it from the address bar)."""
-    import ipaddress
-    import secrets
-
     import uvicorn
 
     from ..search.store import StoreError
-    from ..server.app import LOOPBACK_NAMES, create_app
+    from ..server.app import access, create_app
 
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if no_token and token:
-        fail("give --token or --no-token, not both")
-    if no_token and not loopback:
-        fail(f"refusing to serve {host} without a token: anyone who can reach it could read the index; "
-              "drop --no-token (a random token is made) or bind to 127.0.0.1")
-    token = None if no_token else token or secrets.token_urlsafe(24)
-    hosts = allowed_host or (LOOPBACK_NAMES if loopback else [host])
+        token, hosts = access(host, token, no_token, allowed_host)
+    except ValueError as e:
+        fail(str(e))
     try:
         app = create_app(index_dir, model, token, max_upload_mb, timeout, allowed_hosts=hosts,
                          trust_torchscript=trust_torchscript, device=device_for(backend, device), backend=backend)

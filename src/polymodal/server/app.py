@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
+import secrets
 from pathlib import Path
 
 import swagger_ui_bundle
@@ -43,6 +45,23 @@ def authorised(cred: HTTPAuthorizationCredentials | None = Depends(_bearer), s: 
     """Every /api route's dependency: the bearer token, compared in constant time (none set: open)."""
     if s.token is not None and (cred is None or not hmac.compare_digest(cred.credentials.encode(), s.token.encode())):
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def access(host: str, token: str | None, no_token: bool, allowed_hosts: list[str] | None) -> tuple[str | None, list[str]]:
+    """The bearer token and the ``Host`` names a server bound to ``host`` uses: a given token, none
+    (``no_token``, loopback hosts only: anyone who can reach a public bind could read the index), or
+    a new random one; the loopback names on a loopback bind, else ``host``, unless ``allowed_hosts``."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if no_token and token:
+        raise ValueError("give --token or --no-token, not both")
+    if no_token and not loopback:
+        raise ValueError(f"refusing to serve {host} without a token: anyone who can reach it could read the index; "
+                         "drop --no-token (a random token is made) or bind to 127.0.0.1")
+    token = None if no_token else token or secrets.token_urlsafe(24)
+    return token, allowed_hosts or (LOOPBACK_NAMES if loopback else [host])
 
 
 def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token: str | None = None,
