@@ -28,8 +28,9 @@ def video_features_cmd(
 ) -> None:
     """One feature vector per second of each video (MMPT's layout: OUT/NAME.npy, seconds × dim).
     Existing files are skipped, so a stopped run resumes; a bad video is reported and skipped."""
-    from ..tasks.video_features import extract_folder, image_tower_backbone, s3d_backbone
-    from ..weights import CheckpointError, load_checkpoint
+    from ..tasks.embedder import video_backbone
+    from ..tasks.video_features import extract_folder
+    from ..weights import CheckpointError
 
     if weights is None:
         fail("--weights is required: polymodal downloads nothing (s3d: the official s3d_howto100m.pth)")
@@ -37,18 +38,7 @@ def video_features_cmd(
             or not 0 < max_minutes <= 24 * 60:
         fail("--fps must be 1–60, --size 16–1024, --batch ≥ 1 and --max-minutes 0–1440")
     try:
-        if backbone == "s3d":
-            model = load_checkpoint(weights)
-            if type(model).__name__ != "S3D":
-                raise CheckpointError(f"{weights} holds a {type(model).__name__}, not an S3D")
-            chosen = s3d_backbone(model, fps or 30, size or 224, bf16=bf16)
-            chosen.weights = str(weights.resolve())
-        elif backbone == "clip":
-            from ..tasks.embedder import Embedder
-
-            chosen = image_tower_backbone(Embedder.from_checkpoint(weights), fps or 2)
-        else:
-            raise ValueError(f"--backbone must be s3d or clip, got {backbone!r}")
+        chosen = video_backbone(backbone, weights, fps, size, bf16)
         counts = extract_folder(list(videos), out, chosen, report=lambda line: console.print(line, highlight=False),
                                 batch=batch, max_seconds=max_minutes * 60)
     except (CheckpointError, ValueError, FileNotFoundError) as e:

@@ -185,9 +185,22 @@ def frame_backbone(model_dir: str | Path, s3d_weights: str | Path | None = None)
     """The backbone whose per-second features the VideoCLIP in ``model_dir`` reads: S3D from
     ``s3d_weights`` when given, else the image tower named in the folder's ``frame_tower.json``."""
     if s3d_weights is not None:
-        s3d = load_checkpoint(s3d_weights)
-        if type(s3d).__name__ != "S3D":
-            raise ValueError(f"{s3d_weights} holds a {type(s3d).__name__}, not an S3D")
-        return s3d_backbone(s3d)
+        return video_backbone("s3d", s3d_weights)
     tower, fps = frame_tower_record(model_dir)
     return image_tower_backbone(Embedder.from_checkpoint(tower), fps=fps)
+
+
+def video_backbone(name: str, weights: str | Path, fps: int | None = None, size: int | None = None,
+                   bf16: bool = False) -> Backbone:
+    """A frame backbone for ``polymodal video features``: ``s3d`` (MIL-NCE S3D-G weights; 30 fps,
+    224 px by default) or ``clip`` (a polymodal model folder's image tower; 2 fps by default)."""
+    if name == "s3d":
+        model = load_checkpoint(weights)
+        if type(model).__name__ != "S3D":
+            raise ValueError(f"{weights} holds a {type(model).__name__}, not an S3D")
+        chosen = s3d_backbone(model, fps or 30, size or 224, bf16=bf16)
+        chosen.weights = str(Path(weights).resolve())
+        return chosen
+    if name == "clip":
+        return image_tower_backbone(Embedder.from_checkpoint(weights), fps or 2)
+    raise ValueError(f"--backbone must be s3d or clip, got {name!r}")
