@@ -90,3 +90,36 @@ def test_every_kind_has_a_source_and_the_world_joins_through_its_entry_point():
             "print(sorted(m for m in sys.modules if m.startswith('polymodal.world')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_class_folders_of_real_pictures_train_a_classifier_and_bad_files_are_listed(tmp_path):
+    """``data.kind=folders`` for classification, on pictures matplotlib ships (a photograph, a
+    product shot, logos and icons): folders are classes, an unreadable picture is listed and the
+    rest train; validation reads its folder with the training classes."""
+    import matplotlib
+
+    data = Path(matplotlib.get_data_path())
+    photos = [data / "sample_data" / "grace_hopper.jpg", data / "sample_data" / "Minduka_Present_Blue_Pack.png"]
+    icons = sorted((data / "images").glob("*_large.png"))[:6]
+    for split in ("train", "val"):
+        for cls, files in (("photo", photos), ("icon", icons[:3] if split == "val" else icons)):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for f in files:
+                (tmp_path / split / cls / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "train" / "photo" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (tmp_path / "train" / "icon" / "outside.png").symlink_to(photos[0])  # a link is not followed
+    cfg = load_config(None, ["objective.kind=classification", "model.preset=vit-tiny", "data.image_size=32",
+                             "data.kind=folders", f"data.path={tmp_path / 'train'}", f"data.val_path={tmp_path / 'val'}",
+                             "train.batch_size=4", "train.steps=2", "train.threads=1", "optim.warmup_steps=1",
+                             f"train.out={tmp_path / 'run'}"])
+    with pytest.warns(UserWarning, match="skipped 1 row"):
+        trainer = Trainer(cfg)
+    assert trainer.kind.classes == ["icon", "photo"] and len(trainer.kind.labels) == len(photos) + len(icons)
+    assert "broken.jpg" in (tmp_path / "run" / "skipped.txt").read_text()
+    trainer.train()
+    result = trainer.kind.evaluate(trainer.model)
+    assert result["val_n"] == len(photos) + 3 and 0 <= result["val_accuracy"] <= 1
+    assert result["val_majority_baseline"] == pytest.approx(3 / 5)
+    with pytest.raises(ConfigError, match="no CLASS/ sub-folders with pictures"):
+        Trainer(load_config(None, ["objective.kind=classification", "model.preset=vit-tiny", "data.image_size=32",
+                                   "data.kind=folders", f"data.path={tmp_path / 'run'}", f"train.out={tmp_path / 'x'}"]))

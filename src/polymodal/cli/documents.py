@@ -167,7 +167,7 @@ def doc_classify_cmd(
     """One line per file: path, class, score (class probabilities averaged over its pages). A bad
     file gets an error line and the others go on."""
     from ..documents import DocumentReadError, OCRError
-    from ..documents.reader import IMAGE_SUFFIXES
+    from ..modalities.image import IMAGE_SUFFIXES
     from ..tasks.documents import DocumentPage
 
     doc_model = _document_model(model, "classify")

@@ -224,7 +224,7 @@ def ocr_example(path: str | Path, cache: str | Path | None = None, ocr=None, doc
 
 def class_folders(root: str | Path) -> list[tuple[Path, str]]:
     """(file, class) for every page file under ``root/CLASS/`` (RVL-CDIP style), sorted."""
-    from ..documents.reader import IMAGE_SUFFIXES
+    from ..modalities.image import IMAGE_SUFFIXES
 
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

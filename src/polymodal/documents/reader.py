@@ -15,13 +15,12 @@ from pathlib import Path
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from ..modalities.image import to_rgb
+from ..modalities.image import IMAGE_SUFFIXES, to_rgb
 from .ocr import OCREngine, ocr_engine
 from .page import Page, Word
 
 MAX_PAGE_PIXELS = 40_000_000  # an A4 page at 600 dpi is 35 M
 MAX_PAGES = 200
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
 
 class DocumentReadError(ValueError):

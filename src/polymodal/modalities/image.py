@@ -23,6 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Decoded size is width × height × channels whatever the file's size: a 97 KB PNG can claim 100 M
 # pixels. Files above this are refused from their header, before any pixel is decoded.
 MAX_PIXELS = 64_000_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")  # picture files by name
 
 
 class ImageReadError(ValueError):
@@ -114,6 +115,12 @@ def resize_shortest(img: Image.Image, size: int) -> Image.Image:
     new_long = int(size * long / short)
     new = (size, new_long) if w <= h else (new_long, size)
     return img.resize(new, Image.BICUBIC)
+
+
+def square_uint8(img: Image.Image, size: int) -> torch.Tensor:
+    """A picture as training pixels: shorter side resized to ``size``, centre-cropped, uint8 [3, size, size]."""
+    rgb = center_crop(resize_shortest(to_rgb(img) if img.mode != "RGB" else img, size), size)
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:

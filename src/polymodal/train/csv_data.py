@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..modalities.image import ImageReadError, center_crop, load_image, resize_shortest
+from ..modalities.image import ImageReadError, load_image, square_uint8
 from .config import ConfigError
 
 
@@ -38,11 +37,10 @@ def read_pairs(path: str | Path, image_size: int, image_key: str = "filepath",
             skipped.append(f"{path}:{line}: empty caption")
             continue
         try:
-            img = center_crop(resize_shortest(load_image(file), image_size), image_size)
+            images.append(square_uint8(load_image(file), image_size))
         except ImageReadError as e:
             skipped.append(str(e))
             continue
-        images.append(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1))
         texts.append([caption])
     if not images:
         raise ConfigError(f"{path}: no readable (image, caption) rows ({len(skipped)} skipped)")

@@ -54,11 +54,12 @@ class CaptionStream:
 @dataclass
 class LabelledImages:
     """Pictures with one class each: ``images`` uint8 [N, 3, S, S], ``labels`` int64 [N] indexing
-    ``classes``."""
+    ``classes``, and the pictures that could not be read (``skipped``, "file: reason")."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list
+    skipped: list[str] = field(default_factory=list)
 
 
 class DocumentPages(list):

@@ -17,6 +17,7 @@ kind is a new class where its code lives:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -79,6 +80,14 @@ class TrainKind:
     def load_examples(self, split: str):
         """The source's examples of ``split`` ("train" or "val"; None where it has no validation data)."""
         return self.source.load(self, split)
+
+    def report_skipped(self, skipped: list[str]) -> None:
+        """List the training items the source could not read in the run's ``skipped.txt``, and warn:
+        they never stop a run, and never go unsaid."""
+        if skipped and self.rank == 0 and self.out is not None:
+            (self.out / "skipped.txt").write_text("\n".join(skipped) + "\n")
+            warnings.warn(f"skipped {len(skipped)} row(s) of data.kind {self.cfg.data.kind} that could not be used; "
+                          f"see {self.out / 'skipped.txt'}", stacklevel=3)
 
     def source_evaluation(self, model: nn.Module) -> dict | None:
         """What the source measures in place of the kind's own evaluation (e.g. the world's held-out

@@ -84,10 +84,7 @@ class ContrastiveKind(TrainKind):
             self.tokenizer = build_tokenizer(self.cfg, examples.captions(), saved)
             self.stream = examples.batches(self.tokenizer, self.rank)
         else:
-            if examples.skipped and self.rank == 0 and self.out is not None:
-                (self.out / "skipped.txt").write_text("\n".join(examples.skipped) + "\n")
-                warnings.warn(f"skipped {len(examples.skipped)} unreadable row(s) of data.kind {self.cfg.data.kind}; "
-                              f"see {self.out / 'skipped.txt'}", stacklevel=3)
+            self.report_skipped(examples.skipped)
             self.tokenizer = build_tokenizer(self.cfg, examples.texts, saved)
             self.data = CaptionedImages(examples.images, *tokenize_all(examples.texts, self.tokenizer), examples.texts,
                                         examples.groups, examples.group_size)
@@ -156,13 +153,14 @@ class ContrastiveKind(TrainKind):
 
 @register_kind("classification")
 class ClassificationKind(TrainKind):
-    """A ViT's head on labelled pictures (the world's: place or object count)."""
+    """A ViT's head on labelled pictures (the world's place or object count, a user's class folders)."""
 
     examples = "labelled_images"
     reads = ("image_size",)
 
     def load_data(self) -> None:
         train = self.load_examples("train")
+        self.report_skipped(train.skipped)
         self.images, self.labels, self.classes = train.images, train.labels, train.classes
 
     def build_model(self) -> nn.Module:

@@ -82,10 +82,7 @@ class VideoCLIPKind(TrainKind):
         if self.rank == 0 and saved is not None:
             self.tokenizer.save(saved)
         self.data = self.load_examples("train")
-        if self.data.skipped and self.rank == 0 and self.out is not None:
-            (self.out / "skipped.txt").write_text("\n".join(self.data.skipped) + "\n")
-            warnings.warn(f"skipped {len(self.data.skipped)} row(s) of data.kind {d.kind}; see "
-                          f"{self.out / 'skipped.txt'}", stacklevel=3)
+        self.report_skipped(self.data.skipped)
         self.rows_of_video = [[] for _ in self.data.features]
         for r, seg in enumerate(self.data.segments):
             self.rows_of_video[seg["video"]].append(r)

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 import webdataset as wds
 from PIL import Image
 
-from ..modalities.image import center_crop, resize_shortest, to_rgb
+from ..modalities.image import square_uint8, to_rgb
 from ..modalities.text import TextTokenizer
 from .config import ConfigError
 
@@ -101,8 +100,7 @@ def _image(record: dict, size: int) -> torch.Tensor:
         raise ValueError(f"no image (.{'/.'.join(IMAGE_EXTS)})")
     with Image.open(io.BytesIO(record[ext])) as img:
         img.load()
-        rgb = center_crop(resize_shortest(to_rgb(img), size), size)
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return square_uint8(to_rgb(img), size)
 
 
 def read_shard_pairs(path: str | Path, image_size: int) -> tuple[torch.Tensor, list[list[str]], list[str]]:
