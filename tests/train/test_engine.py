@@ -34,7 +34,7 @@ def test_classification_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="objective.kind: 'regression' is not one of"):
         Trainer(load_config(None, ["objective.kind=regression", f"train.out={tmp_path / 'r'}"]))
     # A source that gives other examples: the error says what it gives and who gives labelled images.
-    with pytest.raises(ConfigError, match="needs labelled images: data.kind 'csv' gives caption pairs.*: world"):
+    with pytest.raises(ConfigError, match="needs labelled images: data.kind 'csv' gives caption pairs.*: folders, world"):
         Trainer(load_config(None, [*CLASSIFY, "data.kind=csv", "data.path=x.csv", f"train.out={tmp_path / 'b'}"]))
 
 

@@ -123,3 +123,15 @@ def test_class_folders_of_real_pictures_train_a_classifier_and_bad_files_are_lis
     with pytest.raises(ConfigError, match="no CLASS/ sub-folders with pictures"):
         Trainer(load_config(None, ["objective.kind=classification", "model.preset=vit-tiny", "data.image_size=32",
                                    "data.kind=folders", f"data.path={tmp_path / 'run'}", f"train.out={tmp_path / 'x'}"]))
+
+
+def test_the_sources_command_lists_every_source_with_what_it_reads():
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+
+    out = CliRunner().invoke(app, ["sources"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    for name in source_names():
+        assert name in out.output
+    assert "region questions" in out.output and "frame_tower" in out.output

@@ -109,3 +109,18 @@ def plot(run_dir: Path, out: Annotated[Optional[Path], typer.Option(help="PNG pa
         console.print(f"wrote {plot_run(run_dir, out)}")
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
+
+
+@app.command()
+def sources() -> None:
+    """List the data sources (data.kind), the examples each gives and the data.* settings it reads."""
+    from rich.table import Table
+
+    from ..train.sources import all_sources
+
+    table = Table(title="data sources (data.kind)")
+    for col in ("data.kind", "gives", "reads data.*", "what"):
+        table.add_column(col, overflow="fold")
+    for s in all_sources():
+        table.add_row(s.name, s.examples.replace("_", " "), ", ".join(s.reads), s.about)
+    console.print(table)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from ...plugins import import_all
 from ..config import ConfigError, DataConfig
 
 ENTRY_POINTS = "polymodal.sources"
@@ -66,12 +67,20 @@ def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
-    from ...plugins import import_all
-
     import_all(__package__)  # every module of this package registers the sources it defines
     for entry in entry_points(group=ENTRY_POINTS):
-        entry.load()
+        try:
+            entry.load()
+        except Exception as e:  # noqa: BLE001 — a broken plugin is named, whatever it raised
+            raise ImportError(f"the data sources of {entry.name} ({entry.value}, entry point {ENTRY_POINTS}) "
+                              f"failed to load: {e}") from e
     _loaded = True
+
+
+def all_sources() -> list[Source]:
+    """Every registered source, by ``data.kind`` then examples."""
+    _load_builtin()
+    return [_SOURCES[key] for key in sorted(_SOURCES)]
 
 
 def source_names() -> tuple[str, ...]:
