@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu_gemm import _best, best, gemm_rates  # noqa: E402
-from encode import alternating_medians, flops  # noqa: E402
+from timing import alternating_medians, flops  # noqa: E402
 
 
 def linear_shapes(model, fn) -> list[tuple[int, int, int]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import alternating_medians  # noqa: E402
+from timing import alternating_medians  # noqa: E402
 
 
 def models(folder: str):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import alternating_medians, peak_rss_growth_mib  # noqa: E402
+from timing import alternating_medians, peak_rss_growth_mib  # noqa: E402
 
 
 def make_video(path: Path, seconds: int, fps: int = 30, size=(320, 240)) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import peak_rss_growth_mib  # noqa: E402
+from timing import peak_rss_growth_mib  # noqa: E402
 
 import polymodal  # noqa: E402
 from polymodal.objectives import ClipLoss  # noqa: E402

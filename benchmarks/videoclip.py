@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import alternating_medians  # noqa: E402
+from timing import alternating_medians  # noqa: E402
 
 CLS, SEP, MAX_VIDEO_LEN, INPUT_DIM = 101, 102, 32, 512
 

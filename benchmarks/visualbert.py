@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from encode import alternating_medians  # noqa: E402
+from timing import alternating_medians  # noqa: E402
 
 
 def models(folder: str):
@@ -121,7 +121,7 @@ def main() -> None:
         import gc
 
         sys.path.insert(0, str(Path(__file__).parent))
-        from encode import _rss_kib, peak_rss_growth_mib
+        from timing import _rss_kib, peak_rss_growth_mib
 
         keep_hf = args.only.split()[1] == "hf"
         hf, ours = (hf, torch.nn.Linear(1, 1)) if keep_hf else (torch.nn.Linear(1, 1), ours)
