@@ -23,8 +23,9 @@ TINY_CSV = ["model.preset=clip-tiny", "data.image_size=32", "data.tokenizer_voca
 
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.name != "imagebind-world.yaml"], ids=lambda c: c.name)
 def test_every_shipped_config_names_a_source_that_reads_all_its_settings(config):
-    kind = make_kind(load_config(config))
-    assert kind.source.name == "world" and kind.examples == kind.source.examples
+    cfg = load_config(config)
+    kind = make_kind(cfg)
+    assert kind.source.name == cfg.data.kind and kind.examples == kind.source.examples
 
 
 def test_a_setting_the_source_does_not_read_is_named():
