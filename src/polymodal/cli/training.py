@@ -19,10 +19,12 @@ def train(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEV
 
     from ..train.config import ConfigError, load_config
     from ..eval.tables import metrics_table
+    from ..train.kinds import make_kind
     from ..train.trainer import TrainingError, run
 
     try:
         cfg = load_config(config, with_device(ctx.args, device))
+        make_kind(cfg)  # the kind, its source and the data.* settings, checked before anything starts
     except ConfigError as e:
         fail(str(e))
     with Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
