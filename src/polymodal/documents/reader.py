@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from ..modalities.image import IMAGE_SUFFIXES, to_rgb
+from ..modalities.image import to_rgb
 from .ocr import OCREngine, ocr_engine
 from .page import Page, Word
 
