@@ -56,3 +56,16 @@ def tower(tmp_path_factory):
         torch.manual_seed(0)
         polymodal.save(polymodal.create("clip-world-tiny"), folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Path]:
+    """Real pictures that an installed package ships (matplotlib's sample photo, its logos and toolbar
+    icons: JPEG and RGBA PNG, 13 files of different sizes), for readers and commands on real files."""
+    import matplotlib
+
+    data = Path(matplotlib.get_data_path())
+    found = [data / "sample_data" / name for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png")]
+    found += sorted((data / "images").glob("*_large.png"))
+    assert len(found) >= 12 and all(p.is_file() for p in found)
+    return found

@@ -10,7 +10,6 @@ Soft targets follow the standard recipe: answer a scores ``min(#annotators who g
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,10 @@ from pathlib import Path
 import torch
 
 from ..eval.metrics import normalize_answer
+from .records import AnnotationFormatError, json_list
 
-MAX_JSON_BYTES = 2 << 30  # VQA v2 train annotations are ≈ 330 MB
-
-
-class VQAFormatError(ValueError):
-    """A VQA file is missing, too large, or not in the VQA v2 layout; the message names file and key."""
+ANNOTATORS = 10  # answers per question in VQA v2
+VQAFormatError = AnnotationFormatError  # the name this module's callers know
 
 
 @dataclass
@@ -33,45 +30,51 @@ class Question:
     question: str
     answers: list[str]  # every annotator's answer (10 in VQA v2); empty for test questions
     question_type: str = ""
+    answer_type: str = ""
 
 
-def _load(path: Path, key: str) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise VQAFormatError(f"{path}: no such file")
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise VQAFormatError(f"{path}: {path.stat().st_size} bytes is more than a VQA file holds")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VQAFormatError(f"{path}: not JSON ({e})") from e
-    if not isinstance(data, dict) or not isinstance(data.get(key), list):
-        raise VQAFormatError(f"{path}: expected an object with a {key!r} list (the VQA v2 layout)")
-    return data[key]
+def _problem(problems: list[str] | None, message: str) -> None:
+    if problems is None:
+        raise VQAFormatError(message)
+    problems.append(message)
 
 
-def read_vqa_v2(questions: str | Path, annotations: str | Path | None = None) -> list[Question]:
+def read_vqa_v2(questions: str | Path, annotations: str | Path | None = None,
+                problems: list[str] | None = None) -> list[Question]:
     """Questions joined with their annotators' answers (none for a test split without annotations).
-    A record without the needed keys raises, naming the file and the record's position."""
-    answers: dict[int, tuple[list[str], str]] = {}
+    A bad record (missing keys, not :data:`ANNOTATORS` answers, an annotation whose question is not in
+    ``questions``, a question without an annotation) names the file and the record's position: it
+    raises, or with ``problems`` given is listed there and left out while the rest load."""
+    answers: dict[int, tuple[list[str], str, str]] = {}
     if annotations is not None:
-        for i, a in enumerate(_load(annotations, "annotations")):
+        for i, a in enumerate(json_list(annotations, "annotations", "VQA v2")):
             try:
-                answers[int(a["question_id"])] = ([str(x["answer"]) for x in a["answers"]], str(a.get("question_type", "")))
+                found = [str(x["answer"]) for x in a["answers"]]
+                qid = int(a["question_id"])
             except (KeyError, TypeError, ValueError) as e:
-                raise VQAFormatError(f"{annotations}: annotation {i} lacks {e} (needs question_id and answers)") from None
-    out = []
-    for i, q in enumerate(_load(questions, "questions")):
+                _problem(problems, f"{annotations}: annotation {i} lacks {e} (needs question_id and answers)")
+                continue
+            if len(found) != ANNOTATORS:
+                _problem(problems, f"{annotations}: annotation {i} (question {qid}) has {len(found)} answers, "
+                                   f"VQA v2 gives {ANNOTATORS}")
+                continue
+            answers[qid] = (found, str(a.get("question_type", "")), str(a.get("answer_type", "")))
+    out, asked = [], set()
+    for i, q in enumerate(json_list(questions, "questions", "VQA v2")):
         try:
             qid = int(q["question_id"])
-            found, kind = answers.get(qid, ([], ""))
-            out.append(Question(qid, q["image_id"], str(q["question"]), found, kind))
+            text, image = str(q["question"]), q["image_id"]
         except (KeyError, TypeError, ValueError) as e:
-            raise VQAFormatError(f"{questions}: question {i} lacks {e} (needs question_id, image_id, question)") from None
-    if annotations is not None:
-        missing = sum(not q.answers for q in out)
-        if missing:
-            raise VQAFormatError(f"{annotations}: {missing} of {len(out)} questions have no annotation")
+            _problem(problems, f"{questions}: question {i} lacks {e} (needs question_id, image_id, question)")
+            continue
+        asked.add(qid)
+        if annotations is not None and qid not in answers:
+            _problem(problems, f"{questions}: question {i} (id {qid}) has no usable annotation in {annotations}")
+            continue
+        found, kind, answer_kind = answers.get(qid, ([], "", ""))
+        out.append(Question(qid, image, text, found, kind, answer_kind))
+    for qid in sorted(set(answers) - asked):
+        _problem(problems, f"{annotations}: the annotation of question {qid} has no question in {questions}")
     return out
 
 

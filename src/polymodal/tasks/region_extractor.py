@@ -46,18 +46,26 @@ class RegionExtractor:
         left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
         return boxes * scale - torch.tensor([left, top, left, top], dtype=boxes.dtype)
 
-    @torch.no_grad()
     def __call__(self, image: Image.Image, boxes: torch.Tensor) -> Regions:
-        if boxes.dim() != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
-            raise ValueError(f"expected boxes [R ≥ 1, 4] (x0, y0, x1, y1 pixels), got {tuple(boxes.shape)}")
-        image = to_rgb(image) if image.mode != "RGB" else image
-        pixels = self.transform(image)[None]
-        tokens = self.tower.forward_features(pixels)[:, 1:]  # [1, g·g, D], CLS dropped
-        fmap = tokens.transpose(1, 2).reshape(1, -1, self.grid, self.grid)
-        cropped = self.crop_boxes(boxes.float(), *image.size)
-        pooled = roi_align(fmap, cropped, torch.zeros(len(boxes), dtype=torch.long), self.output_size,
-                           spatial_scale=self.grid / self.transform.size, sampling_ratio=self.sampling_ratio)
-        return Regions(boxes.float(), pooled.mean(dim=(2, 3)), *image.size)
+        return self.many([image], [boxes])[0]
+
+    @torch.no_grad()
+    def many(self, images: list[Image.Image], boxes: list[torch.Tensor]) -> list[Regions]:
+        """Each picture's regions [R_i, width] for its boxes [R_i, 4] (pixels), through the tower in one
+        batch."""
+        for b in boxes:
+            if b.dim() != 2 or b.shape[1] != 4 or len(b) == 0:
+                raise ValueError(f"expected boxes [R ≥ 1, 4] (x0, y0, x1, y1 pixels), got {tuple(b.shape)}")
+        images = [to_rgb(im) if im.mode != "RGB" else im for im in images]
+        pixels = torch.stack([self.transform(im) for im in images])
+        tokens = self.tower.forward_features(pixels)[:, 1:]  # [B, g·g, D], CLS dropped
+        fmap = tokens.transpose(1, 2).reshape(len(images), -1, self.grid, self.grid)
+        cropped = torch.cat([self.crop_boxes(b.float(), *im.size) for b, im in zip(boxes, images)])
+        which = torch.cat([torch.full((len(b),), i, dtype=torch.long) for i, b in enumerate(boxes)])
+        pooled = roi_align(fmap, cropped, which, self.output_size, spatial_scale=self.grid / self.transform.size,
+                           sampling_ratio=self.sampling_ratio).mean(dim=(2, 3))
+        parts = pooled.split([len(b) for b in boxes])
+        return [Regions(b.float(), f, *im.size) for b, f, im in zip(boxes, parts, images)]
 
 
 def read_box_table(path: Path) -> dict:

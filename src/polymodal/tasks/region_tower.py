@@ -15,15 +15,20 @@ MAX_REGIONS = 5  # the whole image + at most 4 objects
 REGION_TOWER_FILE = "region_tower.json"
 
 
-def save_region_tower(folder: Path, tower: str, image_size: int) -> None:
-    """Record in a region model's folder which image tower read its regions, at which image size:
-    the model means nothing with another tower's features."""
-    record = {"tower": str(Path(tower).resolve()), "image_size": image_size, "max_regions": MAX_REGIONS}
+def save_region_tower(folder: Path, tower: str | None, image_size: int, max_regions: int = MAX_REGIONS,
+                      features: str | None = None) -> None:
+    """Record in a region model's folder which image tower read its regions, at which image size and
+    how many regions a picture had at most: the model means nothing with another tower's features.
+    A model trained on features computed elsewhere (``features``: their file) records that instead."""
+    record = {"tower": str(Path(tower).resolve()) if tower else None, "image_size": image_size,
+              "max_regions": max_regions}
+    if features:
+        record["features"] = str(features)
     (Path(folder) / REGION_TOWER_FILE).write_text(json.dumps(record, indent=1))
 
 
 def load_region_tower(folder: Path) -> dict:
-    """The record :func:`save_region_tower` wrote: {"tower", "image_size", "max_regions"}."""
+    """The record :func:`save_region_tower` wrote: {"tower", "image_size", "max_regions"[, "features"]}."""
     path = Path(folder) / REGION_TOWER_FILE
     if not path.is_file():
         raise ValueError(f"{folder} has no {REGION_TOWER_FILE}: which image tower read its regions is unknown; "
@@ -31,6 +36,9 @@ def load_region_tower(folder: Path) -> dict:
     record = json.loads(path.read_text())
     if not isinstance(record, dict) or not {"tower", "image_size"} <= set(record):
         raise ValueError(f"{path}: expected {{\"tower\": folder, \"image_size\": int}}")
+    if record["tower"] is None:
+        raise ValueError(f"{folder} was trained on region features computed elsewhere ({record.get('features')}), "
+                         "not by an image tower: give its pictures as such features, or --region-tower")
     return record
 
 

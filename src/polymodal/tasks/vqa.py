@@ -23,17 +23,18 @@ def grid_boxes(width: int, height: int, cells: int = 2) -> torch.Tensor:
     return torch.tensor([[0.0, 0.0, width, height], *grid])
 
 
-def picture_regions(extractor, image: Image.Image, boxes=None) -> RegionFeatures:
-    """One picture's regions as the world region models were trained on them: the whole picture
-    first, then ``boxes`` [R, 4] (pixels; default: a 2 × 2 grid), padded to :data:`MAX_REGIONS`."""
+def picture_regions(extractor, image: Image.Image, boxes=None, max_regions: int = MAX_REGIONS) -> RegionFeatures:
+    """One picture's regions as the region models were trained on them: the whole picture first, then
+    ``boxes`` [R, 4] (pixels; default: a 2 × 2 grid), padded to ``max_regions`` (the most a training
+    picture had, which the model folder records)."""
     w, h = image.size
     if boxes is None:
         boxes = grid_boxes(w, h)
     else:
         boxes = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)])
-    if len(boxes) > MAX_REGIONS:
-        raise ValueError(f"{len(boxes) - 1} boxes; the region models were trained with at most {MAX_REGIONS - 1}")
-    return RegionFeatures.collate([extractor(image, boxes)], MAX_REGIONS)
+    if len(boxes) > max_regions:
+        raise ValueError(f"{len(boxes) - 1} boxes; this region model was trained with at most {max_regions - 1}")
+    return RegionFeatures.collate([extractor(image, boxes)], max_regions)
 
 
 class VQAPredictor:
@@ -49,15 +50,16 @@ class VQAPredictor:
             raise ValueError(f"{folder} holds a {type(self.model).__name__}, not a VQA model (family region-vqa)")
         self.tokenizer = load_tokenizer(folder)
         self.answers = load_answers(folder)
-        tower = region_tower or load_region_tower(folder)["tower"]
-        self.extractor = region_extractor(str(tower))
+        record = load_region_tower(folder) if region_tower is None else {"tower": region_tower}
+        self.max_regions = int(record.get("max_regions", MAX_REGIONS))
+        self.extractor = region_extractor(str(record["tower"]))
 
     @torch.no_grad()
     def __call__(self, image: Image.Image, question: str, boxes: torch.Tensor | None = None,
                  k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` best answers with their scores in [0, 1]. ``boxes`` [R, 4] pixel regions (the
         whole picture is added first, as in training); default: a 2 × 2 grid."""
-        regions = picture_regions(self.extractor, image, boxes)
+        regions = picture_regions(self.extractor, image, boxes, self.max_regions)
         tokens = self.tokenizer([question])  # a question longer than the context is an error
         logits = self.model(tokens.ids, regions.features, tokens.attention_mask, regions.mask,
                             regions.locations())["logits"][0]

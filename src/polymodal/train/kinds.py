@@ -81,13 +81,15 @@ class TrainKind:
         """The source's examples of ``split`` ("train" or "val"; None where it has no validation data)."""
         return self.source.load(self, split)
 
-    def report_skipped(self, skipped: list[str]) -> None:
-        """List the training items the source could not read in the run's ``skipped.txt``, and warn:
-        they never stop a run, and never go unsaid."""
+    def report_skipped(self, skipped: list[str], split: str = "train") -> None:
+        """List the items of ``split`` the source could not use in the run's ``skipped.txt`` (validation:
+        ``skipped-val.txt``), and warn: they never stop a run, and never go unsaid."""
         if skipped and self.rank == 0 and self.out is not None:
-            (self.out / "skipped.txt").write_text("\n".join(skipped) + "\n")
-            warnings.warn(f"skipped {len(skipped)} row(s) of data.kind {self.cfg.data.kind} that could not be used; "
-                          f"see {self.out / 'skipped.txt'}", stacklevel=3)
+            name = "skipped.txt" if split == "train" else f"skipped-{split}.txt"
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / name).write_text("\n".join(skipped) + "\n")
+            warnings.warn(f"skipped {len(skipped)} {split} item(s) of data.kind {self.cfg.data.kind} that could not be "
+                          f"used; see {self.out / name}", stacklevel=3)
 
     def source_evaluation(self, model: nn.Module) -> dict | None:
         """What the source measures in place of the kind's own evaluation (e.g. the world's held-out

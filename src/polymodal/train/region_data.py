@@ -45,7 +45,8 @@ class RegionQuestions:
     mask: torch.Tensor  # [Q, L] int64
     questions: list[str]
     answers: list[list[str]]  # each question's reference answers (one per annotator)
-    kinds: list[str]  # question types (count, exists, colour, shape, relation, compare)
+    kinds: list[str]  # question types (the world's: count, exists, colour, shape, relation, compare)
+    answer_types: list[str] = field(default_factory=list)  # VQA v2's answer types (yes/no, number, other), if known
 
     def __len__(self) -> int:
         return len(self.questions)

@@ -18,7 +18,7 @@ from ..modalities.text import TextTokenizer
 from ..objectives import MaskedLMAndMatching, Objective
 from ..registry import build, preset
 from ..tasks.region_extractor import RegionExtractor
-from ..tasks.region_tower import region_extractor, save_region_tower
+from ..tasks.region_tower import MAX_REGIONS, region_extractor, save_region_tower
 from .config import ConfigError, RunConfig
 from .kinds import TrainKind, register_kind
 from .region_data import RegionCaptions, mask_words, mlm_itm_batch, special_ids, word_group_ids
@@ -96,15 +96,19 @@ def keep_inputs(batch: dict, inputs: str) -> dict:
 
 
 class RegionKind(TrainKind):
-    """Pictures as regions read by ``data.region_tower``; a WordPiece tokenizer (for [MASK] and [SEP])."""
+    """Pictures as regions — read by ``data.region_tower`` or, for sources on files, given as features
+    (``data.regions``) — and a WordPiece tokenizer (for [MASK] and [SEP])."""
 
     reads = TOKENIZER + ("region_tower", "image_size")
+    regions_per_picture = 0  # the most regions a training picture had (recorded with the saved model)
 
     def check_config(self) -> None:
         cfg, d, kind = self.cfg, self.cfg.data, self.cfg.objective.kind
-        if not d.region_tower:
+        if not d.region_tower and not d.regions:
             raise ConfigError(f"objective.kind {kind} needs data.region_tower: a saved CLIP or ImageBind folder "
-                              "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions")
+                              "(e.g. runs/clip-world-minilm/model) whose image tower reads the regions"
+                              + (" (or data.regions: features already computed)" if "regions" in self.source.reads
+                                 else ""))
         if not (cfg.model.text_weights or d.tokenizer or (self.out is not None and (self.out / "tokenizer").is_dir())):
             raise ConfigError(f"objective.kind {kind} needs a WordPiece tokenizer with [MASK]: set model.text_weights "
                               "(e.g. minilm) or data.tokenizer")
@@ -117,15 +121,26 @@ class RegionKind(TrainKind):
         if self.rank == 0 and saved is not None:
             self.tokenizer.save(saved)
 
+    def load_examples(self, split: str):
+        examples = super().load_examples(split)
+        for part in (examples.values() if isinstance(examples, dict) else [examples]):
+            regions = getattr(getattr(part, "texts", part), "regions", None)
+            if isinstance(regions, torch.Tensor):
+                self.regions_per_picture = max(self.regions_per_picture, regions.shape[1])
+        return examples
+
     @cached_property
     def extractor(self) -> RegionExtractor:
+        if not self.cfg.data.region_tower:
+            raise ConfigError(f"data.kind {self.cfg.data.kind} reads pictures here: it needs data.region_tower")
         return region_extractor(self.cfg.data.region_tower)
 
     def trunk(self, visual_dim: int, **sizes) -> nn.Module:
         return build_region_model(self.cfg, self.tokenizer, visual_dim, **sizes)
 
     def save(self, folder: Path) -> None:  # what reads this model's regions travels with it
-        save_region_tower(folder, self.cfg.data.region_tower, self.cfg.data.image_size)
+        d = self.cfg.data
+        save_region_tower(folder, d.region_tower, d.image_size, self.regions_per_picture or MAX_REGIONS, d.regions)
 
 
 @register_kind("mlm_itm")

@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from ..data.vqa import answer_vocabulary, soft_targets
-from ..eval.metrics import vqa_score
+from ..eval.metrics import normalize_answer, vqa_score
 from ..models.region_vqa import RegionVQA, RegionVQAConfig
 from ..objectives import Objective, SoftScoreBCE
 from ..registry import build
 from ..tasks.vqa import load_answers, save_answers
+from .config import ConfigError
 from .kinds import register_kind
 from .region_data import RegionQuestions, question_rows, vqa_batch
 from .region_kinds import RegionKind, keep_inputs, start_trunk
@@ -28,8 +29,8 @@ def build_vqa_model(trunk: nn.Module, answers: list[str], init_from: str | None 
     return model
 
 
-def answers_of(data: RegionQuestions) -> list[str]:
-    return answer_vocabulary(data.answers)
+def answers_of(data: RegionQuestions, min_count: int = 1) -> list[str]:
+    return answer_vocabulary(data.answers, min_count)
 
 
 @register_kind("vqa")
@@ -37,11 +38,14 @@ class VQAKind(RegionKind):
     """Questions about pictures answered from their regions: an answer head, soft-score BCE."""
 
     examples = "region_questions"
+    reads = RegionKind.reads + ("min_answer_count",)
 
     def load_data(self) -> None:
         self.load_tokenizer()
         self.data = self.load_examples("train")
-        self.answers = answers_of(self.data)
+        self.answers = answers_of(self.data, self.cfg.data.min_answer_count)
+        if not self.answers:
+            raise ConfigError(f"no training answer is given data.min_answer_count={self.cfg.data.min_answer_count} times")
         self.targets = soft_targets(self.data.answers, self.answers)
 
     def build_model(self) -> nn.Module:
@@ -56,8 +60,10 @@ class VQAKind(RegionKind):
         return keep_inputs(b, self.cfg.objective.inputs)
 
     def evaluate(self, model: nn.Module) -> dict:
-        return evaluate_vqa(model, self.load_examples("val"), self.answers, self.cfg.objective.inputs,
-                            getattr(self, "data", None))
+        val = self.load_examples("val")
+        if val is None:
+            return {}
+        return evaluate_vqa(model, val, self.answers, self.cfg.objective.inputs, getattr(self, "data", None))
 
     def save(self, folder: Path) -> None:
         super().save(folder)
@@ -83,20 +89,27 @@ def predict(model: RegionVQA, data: RegionQuestions, answers: list[str], batch: 
 
 
 def score(predicted: list[str], data: RegionQuestions) -> dict:
-    """VQA accuracy overall and per question type."""
+    """VQA accuracy overall, per question type and per answer type (where the data gives them)."""
     per = [vqa_score(p, a) for p, a in zip(predicted, data.answers)]
     out = {"accuracy": sum(per) / max(len(per), 1)}
-    for kind in sorted(set(data.kinds)):
-        rows = [s for s, k in zip(per, data.kinds) if k == kind]
-        out[f"accuracy_{kind}"] = sum(rows) / len(rows)
+    for prefix, labels in (("accuracy_", data.kinds), ("accuracy_answer_type_", data.answer_types)):
+        for label in sorted(set(labels)):
+            rows = [s for s, k in zip(per, labels) if k == label]
+            out[f"{prefix}{label}"] = sum(rows) / len(rows)
     return out
+
+
+def top_answer(answers: list[str]) -> str:
+    """The answer most of a question's annotators gave (normalised; ties: the first given)."""
+    return Counter(normalize_answer(a) for a in answers).most_common(1)[0][0]
 
 
 def prior_baselines(train: RegionQuestions, val: RegionQuestions) -> dict:
     """Answers without looking: the most common training answer for every question (chance), and
     the most common training answer of the question's type (the language prior a blind model learns)."""
-    overall = Counter(a[0] for a in train.answers).most_common(1)[0][0]
-    by_kind = {k: Counter(a[0] for a, kk in zip(train.answers, train.kinds) if kk == k).most_common(1)[0][0]
+    tops = [top_answer(a) for a in train.answers]
+    overall = Counter(tops).most_common(1)[0][0]
+    by_kind = {k: Counter(t for t, kk in zip(tops, train.kinds) if kk == k).most_common(1)[0][0]
                for k in set(train.kinds)}
     majority = score([overall] * len(val), val)["accuracy"]
     typed = score([by_kind.get(k, overall) for k in val.kinds], val)["accuracy"]
