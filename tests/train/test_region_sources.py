@@ -6,10 +6,14 @@ import json
 
 import pytest
 import torch
-from region_files import coco_pictures, write_vqa_v2
+from region_files import coco_pictures, write_coco, write_memes, write_refcoco, write_vcr, write_vqa_v2
 from typer.testing import CliRunner
 
 from polymodal.cli import app
+from polymodal.data.memes import read_memes
+from polymodal.data.records import AnnotationFormatError
+from polymodal.data.refcoco import load_plain_pickle, read_ref_table
+from polymodal.data.vcr import read_vcr
 from polymodal.data.vqa import read_vqa_v2
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.trainer import Trainer, run
@@ -88,3 +92,120 @@ def test_vqa_v2_refuses_settings_it_does_not_read_and_missing_files(tmp_path, vq
     with pytest.raises(ConfigError, match=r"10 of 10 train pictures have no regions"):
         Trainer(_cfg(tmp_path, tower, minilm_dir, "vqa", "vqa_v2", f"data.questions={q}", f"data.annotations={a}",
                      f"data.images={tmp_path}"))
+
+
+def test_memes_train_as_consistency_and_report_auroc_next_to_the_majority(tmp_path, photos, tower, minilm_dir):
+    train = write_memes(tmp_path, photos[:8], "train")
+    val = write_memes(tmp_path, photos[8:], "dev", first_id=100)
+    lines = train.read_text().splitlines()
+    lines += ['{"id": 5, "img": "img/00001.png", "label": 1, "text": "   "}',  # no text
+              '{"id": 6, "img": "../../etc/passwd", "label": 0, "text": "x"}',  # outside the folder
+              '{"id": 7, "img": "img/00001.png", "label": 3, "text": "x"}', "{not json"]
+    train.write_text("\n".join(lines) + "\n")
+    memes, problems = read_memes(train)
+    assert len(memes) == 16 and len(problems) == 4
+    assert any(":17: the meme has no text" in p for p in problems)
+    assert any(":18: '../../etc/passwd' lies outside" in p for p in problems)
+    assert any("label 3 is not 0 or 1" in p for p in problems) and any(":20: not JSON" in p for p in problems)
+    cfg = _cfg(tmp_path / "run", tower, minilm_dir, "consistency", "memes", f"data.path={train}", f"data.val_path={val}")
+    result = run(cfg)
+    assert result["val_n"] == 10 and 0 <= result["val_auroc"] <= 1 and result["val_majority_baseline"] == 0.5
+    assert "no text" in (tmp_path / "run" / "skipped.txt").read_text()
+    text_only = run(_cfg(tmp_path / "text", tower, minilm_dir, "consistency", "memes", f"data.path={train}",
+                         f"data.val_path={val}", "objective.inputs=text"))
+    assert 0 <= text_only["val_auroc"] <= 1
+
+
+def test_coco_captions_pretrain_visualbert_and_vilbert_with_object_classes(tmp_path, photos, tower, minilm_dir):
+    train = coco_pictures(photos[:8], tmp_path / "train2017", "train2017")
+    val = coco_pictures(photos[8:], tmp_path / "val2017", "val2017", first_id=100)
+    captions, instances = write_coco(tmp_path, train, "train2017")
+    val_captions, val_instances = write_coco(tmp_path, val, "val2017")
+    common = [f"data.path={captions}", f"data.images={tmp_path / 'train2017'}", f"data.val_path={val_captions}",
+              f"data.val_images={tmp_path / 'val2017'}"]
+    result = run(_cfg(tmp_path / "vb", tower, minilm_dir, "mlm_itm", "coco_captions", *common))
+    assert 0 <= result["mlm_accuracy"] <= 1 and 0 <= result["itm_accuracy"] <= 1
+    with pytest.raises(ConfigError, match="needs each region's class distribution"):
+        Trainer(_cfg(tmp_path / "vl0", tower, minilm_dir, "masked_multimodal", "coco_captions", *common,
+                     "model.preset=vilbert-tiny"))
+    cfg = _cfg(tmp_path / "vl", tower, minilm_dir, "masked_multimodal", "coco_captions", *common,
+               "model.preset=vilbert-tiny", f"data.instances={instances}", f"data.val_instances={val_instances}")
+    trainer = Trainer(cfg)
+    targets = trainer.kind.targets
+    assert targets.shape == (8, 3, 3)  # the whole picture + person + dog; classes background, dog, person
+    assert targets[0].argmax(-1).tolist() == [0, 2, 1]
+    result = run(cfg)
+    assert 0 <= result["masked_region_accuracy"] <= 1 and result["masked_region_majority_baseline"] == 0.5
+    assert result["object_words_n"] > 0 and 0 <= result["object_words_without_regions_accuracy"] <= 1
+
+
+def test_refcoco_from_the_released_pickle_and_from_a_table(tmp_path, photos, tower, minilm_dir):
+    train = coco_pictures(photos[:8], tmp_path / "train2014")
+    val = coco_pictures(photos[8:], tmp_path / "train2014", first_id=100)
+    refs, instances = write_refcoco(tmp_path, train, val)
+    cfg = _cfg(tmp_path / "run", tower, minilm_dir, "refexp", "refcoco", f"data.path={refs}",
+               f"data.instances={instances}", f"data.images={tmp_path / 'train2014'}")
+    trainer = Trainer(cfg)
+    assert len(trainer.kind.data) == 8 * 4 and trainer.kind.positives.shape == (32, 3)
+    assert trainer.kind.positives[0].tolist() == [False, True, False]  # "the person top left": region 1
+    result = run(cfg)
+    assert result["val_expressions"] == 20
+    assert result["val_ceiling_truth_boxes"] == 1.0 and 0 < result["val_chance_truth_boxes"] < 1
+    assert 0 <= result["val_accuracy_grid_boxes"] <= result["val_ceiling_grid_boxes"] <= 1
+
+    # a table: one expression's box lies outside its picture, one is empty
+    rows = [{"image": f.name, "expression": "the dog", "box": [f_w / 2, f_h / 2, f_w, f_h]}
+            for f, (f_w, f_h) in ((f, _size(f)) for _, f in train)]
+    rows.append({"image": train[0][1].name, "expression": "the sky", "box": [0, 0, 99999, 10]})
+    rows.append({"image": train[0][1].name, "expression": " ", "box": [0, 0, 5, 5]})
+    table = tmp_path / "refs.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    found, problems = read_ref_table(table)
+    assert len(found) == 9 and any("empty expression" in p for p in problems)
+    with pytest.warns(UserWarning):
+        trainer = Trainer(_cfg(tmp_path / "table", tower, minilm_dir, "refexp", "refcoco", f"data.path={table}",
+                               f"data.images={tmp_path / 'train2014'}"))
+    assert len(trainer.kind.data) == 8
+    assert "box [0.0, 0.0, 99999.0, 10.0] is outside its" in (tmp_path / "table" / "skipped.txt").read_text()
+
+
+def _size(path):
+    from region_files import picture_size
+
+    return picture_size(path)
+
+
+def test_a_refs_pickle_that_names_a_class_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "refs.p").write_bytes(pickle.dumps([{"ref_id": 1, "x": Boom()}], protocol=2))
+    with pytest.raises(AnnotationFormatError, match=r"refs.p: refusing to load (__builtin__|builtins).print"):
+        load_plain_pickle(tmp_path / "refs.p")
+    (tmp_path / "cut.p").write_bytes(pickle.dumps([{"ref_id": 1}] * 3, protocol=2)[:-5])
+    with pytest.raises(AnnotationFormatError, match="cut.p: (pickle data was truncated|not a readable pickle)"):
+        load_plain_pickle(tmp_path / "cut.p")
+
+
+def test_vcr_items_train_and_report_q_a_qa_r_q_ar(tmp_path, photos, tower, minilm_dir):
+    train = write_vcr(tmp_path, photos[:8], "train")
+    val = write_vcr(tmp_path, photos[8:], "val")
+    lines = [json.loads(line) for line in train.read_text().splitlines()]
+    bad = dict(lines[0], question=["Why", "is", [7], "here", "?"])  # object 7 of 2
+    train.write_text("".join(json.dumps(line) + "\n" for line in [*lines, bad]))
+    items, problems = read_vcr(train, tmp_path / "vcr1images")
+    assert len(items) == 8 and items[0].question == "How is person related to dog?"
+    assert items[0].rationales[0] == "person and dog sit together."
+    assert problems == [f"{train}:9 question: object index 7 is out of range (the picture has 2 objects)"]
+    cfg = _cfg(tmp_path / "run", tower, minilm_dir, "vcr", "vcr", f"data.path={train}", f"data.val_path={val}",
+               f"data.images={tmp_path / 'vcr1images'}")
+    trainer = Trainer(cfg)
+    assert len(trainer.kind.items) == 8 and len(trainer.kind.items.texts) == 64
+    assert trainer.kind.items.texts.regions.shape[1] == 3  # the whole picture + its two objects
+    result = run(cfg)
+    assert result["val_items"] == 5
+    for key in ("val_q_a_accuracy", "val_qa_r_accuracy", "val_q_ar_accuracy"):
+        assert 0 <= result[key] <= 1

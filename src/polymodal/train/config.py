@@ -56,6 +56,7 @@ class DataConfig:
     val_annotations: str | None = None  # vqa_v2: validation annotations
     min_answer_count: int = 1  # vqa: answers given fewer times in training are left out of the vocabulary
     instances: str | None = None  # refcoco: COCO instances.json beside the refs pickle; coco_captions: object boxes and classes
+    val_instances: str | None = None  # coco_captions: the validation pictures' instances.json
     frame_tower: str | None = None  # videoclip: a saved CLIP/ImageBind folder whose image tower embeds video frames
     pairs: str = "overlapped"  # videoclip: (clip, text) positives "naive" (the timestamps) or "overlapped"
     shift_rate: float = 0.25  # videoclip on the world: the share of narration segments shifted in time

@@ -165,7 +165,8 @@ class MaskedLMKind(RegionKind):
                              self.rank, self.world_size)
 
     def evaluate(self, model: nn.Module) -> dict:
-        return evaluate_region_lm(model, self.load_examples("val"), self.tokenizer, self.cfg.data.seed)
+        val = self.load_examples("val")
+        return {} if val is None else evaluate_region_lm(model, val, self.tokenizer, self.cfg.data.seed)
 
 
 def pretraining_outputs(model: nn.Module, batch: dict, inputs: str = "both") -> dict:

@@ -33,16 +33,23 @@ class SceneTexts:
     ids: torch.Tensor  # [Q, L] int64
     mask: torch.Tensor  # [Q, L] int64
     texts: list[str]
+    image_size: torch.Tensor | None = None  # [N, 2] (w, h) pixels
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def subset(self, rows: list[int]) -> "SceneTexts":
+        """The texts ``rows`` (their pictures' regions all kept)."""
+        index = torch.tensor(rows, dtype=torch.long)
+        return SceneTexts(self.regions, self.region_mask, self.locations, self.boxes, self.scene_of[index],
+                          self.ids[index], self.mask[index], [self.texts[i] for i in rows], self.image_size)
 
 
 def scene_texts(batch: RegionFeatures, scene_of: list[int], texts: list[str], tokenizer: TextTokenizer) -> SceneTexts:
     """Texts [Q] about the pictures of ``batch`` (``scene_of``: each text's picture), tokenised."""
     tokens = tokenizer(texts)  # a text longer than the context is an error, not a silent cut
     return SceneTexts(batch.features, batch.mask, batch.locations(), batch.boxes, torch.tensor(scene_of),
-                      tokens.ids, tokens.attention_mask, texts)
+                      tokens.ids, tokens.attention_mask, texts, batch.image_size)
 
 
 def refexp_hits(boxes: torch.Tensor, region_mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

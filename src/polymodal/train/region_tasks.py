@@ -86,6 +86,8 @@ class ConsistencyKind(ScorerKind):
 
     def evaluate(self, model: nn.Module) -> dict:
         statements = self.load_examples("val")
+        if statements is None:
+            return {}
         val, labels, kinds = statements.texts, statements.labels, statements.kinds
         logits = score_rows(model, val, torch.arange(len(val)), self.cfg.objective.inputs)
         right = (logits > 0).long() == labels
@@ -129,6 +131,8 @@ class RefExpKind(ScorerKind):
     def evaluate(self, model: nn.Module) -> dict:
         sets = self.load_examples("val")
         result = {}
+        if sets is None:
+            return result
         for name, refs in (sets.items() if isinstance(sets, dict) else [("", sets)]):
             val, positives, suffix = refs.texts, refs.positives, f"_{name}" if name else ""
             logits = score_rows(model, val, torch.arange(len(val)), self.cfg.objective.inputs)
@@ -169,6 +173,8 @@ class VCRKind(ScorerKind):
 
     def evaluate(self, model: nn.Module) -> dict:
         val = self.load_examples("val")
+        if val is None:
+            return {}
         logits = score_rows(model, val.texts, torch.arange(len(val.texts)), self.cfg.objective.inputs).view(-1, 8)
         qa = logits[:, :4].argmax(1) == val.answer
         qar = logits[:, 4:].argmax(1) == val.rationale

@@ -104,9 +104,9 @@ def tower_digest(folder: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _boxes(kind, p: Picture, width: int, height: int, table: dict | None) -> torch.Tensor:
-    """The picture's boxes with the whole picture first; a box outside the picture is an error."""
-    mode = kind.cfg.data.boxes
+def _boxes(mode: str, p: Picture, width: int, height: int, table: dict | None) -> torch.Tensor:
+    """The picture's boxes (``data.boxes`` = ``mode``) with the whole picture first; a box outside the
+    picture is an error."""
     if table is not None:
         name = p.path.name
         if name not in table:
@@ -129,16 +129,16 @@ def _boxes(kind, p: Picture, width: int, height: int, table: dict | None) -> tor
     return torch.cat([torch.tensor([[0.0, 0.0, width, height]]), given])
 
 
-def _computed(kind, pictures: list[Picture]) -> tuple[list[Regions | None], list[str]]:
-    """Each picture's regions through ``kind.extractor``, cached on disk (``data.feature_cache`` or
-    ``train.out/region_cache``), with progress on stderr."""
+def _computed(kind, pictures: list[Picture], mode: str) -> tuple[list[Regions | None], list[str]]:
+    """Each picture's regions through ``kind.extractor`` with boxes ``mode`` (``data.boxes``), cached on
+    disk (``data.feature_cache`` or ``train.out/region_cache``), with progress on stderr."""
     d = kind.cfg.data
     table = None
-    if d.boxes not in ("truth", "grid"):
+    if mode not in ("truth", "grid"):
         try:
-            table = read_box_table(Path(d.boxes))
+            table = read_box_table(Path(mode))
         except (OSError, ValueError) as e:
-            raise ConfigError(f"data.boxes {d.boxes}: {e}") from None
+            raise ConfigError(f"data.boxes {mode}: {e}") from None
     folder = Path(d.feature_cache) if d.feature_cache else (kind.out / CACHE_FOLDER if kind.out is not None else None)
     digest = tower_digest(d.region_tower)
     out: list[Regions | None] = [None] * len(pictures)
@@ -149,7 +149,7 @@ def _computed(kind, pictures: list[Picture]) -> tuple[list[Regions | None], list
                 raise ValueError("no picture file")
             stat = p.path.stat()
             boxes = None if p.boxes is None else p.boxes.numpy().tobytes()
-            key = hashlib.sha256(repr((digest, str(p.path.resolve()), stat.st_size, stat.st_mtime_ns, boxes, d.boxes,
+            key = hashlib.sha256(repr((digest, str(p.path.resolve()), stat.st_size, stat.st_mtime_ns, boxes, mode,
                                        table.get(p.path.name) if table else None)).encode()).hexdigest()[:24]
             cached = folder / f"{key}.npz" if folder is not None else None
             if cached is not None and cached.is_file():
@@ -167,7 +167,7 @@ def _computed(kind, pictures: list[Picture]) -> tuple[list[Regions | None], list
             p = pictures[i]
             try:
                 image = load_image(p.path)
-                boxes.append(_boxes(kind, p, *image.size, table))
+                boxes.append(_boxes(mode, p, *image.size, table))
                 images.append(image)
                 part.append((i, cached))
             except (ImageReadError, ValueError, OSError) as e:
@@ -184,13 +184,13 @@ def _computed(kind, pictures: list[Picture]) -> tuple[list[Regions | None], list
     return out, problems
 
 
-def picture_regions(kind, pictures: list[Picture], split: str) -> PictureRegions:
-    """The regions of ``pictures`` (see the module's docstring); stops the run when more than
-    ``data.max_missing`` of them have none."""
+def picture_regions(kind, pictures: list[Picture], split: str, boxes: str | None = None) -> PictureRegions:
+    """The regions of ``pictures`` (see the module's docstring; ``boxes`` in place of ``data.boxes``);
+    stops the run when more than ``data.max_missing`` of them have none."""
     d = kind.cfg.data
     if not pictures:
         raise ConfigError(f"data.kind {d.kind}: no {split} examples to read regions for")
-    found, problems = _given(pictures, d.regions) if d.regions else _computed(kind, pictures)
+    found, problems = _given(pictures, d.regions) if d.regions else _computed(kind, pictures, boxes or d.boxes)
     kept = [i for i, r in enumerate(found) if r is not None]
     missing = len(pictures) - len(kept)
     if missing > d.max_missing * len(pictures) or not kept:

@@ -58,6 +58,8 @@ class MaskedMultimodalKind(RegionKind):
 
     def evaluate(self, model: nn.Module) -> dict:
         val = self.load_examples("val")
+        if val is None:
+            return {}
         result = evaluate_region_lm(model, val, self.tokenizer, self.cfg.data.seed)
         return {**result, **val.metrics, **evaluate_masked_regions(model, val, self.tokenizer, self.cfg.data.seed)}
 

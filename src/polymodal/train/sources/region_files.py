@@ -37,11 +37,11 @@ def fitting(tokenizer, texts: list[str]) -> list[bool]:
 
 
 def texts_about(kind, pictures: list[Picture], picture_of: list[int], texts: list[str], wheres: list[str],
-                split: str) -> tuple[SceneTexts, list[int], list[str]]:
-    """Texts [Q] about ``pictures`` (``picture_of``: each text's picture) → (their
-    :class:`SceneTexts`, the indices of the texts kept, problems: every picture without regions and
-    every text too long for the context)."""
-    regions = picture_regions(kind, pictures, split)
+                split: str, boxes: str | None = None) -> tuple[SceneTexts, list[int], list[str]]:
+    """Texts [Q] about ``pictures`` (``picture_of``: each text's picture; their regions on ``boxes``,
+    default ``data.boxes``) → (their :class:`SceneTexts`, the indices of the texts kept, problems:
+    every picture without regions and every text too long for the context)."""
+    regions = picture_regions(kind, pictures, split, boxes)
     problems = list(regions.problems)
     row = regions.row_of()
     fits = fitting(kind.tokenizer, texts)
@@ -58,5 +58,5 @@ def texts_about(kind, pictures: list[Picture], picture_of: list[int], texts: lis
     tokens = kind.tokenizer(chosen)
     f = regions.features
     data = SceneTexts(f.features, f.mask, f.locations(), f.boxes, torch.tensor([row[picture_of[i]] for i in kept]),
-                      tokens.ids, tokens.attention_mask, chosen)
+                      tokens.ids, tokens.attention_mask, chosen, f.image_size)
     return data, kept, problems
