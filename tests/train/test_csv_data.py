@@ -38,7 +38,7 @@ def test_read_pairs_skips_and_reports_bad_rows(table):
 def test_training_on_a_table_runs_and_lists_skipped_files(table, tmp_path):
     cfg = load_config(None, [*TINY_FILES, "data.kind=csv", f"data.path={table}", f"data.val_path={table}",
                              "train.steps=3", "train.batch_size=16", f"train.out={tmp_path / 'run'}"])
-    with pytest.warns(UserWarning, match="skipped 3 row"):
+    with pytest.warns(UserWarning, match="skipped 3 train item"):
         result = run(cfg)
     assert "text_to_image_R@1" in result
     assert "broken.png" in (tmp_path / "run" / "skipped.txt").read_text()

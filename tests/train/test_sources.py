@@ -41,9 +41,9 @@ def test_a_setting_the_source_does_not_read_is_named():
 
 def test_a_kind_no_source_feeds_lists_those_that_can():
     with pytest.raises(ConfigError, match=r"objective.kind vqa needs region questions: data.kind 'csv' gives "
-                                          r"caption pairs, timed video text; sources that give them: world"):
+                                          r"caption pairs, timed video text; sources that give them: vqa_v2, world"):
         make_kind(load_config(Path("configs/vqa-world.yaml"), ["data.kind=csv"]))
-    with pytest.raises(ConfigError, match=r"data.kind 'parquet' is not a registered source \(csv, docvqa, folders, funsd, wds, world\)"):
+    with pytest.raises(ConfigError, match=r"data.kind 'parquet' is not a registered source \(coco_captions, csv, docvqa, folders, funsd, memes, refcoco, vcr, vqa_v2, wds, world\)"):
         make_kind(load_config(None, ["data.kind=parquet"]))
 
 
@@ -113,7 +113,7 @@ def test_class_folders_of_real_pictures_train_a_classifier_and_bad_files_are_lis
                              "data.kind=folders", f"data.path={tmp_path / 'train'}", f"data.val_path={tmp_path / 'val'}",
                              "train.batch_size=4", "train.steps=2", "train.threads=1", "optim.warmup_steps=1",
                              f"train.out={tmp_path / 'run'}"])
-    with pytest.warns(UserWarning, match="skipped 1 row"):
+    with pytest.warns(UserWarning, match="skipped 1 train item"):
         trainer = Trainer(cfg)
     assert trainer.kind.classes == ["icon", "photo"] and len(trainer.kind.labels) == len(photos) + len(icons)
     assert "broken.jpg" in (tmp_path / "run" / "skipped.txt").read_text()

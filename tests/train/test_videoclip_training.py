@@ -196,7 +196,7 @@ def test_videoclip_trains_on_a_users_timed_csv_and_features(tmp_path, tower, min
                              f"data.path={table}", f"data.features={feats}", f"data.val_path={table}",
                              f"data.tokenizer={minilm_dir}", "data.context_length=32", "train.batch_size=8",
                              "train.steps=2", "train.threads=1", "optim.warmup_steps=1", f"train.out={tmp_path / 'run'}"])
-    with pytest.warns(UserWarning, match="skipped 4 row"):
+    with pytest.warns(UserWarning, match="skipped 4 train item"):
         result = run(cfg)
     skipped = (tmp_path / "run" / "skipped.txt").read_text()
     assert "missing.npy" in skipped and "starts at 500.0 s" in skipped and "start < end" in skipped and "NaN" in skipped
