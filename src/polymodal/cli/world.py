@@ -23,12 +23,30 @@ def world_export(
     image_size: int = 64,
     shard_size: int = 1000,
     frames: int = 8,
+    format: Annotated[str, typer.Option("--format", help="webdataset (shards of every modality), or a region task's "
+                                                         "files: vqa_v2, vcr, refcoco, memes")] = "webdataset",
 ) -> None:
-    """Write world samples as WebDataset shards (.png .json .wav .npy .mp4) + captions_SPLIT.json."""
+    """Write world samples as WebDataset shards (.png .json .wav .npy .mp4) + captions_SPLIT.json, or
+    (--format) one split of a region task in the layout of VQA v2, VCR, a RefCOCO table or Hateful
+    Memes, with the pictures and boxes.json (their object boxes: data.boxes for the same regions)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..world.dataset import check_options
     from ..world.export import export
+    from ..world.task_files import FORMATS, export_task_files
+
+    if format != "webdataset":
+        if format not in FORMATS:
+            fail(f"--format must be webdataset or one of {', '.join(FORMATS)}, got {format!r}")
+        try:
+            check_options(split, n, ("image",), image_size)
+            if out.exists() and not out.is_dir():
+                raise ValueError(f"--out {out} exists and is a file")
+        except ValueError as e:
+            fail(str(e))
+        written = export_task_files(out, format, split, n, seed, image_size)
+        console.print(f"wrote {n} {split} scenes as {format}: {', '.join(str(p) for p in written)}", highlight=False)
+        return
 
     names = tuple(m.strip() for m in modalities.split(",") if m.strip())
     try:  # every option is checked before any sample is made

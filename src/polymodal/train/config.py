@@ -160,7 +160,7 @@ class BindConfig:
 # data.kind and objective.kind are registries (train/sources, train/kinds): checked when the run's kind is made.
 CHOICES = {"data.ocr": ("truth", "tesseract"), "train.precision": ("fp32", "bf16"),
            "objective.label": ("place", "count", "doc_class", "stamp"), "objective.inputs": ("both", "text", "image"),
-           "data.boxes": ("truth", "detector"), "data.pairs": ("naive", "overlapped"),
+           "data.pairs": ("naive", "overlapped"),
            "data.batches": ("random", "retrieval")}
 
 

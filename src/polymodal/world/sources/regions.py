@@ -15,6 +15,7 @@ from ...data.regions import RegionFeatures
 from ...modalities.text import TextTokenizer
 from ...tasks.region_extractor import RegionExtractor
 from ...tasks.region_tower import MAX_REGIONS
+from ...train.config import ConfigError
 from ...train.data import tokenize_all
 from ...train.region_data import RegionCaptions, RegionQuestions
 from ...train.region_task_data import References, Statements, VCRItems, refexp_hits, scene_texts
@@ -85,7 +86,8 @@ def object_words() -> dict[str, list[str]]:
 
 def _detector(seed: int, split: str, indices: list[int], boxes: str) -> list[np.random.Generator] | None:
     if boxes not in ("truth", "detector"):
-        raise ValueError(f"boxes must be 'truth' or 'detector', got {boxes!r}")
+        raise ConfigError(f"data.boxes: the world's regions are its objects' true boxes (truth) or a detector's "
+                          f"(detector), got {boxes!r}")
     return [sample_rng(seed, split, i, "detector") for i in indices] if boxes == "detector" else None
 
 
@@ -116,9 +118,9 @@ def world_refexps(split: str, n: int, seed: int, size: int, extractor: RegionExt
     return References(data, target, refexp_hits(data.boxes[data.scene_of], data.region_mask[data.scene_of], target))
 
 
-def world_vcr(split: str, n: int, seed: int, size: int, extractor: RegionExtractor, tokenizer: TextTokenizer,
-              boxes: str = "truth") -> VCRItems:
-    """``n`` VCR items (scene i, or the next scene i + k·n that has one, as ``VCRDataset``)."""
+def vcr_scenes(split: str, n: int, seed: int) -> tuple[list[Scene], list[dict], list[int]]:
+    """``n`` VCR items: scene i, or the next scene i + k·n that has one (as ``VCRDataset``) → (scenes,
+    items, scene indices)."""
     scenes, items, indices = [], [], []
     for i in range(n):
         k, scene = 0, sample_scene(seed, split, i)
@@ -128,6 +130,13 @@ def world_vcr(split: str, n: int, seed: int, size: int, extractor: RegionExtract
         scenes.append(scene)
         items.append(item)
         indices.append(i + k * n)
+    return scenes, items, indices
+
+
+def world_vcr(split: str, n: int, seed: int, size: int, extractor: RegionExtractor, tokenizer: TextTokenizer,
+              boxes: str = "truth") -> VCRItems:
+    """``n`` VCR items (:func:`vcr_scenes`)."""
+    scenes, items, indices = vcr_scenes(split, n, seed)
     batch = scene_regions(scenes, size, extractor, _detector(seed, split, indices, boxes))
     texts, scene_of = [], []
     for i, it in enumerate(items):
