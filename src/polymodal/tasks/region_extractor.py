@@ -77,21 +77,45 @@ def read_box_table(path: Path) -> dict:
 
 
 def write_region_files(extractor: RegionExtractor, images: list[Path], table: dict, out: Path,
-                       source: str = "the box table") -> tuple[int, list[str]]:
+                       source: str = "the box table", batch: int = 16) -> tuple[int, list[str]]:
     """``out/NAME.npz`` (boxes, features, image_w, image_h: what
-    :func:`polymodal.data.regions.read_npz` reads) for each image with its boxes in ``table``:
-    (how many were written, "file: reason" for each that was not)."""
+    :func:`polymodal.data.regions.read_npz` reads) for each image with its boxes in ``table``, ``batch``
+    pictures through the tower at a time: (how many were written, "file: reason" for each that was not)."""
     out.mkdir(parents=True, exist_ok=True)
     failed, written = [], 0
-    for path in images:
+    for start in range(0, len(images), batch):
+        ready = []
+        for path in images[start:start + batch]:
+            try:
+                if path.name not in table:
+                    raise ValueError(f"no boxes for {path.name} in {source}")
+                box = torch.tensor(table[path.name], dtype=torch.float32)
+                box = box.reshape(-1, 4) if box.numel() else box
+                if box.dim() != 2 or box.shape[1] != 4 or len(box) == 0:
+                    raise ValueError(f"expected boxes [R ≥ 1, 4] (x0, y0, x1, y1 pixels), got {tuple(box.shape)}")
+                ready.append((path, load_image(path), box))
+            except (ImageReadError, OSError, ValueError, TypeError, RuntimeError) as e:
+                failed.append(f"{path}: {e}")
+        if not ready:
+            continue
         try:
-            if path.name not in table:
-                raise ValueError(f"no boxes for {path.name} in {source}")
-            box = torch.tensor(table[path.name], dtype=torch.float32)
-            r = extractor(load_image(path), box.reshape(-1, 4) if box.numel() else box)
-            np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),
-                     image_w=r.image_w, image_h=r.image_h)
-            written += 1
-        except (ImageReadError, OSError, ValueError, TypeError, RuntimeError) as e:
-            failed.append(f"{path}: {e}")
+            regions = extractor.many([im for _, im, _ in ready], [b for _, _, b in ready])
+        except (ValueError, RuntimeError) as e:  # one bad picture must not cost the batch: retry one by one
+            regions = []
+            for path, im, b in ready:
+                try:
+                    regions.append(extractor(im, b))
+                except (ValueError, RuntimeError) as e1:
+                    regions.append(None)
+                    failed.append(f"{path}: {e1}")
+            del e
+        for (path, _, _), r in zip(ready, regions):
+            if r is None:
+                continue
+            try:
+                np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),
+                         image_w=r.image_w, image_h=r.image_h)
+                written += 1
+            except OSError as e:
+                failed.append(f"{path}: {e}")
     return written, failed
