@@ -209,3 +209,52 @@ def test_vcr_items_train_and_report_q_a_qa_r_q_ar(tmp_path, photos, tower, minil
     assert result["val_items"] == 5
     for key in ("val_q_a_accuracy", "val_qa_r_accuracy", "val_q_ar_accuracy"):
         assert 0 <= result[key] <= 1
+
+
+def _tsv_row(image_id, w, h, boxes, features):
+    import base64
+
+    import numpy as np
+
+    b = base64.b64encode(np.asarray(boxes, dtype=np.float32).tobytes()).decode()
+    f = base64.b64encode(np.asarray(features, dtype=np.float32).tobytes()).decode()
+    return f"{image_id}\t{w}\t{h}\t{len(boxes)}\t{b}\t{f}\n"
+
+
+def test_vqa_v2_on_a_detectors_features_without_pictures_or_tower(tmp_path, vqa_files, minilm_dir):
+    """data.regions: a bottom-up-attention TSV (2048-d, 10 boxes) matched by image id, with no picture
+    folder and no region tower; a picture the TSV lacks is reported. Then .npz files `polymodal regions`
+    wrote, matched by COCO file name."""
+    root, q, a, vq, va = vqa_files
+    g = torch.Generator().manual_seed(0)
+    rows = [_tsv_row(i, 640, 480, [[0, 0, 64, 48]] * 10, torch.randn(10, 2048, generator=g).tolist()) for i in range(1, 10)]
+    (tmp_path / "feats.tsv").write_text("".join(rows) + "bad\trow\n")
+    cfg = load_config(None, ["objective.kind=vqa", "model.preset=visualbert-tiny", "data.kind=vqa_v2",
+                             f"data.questions={q}", f"data.annotations={a}", f"data.regions={tmp_path / 'feats.tsv'}",
+                             f"data.tokenizer={minilm_dir}", "data.context_length=32", "train.batch_size=8",
+                             "train.steps=1", "train.threads=1", f"train.out={tmp_path / 'run'}"])
+    with pytest.warns(UserWarning, match="skipped"):
+        trainer = Trainer(cfg)
+    assert trainer.kind.data.regions.shape == (9, 10, 2048)  # picture 10 is not in the TSV
+    skipped = (tmp_path / "run" / "skipped.txt").read_text()
+    assert "no regions for picture '10'" in skipped and "feats.tsv:10" in skipped
+    run(cfg)
+    record = json.loads((tmp_path / "run" / "model" / "region_tower.json").read_text())
+    assert record["tower"] is None and record["features"].endswith("feats.tsv") and record["max_regions"] == 10
+
+
+def test_polymodal_regions_files_feed_training_by_file_name(tmp_path, vqa_files, tower, minilm_dir):
+    root, q, a, *_ = vqa_files
+    pictures = sorted((root / "train2014").iterdir())
+    boxes = {p.name: [[0, 0, 20, 20], [10, 10, 40, 40]] for p in pictures}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    r = CliRunner().invoke(app, ["regions", *map(str, pictures), "--boxes", str(tmp_path / "boxes.json"),
+                                 "--checkpoint", str(tower), "--out", str(tmp_path / "feats")])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "feats").glob("COCO_train2014_*.npz"))) == 10
+    cfg = load_config(None, ["objective.kind=vqa", "model.preset=visualbert-tiny", "data.kind=vqa_v2",
+                             f"data.questions={q}", f"data.annotations={a}", f"data.regions={tmp_path / 'feats'}",
+                             f"data.tokenizer={minilm_dir}", "data.context_length=32", "train.batch_size=8",
+                             "train.steps=1", "train.threads=1", f"train.out={tmp_path / 'run'}"])
+    trainer = Trainer(cfg)
+    assert trainer.kind.data.regions.shape == (10, 2, 192)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..modalities.image import IMAGE_SUFFIXES
 
-_TRAILING_NUMBER = re.compile(r"(?:.*_)?0*(\d+)$")
+TRAILING_NUMBER = re.compile(r"(?:.*_)?0*(\d+)$")
 
 
 def file_inside(root: str | Path, name: str, where: str) -> Path:
@@ -39,7 +39,7 @@ class ImagesById:
             if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file() or not f.resolve().is_relative_to(inside):
                 continue
             self.by_id.setdefault(f.stem, f)
-            if m := _TRAILING_NUMBER.match(f.stem):
+            if m := TRAILING_NUMBER.match(f.stem):
                 self.by_id.setdefault(m.group(1), f)
 
     def __len__(self) -> int:

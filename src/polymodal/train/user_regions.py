@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.image_files import TRAILING_NUMBER as _TRAILING_NUMBER
 from ..data.regions import RegionFeatures, RegionReadError, Regions, read_folder, read_npz, read_tsv
 from ..modalities.image import ImageReadError, load_image
 from ..tasks.region_extractor import read_box_table
@@ -60,13 +61,14 @@ class PictureRegions:
         return {p: i for i, p in enumerate(self.kept)}
 
 
-_read_regions: dict[str, tuple[dict[str, Regions], list[str]]] = {}
+_read_regions: dict[tuple, tuple[dict[str, Regions], list[str]]] = {}
 
 
 def _regions_file(path: str) -> tuple[dict[str, Regions], list[str]]:
     """``data.regions`` read once per process (a run's training and validation share it)."""
-    if path not in _read_regions:
-        p = Path(path)
+    p = Path(path)
+    stamp = (path, p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else (path,)
+    if stamp not in _read_regions:
         if p.is_dir():
             found = read_folder(p)
         elif p.suffix == ".npz":
@@ -76,16 +78,23 @@ def _regions_file(path: str) -> tuple[dict[str, Regions], list[str]]:
         else:
             raise ConfigError(f"data.regions {path}: no such file or folder (a TSV, or a folder of .npy/.npz)")
         _read_regions.clear()
-        _read_regions[path] = found
-    return _read_regions[path]
+        _read_regions[stamp] = found
+    return _read_regions[stamp]
 
 
 def _given(pictures: list[Picture], path: str) -> tuple[list[Regions | None], list[str]]:
     table, problems = _regions_file(path)
+    problems = list(problems)
+    by_number = {}  # "COCO_train2014_000000000009" is picture 9's, as ImagesById finds pictures
+    for name in table:
+        if m := _TRAILING_NUMBER.match(name):
+            by_number.setdefault(m.group(1), table[name])
     out = []
     for p in pictures:
         keys = [p.key] + ([p.path.stem, p.path.name] if p.path is not None else [])
         found = next((table[k] for k in keys if k in table), None)
+        if found is None and p.key.isdigit():
+            found = by_number.get(str(int(p.key)))
         if found is None:
             problems.append(f"{p.where}: no regions for picture {p.key!r} in {path}")
         out.append(found)
