@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .records import jsonl_records
+
 MAX_FILE_BYTES = 512 * 2**20
 
 
@@ -58,19 +60,11 @@ def read_timed_texts(path: str | Path) -> tuple[list[TimedText], list[str]]:
     _check_size(path)
     rows, problems = [], []
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    if not isinstance(record, dict):
-                        raise ValueError(f"{path}:{n}: not a JSON object")
-                    rows.append(_row(record, f"{path}:{n}"))
-                except json.JSONDecodeError as e:
-                    problems.append(f"{path}:{n}: not JSON ({e.msg})")
-                except ValueError as e:
-                    problems.append(str(e))
+        for where, record in jsonl_records(path, problems, MAX_FILE_BYTES):
+            try:
+                rows.append(_row(record, where))
+            except ValueError as e:
+                problems.append(str(e))
         return rows, problems
     if path.suffix not in (".csv", ".tsv"):
         raise VideoTextFormatError(f"{path}: expected .csv, .tsv or .jsonl")
