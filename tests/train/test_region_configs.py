@@ -15,8 +15,9 @@ CONFIGS = {"vqa_v2": ("vqa-v2", "val_accuracy"), "vcr": ("vcr-files", "val_q_ar_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("preset", ["visualbert-tiny", "vilbert-tiny"])
 @pytest.mark.parametrize("fmt", list(CONFIGS))
-def test_readme_commands_train_on_exported_files(fmt, tmp_path, monkeypatch, tower, minilm_dir):
+def test_readme_commands_train_on_exported_files(fmt, preset, tmp_path, monkeypatch, tower, minilm_dir):
     config, metric = CONFIGS[fmt]
     repo = __import__("pathlib").Path(__file__).resolve().parents[2]
     monkeypatch.chdir(tmp_path)
@@ -25,7 +26,8 @@ def test_readme_commands_train_on_exported_files(fmt, tmp_path, monkeypatch, tow
     for split, n in (("train", 12), ("val", 4)):
         r = runner.invoke(app, ["world", "export", "--format", fmt, "--split", split, "--n", str(n), "--out", folder])
         assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", str(repo / "configs" / f"{config}.yaml"), *TINY, f"data.region_tower={tower}",
+    r = runner.invoke(app, ["train", str(repo / "configs" / f"{config}.yaml"), *TINY, f"model.preset={preset}",
+                            f"data.region_tower={tower}",
                             f"data.tokenizer={minilm_dir}", f"train.out={tmp_path / 'run'}"])
     assert r.exit_code == 0, r.output
     assert metric in r.output and (tmp_path / "run" / "model" / "region_tower.json").is_file()
