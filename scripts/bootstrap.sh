@@ -65,6 +65,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 case "$job" in
   setup) ;;
   demo) exec "$VENV/bin/polymodal" pipeline "$@" ;;
-  test) exec "$py" -m pytest "$@" ;;
+  # One worker per core (at most 4), a test file's tests together in one worker (they share fixtures).
+  test) exec "$py" -m pytest -n auto --maxprocesses 4 --dist loadfile "$@" ;;
   *) echo "unknown job '$job' (demo, test or setup)" >&2; exit 2 ;;
 esac
