@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..modalities.processor import processor_for
-from ..modalities.text import copy_tokenizer
+from ..modalities.text import copy_tokenizer, tokenizer_files
 from ..registry import config_to_dict
 from .clip_layouts import check_exportable, save_hf_clip, save_open_clip
 from .onnx import ExportError, fp32_eval, probe_inputs, towers
@@ -35,6 +35,7 @@ def export_model(source: str | Path, fmt: str, out: str | Path, tolerance: float
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
     folder = source if source.is_dir() else source.parent
+    tokenizer_files(folder)  # a link or a FIFO among the files to carry along is refused before any work
     model = fp32_eval(load_checkpoint(source))
     processor = processor_for(model, folder) if hasattr(model, "modalities") else None
     if fmt in ("onnx", "openvino"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
+import os
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +20,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.implementations import BertWordPieceTokenizer
 
+from ..fileio import copy_inside, read_inside
 from .registry import Modality, register_modality
 
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
@@ -277,8 +278,17 @@ def _read(path: Path, processor) -> str:
 register_modality(Modality("text", encoder="text", sample_dims=1, read=_read, processing=()))
 
 
+def tokenizer_files(source: Path | None) -> list[str]:
+    """The tokenizer files ``source`` holds, each checked to be a regular file inside it (a link out of
+    the folder, a FIFO or a device is refused by name): call before any work that would be lost."""
+    found = [name for name in TOKENIZER_FILES if source is not None and os.path.lexists(source / name)]
+    for name in found:
+        read_inside(source, name)
+    return found
+
+
 def copy_tokenizer(source: Path | None, out: Path) -> None:
-    """Copy the tokenizer files found in ``source`` (if any) into ``out``."""
-    for name in TOKENIZER_FILES if source is not None else ():
-        if (source / name).is_file():
-            shutil.copy2(source / name, out / name)
+    """Copy the tokenizer files found in ``source`` (if any) into ``out``: regular files inside
+    ``source`` only, never what a link points to."""
+    for name in tokenizer_files(source):
+        copy_inside(source, name, out)
