@@ -23,6 +23,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Decoded size is width × height × channels whatever the file's size: a 97 KB PNG can claim 100 M
 # pixels. Files above this are refused from their header, before any pixel is decoded.
 MAX_PIXELS = 64_000_000
+# A thin strip resized by its shorter side grows along the longer: 1 × 100,000 px at 64 px would be
+# 64 × 6,400,000. The resized picture may hold at most this many pixels (a 4,000² picture).
+MAX_RESIZED_PIXELS = 16_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")  # picture files by name
 
 
@@ -103,16 +106,24 @@ class ImageTransform:
 
     def load(self, path: str | Path) -> torch.Tensor:
         """File → [3, size, size]."""
-        return self(load_image(path))
+        try:
+            return self(load_image(path))
+        except ImageReadError as e:
+            raise ImageReadError(e.args[0] if str(path) in e.args[0] else f"{path}: {e}") from None
 
 
 def resize_shortest(img: Image.Image, size: int) -> Image.Image:
-    """Bicubic resize so the shorter side is ``size`` (torchvision ``Resize(int)`` rounding)."""
+    """Bicubic resize so the shorter side is ``size`` (torchvision ``Resize(int)`` rounding); a picture
+    whose result would hold more than :data:`MAX_RESIZED_PIXELS` (a thin strip) is refused, before any
+    resizing."""
     w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
     if short == size:
         return img
     new_long = int(size * long / short)
+    if new_long * size > MAX_RESIZED_PIXELS:
+        raise ImageReadError(f"a {w}×{h} picture would be {size}×{new_long} px with its shorter side at {size}: "
+                             f"too thin (more than {MAX_RESIZED_PIXELS / 1e6:g} M pixels)")
     new = (size, new_long) if w <= h else (new_long, size)
     return img.resize(new, Image.BICUBIC)
 

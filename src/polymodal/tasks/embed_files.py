@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_write
-from ..modalities.image import ImageReadError, load_image
+from ..modalities.image import ImageReadError
 from ..modalities.text import TruncationError
 
 LINE_FILES = {".txt"}  # read as one text per non-empty line
@@ -48,13 +48,13 @@ def embed_files(encoder, files: list[Path], batch_size: int = 32, truncate: bool
             if f.suffix.lower() in LINE_FILES:
                 lines = [(i, t.strip()) for i, t in enumerate(f.read_text(encoding="utf-8").splitlines()) if t.strip()]
                 texts += [({"file": str(f), "line": i + 1, "modality": "text", "text": t}, t) for i, t in lines]
-            else:
-                images.append(({"file": str(f), "modality": "image"}, load_image(f)))
+            else:  # to the tower's input size now: a batch never holds the decoded pictures themselves
+                images.append(({"file": str(f), "modality": "image"}, encoder.transform.load(f)))
         except (ImageReadError, OSError, UnicodeDecodeError) as e:
-            failed.append(f"{f}: {e}")
+            failed.append(str(e) if str(f) in str(e) else f"{f}: {e}")
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        vectors.append(encoder.embed_images([img for _, img in chunk]).numpy())
+        vectors.append(encoder.embed("image", [pixels for _, pixels in chunk]).numpy())
         rows += [meta for meta, _ in chunk]
     for meta, text in texts:  # one at a time so that one over-long text fails alone
         try:

@@ -49,6 +49,20 @@ class RegionExtractor:
     def __call__(self, image: Image.Image, boxes: torch.Tensor) -> Regions:
         return self.many([image], [boxes])[0]
 
+    def each(self, images: list[Image.Image], boxes: list[torch.Tensor]) -> list[Regions | str]:
+        """:meth:`many`, where one picture that cannot be read (a thin strip, bad boxes) costs only itself:
+        its place holds the reason instead."""
+        try:
+            return self.many(images, boxes)
+        except (ValueError, RuntimeError):
+            out = []
+            for image, b in zip(images, boxes):
+                try:
+                    out.append(self.many([image], [b])[0])
+                except (ValueError, RuntimeError) as e:
+                    out.append(str(e))
+            return out
+
     @torch.no_grad()
     def many(self, images: list[Image.Image], boxes: list[torch.Tensor]) -> list[Regions]:
         """Each picture's regions [R_i, width] for its boxes [R_i, 4] (pixels), through the tower in one
@@ -98,19 +112,9 @@ def write_region_files(extractor: RegionExtractor, images: list[Path], table: di
                 failed.append(f"{path}: {e}")
         if not ready:
             continue
-        try:
-            regions = extractor.many([im for _, im, _ in ready], [b for _, _, b in ready])
-        except (ValueError, RuntimeError) as e:  # one bad picture must not cost the batch: retry one by one
-            regions = []
-            for path, im, b in ready:
-                try:
-                    regions.append(extractor(im, b))
-                except (ValueError, RuntimeError) as e1:
-                    regions.append(None)
-                    failed.append(f"{path}: {e1}")
-            del e
-        for (path, _, _), r in zip(ready, regions):
-            if r is None:
+        for (path, _, _), r in zip(ready, extractor.each([im for _, im, _ in ready], [b for _, _, b in ready])):
+            if isinstance(r, str):
+                failed.append(f"{path}: {r}")
                 continue
             try:
                 np.savez(out / f"{path.stem}.npz", boxes=r.boxes.numpy(), features=r.features.numpy(),

@@ -39,7 +39,7 @@ def read_pairs(path: str | Path, image_size: int, image_key: str = "filepath",
         try:
             images.append(square_uint8(load_image(file), image_size))
         except ImageReadError as e:
-            skipped.append(str(e))
+            skipped.append(str(e) if str(file) in str(e) else f"{path}:{line}: {file}: {e}")
             continue
         texts.append([caption])
     if not images:

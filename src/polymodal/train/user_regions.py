@@ -181,7 +181,10 @@ def _computed(kind, pictures: list[Picture], mode: str) -> tuple[list[Regions | 
                 part.append((i, cached))
             except (ImageReadError, ValueError, OSError) as e:
                 problems.append(f"{p.where}: {p.path}: {e}")
-        for (i, cached), r in zip(part, kind.extractor.many(images, boxes) if images else []):
+        for (i, cached), r in zip(part, kind.extractor.each(images, boxes) if images else []):
+            if isinstance(r, str):
+                problems.append(f"{pictures[i].where}: {pictures[i].path}: {r}")
+                continue
             out[i] = r
             if cached is not None:
                 np.savez(cached, boxes=r.boxes.numpy(), features=r.features.numpy(), image_w=r.image_w,
