@@ -47,3 +47,14 @@ def one_line_error(ran: Ran, *named: str) -> str:
     for name in named:
         assert name in " ".join(text.split()), (name, text)
     return text
+
+
+def run_python_bounded(code: str, limit: int = 3 << 30, timeout: float = 120) -> Ran:
+    """``python -c CODE`` (importing polymodal as the commands do) under the same address-space cap."""
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=cap, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    return Ran(proc.returncode, proc.stdout, proc.stderr)

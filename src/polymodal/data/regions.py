@@ -23,8 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .arrays import finite, read_npy
+from .arrays import read_npz as read_npz_arrays
+
 TSV_FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
 MAX_REGIONS = 1000  # more boxes than any detector emits per image: a larger count is a corrupt row
+MAX_FILE_BYTES = MAX_REGIONS * 4096 * 4 * 2  # one picture's region arrays: 1,000 boxes of 4,096 floats, twice over
 
 
 class RegionReadError(ValueError):
@@ -49,6 +53,12 @@ class Regions:
             raise ValueError(f"class_probs must have {r} rows, got {tuple(self.class_probs.shape)}")
         if self.image_w <= 0 or self.image_h <= 0:
             raise ValueError(f"image size must be positive, got {self.image_w}×{self.image_h}")
+        if r > MAX_REGIONS:
+            raise ValueError(f"{r} boxes: more than the {MAX_REGIONS} regions a picture may have")
+        for name in ("boxes", "features", "class_probs"):
+            value = getattr(self, name)
+            if value is not None and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} hold NaN or infinite values")
 
     def __len__(self) -> int:
         return self.boxes.shape[0]
@@ -152,15 +162,35 @@ def _bounded_lines(f, limit: int):
         yield text.rstrip("\r\n")
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles numpy arrays, dtypes and plain containers; refuses every other global (no code runs)."""
+MAX_INFO_BYTES = 64 << 20  # an MMF _info.npy holds boxes and class scores for ≤ 100 boxes: far below this
 
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "dict"), ("builtins", "list"),
-               ("builtins", "tuple"), ("collections", "OrderedDict"), ("_codecs", "encode")}
+
+class _NdarrayToken:
+    """What ``numpy.ndarray`` unpickles to: only :func:`_reconstruct_empty` accepts it (called directly
+    it would allocate any shape the file names)."""
+
+
+def _reconstruct_empty(cls, shape, dtype):
+    """numpy's ``_reconstruct``, for the empty array numpy's own pickles start from (its data and shape
+    come after, in ``__setstate__``, where numpy checks them against the bytes really given)."""
+    if cls is not _NdarrayToken or tuple(shape) != (0,):
+        raise pickle.UnpicklingError(f"refusing to build an array of shape {shape!r} outside numpy's own layout")
+    return np.ndarray.__new__(np.ndarray, (0,), dtype)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles numpy arrays, dtypes and plain containers the way numpy pickles them; refuses every
+    other global (no code runs) and any array whose size is not backed by bytes in the file."""
+
+    ALLOWED = {("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("collections", "OrderedDict"),
+               ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("numpy", "ndarray"):
+            return _NdarrayToken
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return _reconstruct_empty
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
@@ -168,21 +198,26 @@ class _ArraysOnly(pickle.Unpickler):
 
 def _load_info(path: Path) -> dict:
     """MMF's ``ID_info.npy``: a 0-d object array holding a dict, read without arbitrary unpickling."""
+    if path.stat().st_size > MAX_INFO_BYTES:
+        raise RegionReadError(f"{path}: {path.stat().st_size} bytes is more than a box information file holds")
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         if version not in read_header:
             raise RegionReadError(f"{path}: unsupported .npy version {version}")
         _, _, dtype = read_header[version](f)
-        if dtype.hasobject:
-            value = _ArraysOnly(io.BytesIO(f.read())).load()
-            value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
-        else:
-            f.seek(0)
-            value = np.load(f, allow_pickle=False)
+        if not dtype.hasobject:
+            raise RegionReadError(f"{path}: expected a pickled dict of box information, got a {dtype} array")
+        value = _ArraysOnly(io.BytesIO(f.read())).load()
+        value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
     if not isinstance(value, dict):
         raise RegionReadError(f"{path}: expected a dict of box information, got {type(value).__name__}")
     return value
+
+
+def _array(value, where: str) -> torch.Tensor:
+    """A float32 tensor of ``value`` (an array the info dict holds), every value finite."""
+    return torch.from_numpy(finite(np.asarray(value, dtype=np.float32), where).copy())
 
 
 def read_mmf(features_file: str | Path) -> Regions:
@@ -191,31 +226,28 @@ def read_mmf(features_file: str | Path) -> Regions:
     features_file = Path(features_file)
     info_file = features_file.with_name(features_file.stem + "_info.npy")
     try:
-        features = np.load(features_file, allow_pickle=False)
+        features = _array(read_npy(features_file, MAX_FILE_BYTES), f"{features_file}")
         info = _load_info(info_file)
-        boxes = np.asarray(info["bbox"], dtype=np.float32)
         probs = info.get("cls_prob")
-        return Regions(torch.from_numpy(boxes.copy()), torch.from_numpy(np.asarray(features, dtype=np.float32)),
-                       int(info["image_width"]), int(info["image_height"]),
-                       None if probs is None else torch.from_numpy(np.asarray(probs, dtype=np.float32)))
+        return Regions(_array(info["bbox"], f"{info_file} bbox"), features, int(info["image_width"]),
+                       int(info["image_height"]), None if probs is None else _array(probs, f"{info_file} cls_prob"))
     except RegionReadError:
         raise
-    except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError) as e:
+    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError) as e:
         raise RegionReadError(f"{features_file} (+ {info_file.name}): {type(e).__name__}: {e}") from e
 
 
 def read_npz(path: str | Path) -> Regions:
     """A plain ``.npz`` with ``boxes`` [R, 4], ``features`` [R, D], ``image_w``, ``image_h`` (and
-    optionally ``class_probs`` [R, C]); no pickles."""
+    optionally ``class_probs`` [R, C]); no pickles, sizes bounded before anything is inflated."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            probs = z["class_probs"] if "class_probs" in z else None
-            return Regions(torch.from_numpy(z["boxes"].astype(np.float32)),
-                           torch.from_numpy(z["features"].astype(np.float32)), int(z["image_w"]), int(z["image_h"]),
-                           None if probs is None else torch.from_numpy(probs.astype(np.float32)))
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise RegionReadError(f"{path}: {type(e).__name__}: {e}") from e
+        z = read_npz_arrays(path, MAX_FILE_BYTES)
+        probs = z.get("class_probs")
+        return Regions(_array(z["boxes"], f"{path} boxes"), _array(z["features"], f"{path} features"),
+                       int(z["image_w"]), int(z["image_h"]), None if probs is None else _array(probs, f"{path} class_probs"))
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        raise RegionReadError(f"{path}: {type(e).__name__}: {e}" if str(path) not in str(e) else str(e)) from e
 
 
 def read_folder(folder: str | Path) -> tuple[dict[str, Regions], list[str]]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.regions import Regions
+from ..data.regions import MAX_REGIONS, Regions
 from ..layers.roi_align import roi_align
 from ..modalities.image import ImageReadError, ImageTransform, load_image, to_rgb
 
@@ -70,6 +70,10 @@ class RegionExtractor:
         for b in boxes:
             if b.dim() != 2 or b.shape[1] != 4 or len(b) == 0:
                 raise ValueError(f"expected boxes [R ≥ 1, 4] (x0, y0, x1, y1 pixels), got {tuple(b.shape)}")
+            if len(b) > MAX_REGIONS:  # checked before RoI-align allocates per box
+                raise ValueError(f"{len(b)} boxes: more than the {MAX_REGIONS} regions a picture may have")
+            if not bool(torch.isfinite(b).all()):
+                raise ValueError("boxes hold NaN or infinite values")
         images = [to_rgb(im) if im.mode != "RGB" else im for im in images]
         pixels = torch.stack([self.transform(im) for im in images])
         tokens = self.tower.forward_features(pixels)[:, 1:]  # [B, g·g, D], CLS dropped
