@@ -92,3 +92,19 @@ def box_in_image(box, width: float, height: float, where: str, slack: float = 1.
     if not (-slack <= x0 < x1 <= width + slack and -slack <= y0 < y1 <= height + slack):
         raise ValueError(f"{where}: box {[x0, y0, x1, y1]} is outside its {width:g} × {height:g} image")
     return [max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))]
+
+
+def bounded_lines(f, limit: int):
+    """Lines of ``f`` (text or binary) without their line end; None for a line longer than ``limit``,
+    which is consumed in chunks and never held whole."""
+    while True:
+        text = f.readline(limit + 1)
+        if not text:
+            return
+        end = "\n" if isinstance(text, str) else b"\n"
+        if len(text) > limit and not text.endswith(end):
+            while text and not text.endswith(end):
+                text = f.readline(1 << 20)
+            yield None
+            continue
+        yield text.rstrip("\r\n" if isinstance(text, str) else b"\r\n")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .arrays import finite, read_npy
+from .records import bounded_lines
 from .arrays import read_npz as read_npz_arrays
 
 TSV_FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
@@ -128,7 +129,7 @@ def read_tsv(path: str | Path, feature_dim: int = 2048) -> tuple[dict[str, Regio
     # base64): a corrupt or hostile row is reported and skipped, never read into memory whole.
     limit = MAX_REGIONS * (feature_dim + 4) * 4 * 4 // 3 + 1024
     with open(path, newline="", encoding="ascii", errors="replace") as f:
-        for line, text in enumerate(_bounded_lines(f, limit), start=1):
+        for line, text in enumerate(bounded_lines(f, limit), start=1):
             if text is None:
                 errors.append(f"{path}:{line}: longer than {limit} characters; skipped")
                 continue
@@ -146,20 +147,6 @@ def read_tsv(path: str | Path, feature_dim: int = 2048) -> tuple[dict[str, Regio
             except (RegionReadError, ValueError) as e:
                 errors.append(f"{where}: {e}")
     return out, errors
-
-
-def _bounded_lines(f, limit: int):
-    """Lines of ``f`` without their newline; None for a line longer than ``limit`` (consumed in chunks)."""
-    while True:
-        text = f.readline(limit + 1)
-        if not text:
-            return
-        if len(text) > limit and not text.endswith("\n"):
-            while text and not text.endswith("\n"):
-                text = f.readline(1 << 20)
-            yield None
-            continue
-        yield text.rstrip("\r\n")
 
 
 MAX_INFO_BYTES = 64 << 20  # an MMF _info.npy holds boxes and class scores for ≤ 100 boxes: far below this

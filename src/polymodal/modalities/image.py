@@ -4,6 +4,8 @@ on PIL images, as open_clip and HF use them."""
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,13 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """Open an image file as RGB; raises :class:`ImageReadError` naming the file."""
+    """Open an image file as RGB; raises :class:`ImageReadError` naming the file. Only a regular
+    file is opened (a FIFO named like a picture would block the reader for good)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ImageReadError(f"{path} is not a regular file")
+    except OSError as e:
+        raise ImageReadError(f"cannot read image {path}: {e.strerror}") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels applies our limit

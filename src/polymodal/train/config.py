@@ -34,6 +34,7 @@ class DataConfig:
     image_key: str = "filepath"  # csv: the column holding image paths (open_clip's --csv-img-key)
     caption_key: str = "caption"  # csv: the column holding captions (open_clip's --csv-caption-key)
     val_path: str | None = None  # csv/wds: optional validation table / shards for retrieval metrics
+    allow_outside: bool = False  # csv: read pictures a row names outside the table's folder (.., absolute paths)
     workers: int = 0  # wds: DataLoader workers per process (each reads its own shards)
     shuffle_buffer: int = 1000  # wds: samples held for shuffling
     train_n: int = 20000

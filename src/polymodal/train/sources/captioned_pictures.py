@@ -19,7 +19,7 @@ def csv_pairs(kind, split: str) -> CaptionPairs | None:
         raise ConfigError(f"data.kind csv needs data.path (a CSV/TSV of {d.image_key}, {d.caption_key})")
     if not path:
         return None
-    return CaptionPairs(*read_pairs(path, d.image_size, d.image_key, d.caption_key))
+    return CaptionPairs(*read_pairs(path, d.image_size, d.image_key, d.caption_key, d.allow_outside))
 
 
 def wds_pairs(kind, split: str) -> CaptionStream | CaptionPairs | None:
@@ -39,7 +39,8 @@ def wds_pairs(kind, split: str) -> CaptionStream | CaptionPairs | None:
                          lambda tokenizer, rank: ShardBatches(plan, tokenizer, d.image_size, rank))
 
 
-register_source(Source("csv", "caption_pairs", csv_pairs, ("path", "val_path", "image_key", "caption_key", "image_size"),
+register_source(Source("csv", "caption_pairs", csv_pairs, ("path", "val_path", "image_key", "caption_key", "image_size",
+                                                          "allow_outside"),
                        about="a CSV/TSV of image paths and captions"))
 register_source(Source("wds", "caption_pairs", wds_pairs,
                        ("path", "val_path", "workers", "shuffle_buffer", "seed", "image_size"),
