@@ -36,6 +36,10 @@ def load_region_tower(folder: Path) -> dict:
     record = json.loads(path.read_text())
     if not isinstance(record, dict) or not {"tower", "image_size"} <= set(record):
         raise ValueError(f"{path}: expected {{\"tower\": folder, \"image_size\": int}}")
+    for key, low, high in (("image_size", 16, 4096), ("max_regions", 1, 1000)):
+        value = record.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{path}: {key} must be a whole number in {low}..{high}, got {value!r}")
     if record["tower"] is None:
         raise ValueError(f"{folder} was trained on region features computed elsewhere ({record.get('features')}), "
                          "not by an image tower: give its pictures as such features, or --region-tower")

@@ -49,6 +49,8 @@ def video_seconds(path: str | Path, fps: int, size: int, max_seconds: float = MA
     container, stream = _open_video(path, max_seconds)
     geometry = None  # from the first decoded frame: a raw stream's header may not know its size
     second: list[np.ndarray] = []
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 60 or not 16 <= size <= 1024:
+        raise ValueError(f"frames are sampled at 1–60 fps and 16–1024 px, got {fps!r} fps, {size!r} px")
     step = Fraction(1, fps)
     next_t, shown, start = Fraction(0), None, None
     try:

@@ -23,6 +23,7 @@ from ..models.videoclip import pad_clips
 from .video_features import Backbone, video_features
 
 FRAME_TOWER = "frame_tower.json"
+MAX_FPS = 60  # frames per second any backbone samples (S3D: 30)
 CLIP = "#t="  # a clip item is stored as FILE#t=START,END (seconds)
 
 
@@ -39,9 +40,17 @@ def frame_tower_record(model_dir: str | Path) -> tuple[Path, int]:
                          "pass the S3D weights of an MMPT model")
     try:
         spec = json.loads(record.read_text())
-        return Path(spec["tower"]), int(spec["fps"])
+        tower, fps = Path(spec["tower"]), spec["fps"]
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{record}: expected {{\"tower\": PATH, \"fps\": N}} ({e})") from None
+    return tower, checked_fps(fps, f"{record}: fps")
+
+
+def checked_fps(fps, where: str) -> int:
+    """``fps`` as frames per second a video is sampled at: an integer in 1..:data:`MAX_FPS`."""
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
+        raise ValueError(f"{where} must be a whole number of frames per second in 1..{MAX_FPS}, got {fps!r}")
+    return fps
 
 
 def clip_windows(seconds: int, length: int, stride: int) -> list[tuple[int, int]]:
