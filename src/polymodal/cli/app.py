@@ -4,6 +4,7 @@ command fails (a red line naming the problem, exit code 2), and the options seve
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -11,14 +12,34 @@ from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal transformers that load official checkpoints.")
 console = Console()
-err = Console(stderr=True)
+# Problems go to stderr one line each, never wrapped (a script greps them; a wrapped path is two lines).
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
+# Characters that would forge or reorder output lines when a file name holds them: line and page
+# breaks, and Unicode's bidirectional overrides (a right-to-left override shows "txt.exe" as "exe.txt").
+_FORGING = re.compile("[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` with control and bidi characters shown as escapes (``\\n``, ``\\u202e``): one line, in order."""
+    return _FORGING.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+def safe(text: object) -> str:
+    """Text from outside (a file name, a message quoting one) made safe to print with rich: its markup
+    escaped (``[red]`` and ``[/`` are text, not styles) and control / bidi characters shown as escapes."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
+def problem(label: str, message: object, style: str = "red") -> None:
+    """One line on stderr: ``label`` (e.g. "failed:") in ``style``, then ``message`` printed as text."""
+    err.print(f"[{style}]{label}[/{style}] {safe(message)}")
 
 
 def fail(message: str) -> None:
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/red] {escape(message)}")  # shapes like [seconds, 512] are text, not markup
+    problem("error:", message)  # shapes like [seconds, 512] are text, not markup
     raise typer.Exit(2)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import console, err, fail
+from .app import console, fail, printable, problem, safe
 
 
 doc_app = typer.Typer(no_args_is_help=True, help="Documents: OCR, key–value extraction, questions, classes (LayoutLM).")
@@ -72,23 +72,27 @@ def doc_ocr_cmd(
         ocr = ocr_engine(engine, **_ocr_options(lang, psm))
     except (OCRError, ValueError) as e:
         fail(str(e))
-    failed = 0
+    if out is not None and out.exists() and not out.is_dir() and out.suffix != ".json":
+        fail(f"--out {out} exists and is not a folder")
+    if out is not None and out.suffix == ".json" and not out.parent.is_dir():
+        fail(f"--out {out}: the folder {out.parent} does not exist")
+    failed, targets = 0, set()
     for file in files:
         try:
             pages = read_document(file, ocr=ocr, dpi=dpi, max_pages=max_pages, text_layer=text_layer)
-        except (DocumentReadError, OCRError) as e:
-            err.print(f"[red]skipped[/red] {e}", highlight=False)
+        except (DocumentReadError, OCRError, ValueError, OSError, RuntimeError) as e:  # e.g. pdfium's own errors
+            problem("skipped", e if str(file) in str(e) else f"{file}: {e}")
             failed += 1
             continue
         result = json.dumps({"file": str(file), "pages": [p.to_json() for p in pages]}, ensure_ascii=False)
         if out is None:
             print(result)
             continue
-        target = out if out.suffix == ".json" else out / f"{file.stem}.json"
+        target = out if out.suffix == ".json" else result_file(out, file, targets)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(result)
         words = sum(len(p.words) for p in pages)
-        console.print(f"{file}: {len(pages)} page(s), {words} words → {target}", highlight=False)
+        console.print(f"{safe(file)}: {len(pages)} page(s), {words} words → {safe(target)}", highlight=False)
     if failed == len(files):
         raise typer.Exit(1)
 
@@ -132,7 +136,7 @@ def doc_extract_cmd(
         print(text)
     else:
         out.write_text(text)
-        console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {out}", highlight=False)
+        console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {safe(out)}", highlight=False)
 
 
 @doc_app.command("ask")
@@ -156,6 +160,18 @@ def doc_ask_cmd(
     answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number} for p in pages]
     best = max(answers, key=lambda a: a["score"])
     print(json.dumps({"file": str(file), "question": question, **best}, ensure_ascii=False))
+
+
+def result_file(out: Path, file: Path, taken: set) -> Path:
+    """``out/STEM.json`` for ``file``; inputs that share a stem (a.pdf, a.png, x/a.pdf) get
+    ``STEM.pdf.json``, then ``STEM.pdf-2.json``…: no result overwrites another of the same run."""
+    target = out / f"{file.stem}.json"
+    k = 1
+    while target in taken:
+        k += 1
+        target = out / (f"{file.name}.json" if k == 2 else f"{file.name}-{k - 1}.json")
+    taken.add(target)
+    return target
 
 
 @doc_app.command("classify")
@@ -185,8 +201,8 @@ def doc_classify_cmd(
     for file in files:
         try:
             pages = _doc_pages(file, engine, lang, psm, dpi)
-        except (DocumentReadError, OCRError) as e:
-            err.print(f"[red]skipped[/red] {e}", highlight=False)
+        except (DocumentReadError, OCRError, ValueError, OSError, RuntimeError) as e:  # e.g. pdfium's own errors
+            problem("skipped", e if str(file) in str(e) else f"{file}: {e}")
             failed += 1
             continue
         scores = {}
@@ -194,6 +210,6 @@ def doc_classify_cmd(
             for c, v in doc_model.classify(DocumentPage.of(p))["scores"].items():
                 scores[c] = scores.get(c, 0.0) + v / len(pages)
         best = max(scores, key=scores.get)
-        print(f"{file}\t{best}\t{scores[best]:.3f}")
+        print(f"{printable(file)}\t{printable(best)}\t{scores[best]:.3f}")
     if failed == len(files):
         raise typer.Exit(1)

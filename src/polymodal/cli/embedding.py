@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .app import BACKEND, BF16, DEVICE, app, console, err, fail, load_encoder
+from .app import BACKEND, BF16, DEVICE, app, console, fail, load_encoder, problem, safe
 
 
 @app.command()
@@ -32,9 +32,9 @@ def embed(
         fail(f"--out {out} exists and is not a folder")
     embedded = embed_files(load_encoder(checkpoint, bf16, device, backend), files, batch_size, truncate)
     embedded.save(out)
-    console.print(f"wrote {len(embedded.rows)} embeddings of dim {embedded.vectors.shape[1]} to {out}")
+    console.print(f"wrote {len(embedded.rows)} embeddings of dim {embedded.vectors.shape[1]} to {safe(out)}")
     for line in embedded.failed:
-        err.print(f"[red]failed:[/red] {line}")
+        problem("failed:", line)
     if embedded.failed:
         raise typer.Exit(1)
 
@@ -82,6 +82,6 @@ def zero_shot(
     if not as_json:
         console.print(table)
     for line in failed:
-        err.print(f"[red]failed:[/red] {line}")
+        problem("failed:", line)
     if failed:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .app import app, console, err, fail
+from .app import app, console, fail, problem, safe
 
 
 @app.command()
@@ -42,7 +42,7 @@ def info(checkpoints: Annotated[list[Path], typer.Argument(help="checkpoint file
         try:
             d = describe(checkpoint)
         except (CheckpointError, FileNotFoundError) as e:
-            err.print(f"[red]error:[/red] {e}")
+            problem("error:", e)
             failed.append(checkpoint)
             continue
         console.print(f"[bold]{d['file']}[/bold]\nlayout: {d['layout']} ({d['description']})\n"
@@ -72,7 +72,7 @@ def convert(
     except (CheckpointError, ValueError, OSError) as e:
         fail(str(e))
     save(model, out)
-    console.print(f"wrote {out / 'model.safetensors'} and {out / 'config.json'}", highlight=False)
+    console.print(f"wrote {safe(out / 'model.safetensors')} and {safe(out / 'config.json')}", highlight=False)
 
 
 @app.command()
@@ -95,4 +95,4 @@ def export(
         fail(str(e))
     for modality, diff in diffs.items():
         console.print(f"{modality:8s} max |Δ| vs the model {diff:.2e}", highlight=False)
-    console.print(f"wrote {format} export of {model} to {out}", highlight=False)
+    console.print(f"wrote {format} export of {safe(model)} to {safe(out)}", highlight=False)

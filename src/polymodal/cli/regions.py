@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .app import app, console, err, fail, load_encoder, read_boxes
+from .app import app, console, fail, load_encoder, read_boxes, problem, safe
 
 
 @app.command()
@@ -32,9 +32,9 @@ def regions(
     encoder = load_encoder(checkpoint, device="cpu")  # the extractor reads the tower's patch grid on the CPU
     tower = encoder.model.visual if hasattr(encoder.model, "visual") else encoder.model.encoders["image"]
     written, failed = write_region_files(RegionExtractor(tower, encoder.transform), images, table, out, str(boxes))
-    console.print(f"wrote region features of {written} image(s) to {out}")
+    console.print(f"wrote region features of {written} image(s) to {safe(out)}")
     for line in failed:
-        err.print(f"[red]failed:[/red] {line}")
+        problem("failed:", line)
     if failed:
         raise typer.Exit(1)
 
@@ -103,5 +103,5 @@ def attention(
     except (ImageReadError, CheckpointError, ValueError, OSError) as e:
         fail(str(e))
     plot_word_region(words, att, out, f"{image.name}: {text}")
-    console.print(f"wrote {out} ({att.shape[0]} layers × {att.shape[1]} heads, {len(words)} tokens × "
+    console.print(f"wrote {safe(out)} ({att.shape[0]} layers × {att.shape[1]} heads, {len(words)} tokens × "
                   f"{att.shape[-1]} regions)", highlight=False)

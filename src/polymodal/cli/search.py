@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .app import BACKEND, DEVICE, app, console, device_for, err, fail
+from .app import BACKEND, DEVICE, app, console, device_for, fail, problem, safe
 
 
 @app.command()
@@ -42,11 +42,11 @@ def index(
             task = bar.add_task("embedding", total=None)
             report = index_folder(folder, embedder, store, batch,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                  on_wait=lambda who: err.print(f"[yellow]{who}[/yellow]", highlight=False))
+                                  on_wait=lambda who: problem("", who, "yellow"))
     except (StoreError, ValueError, NotADirectoryError) as e:
         fail(str(e))
     for path, error in report.failed:
-        err.print(f"[yellow]skipped[/yellow] {error if path in error else f'{path}: {error}'}")
+        problem("skipped", error if path in error else f'{path}: {error}', "yellow")
     console.print_json(json.dumps({**report.as_dict(), **store.counts()}))
 
 
@@ -126,5 +126,5 @@ def serve(
         fail(str(e))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     fragment = f"#token={token}" if token else ""
-    console.print(f"serving {index_dir} at http://{shown}:{port}/{fragment}", highlight=False, soft_wrap=True)
+    console.print(f"serving {safe(index_dir)} at http://{shown}:{port}/{fragment}", highlight=False, soft_wrap=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import console, err, fail
+from .app import console, fail, problem, safe
 
 
 video_app = typer.Typer(no_args_is_help=True, help="Videos: per-second features for VideoCLIP.")
@@ -43,7 +43,7 @@ def video_features_cmd(
                                 batch=batch, max_seconds=max_minutes * 60)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         fail(str(e))
-    console.print(f"{counts['done']} written, {counts['skipped']} already there, {counts['failed']} failed → {out}")
+    console.print(f"{counts['done']} written, {counts['skipped']} already there, {counts['failed']} failed → {safe(out)}")
     if counts["failed"] and not counts["done"] and not counts["skipped"]:
         raise typer.Exit(1)
 
@@ -131,7 +131,7 @@ def video_search_cmd(
     except (CheckpointError, StoreError, VideoReadError, ValueError, NotADirectoryError, OSError) as e:
         fail(str(e))
     for path, error in report.failed:
-        err.print(f"[yellow]skipped[/yellow] {error if path in error else f'{path}: {error}'}")
+        problem("skipped", error if path in error else f'{path}: {error}', "yellow")
     root = folder.resolve()
     for rank, (item, score) in enumerate(results, 1):  # one plain line per clip: easy to read and to pipe
         start, end = (float(t) for t in item.path.rsplit(CLIP, 1)[1].split(","))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import console, fail
+from .app import console, fail, safe
 
 
 world_app = typer.Typer(no_args_is_help=True, help="The synthetic multimodal world: export shards, preview.")
@@ -62,7 +62,7 @@ def world_export(
         task = bar.add_task("export", total=n)
         paths = export(out, split, n, seed, names, image_size, shard_size, frames,
                        progress=lambda k: bar.advance(task, k))
-    console.print(f"wrote {len(paths)} shard(s) of {split} to {out}")
+    console.print(f"wrote {len(paths)} shard(s) of {split} to {safe(out)}")
 
 
 @world_app.command("howto")
@@ -83,7 +83,7 @@ def world_howto(
     if split not in ("train", "val", "test"):
         fail(f"--split must be train, val or test, got {split!r}")
     paths = export_howto(out, split, n, seed, shift_rate, size)
-    console.print(f"wrote {len(paths)} videos, narration.csv and steps.csv to {out}")
+    console.print(f"wrote {len(paths)} videos, narration.csv and steps.csv to {safe(out)}")
 
 
 @world_app.command("files")
@@ -106,7 +106,7 @@ def world_files(
             write_files(out, split, n, seed, image_size, names, labels=labels)
     except ValueError as e:
         fail(str(e))
-    console.print(f"wrote {n} {split} scenes to {out}")
+    console.print(f"wrote {n} {split} scenes to {safe(out)}")
 
 
 @world_app.command("documents")
@@ -125,7 +125,7 @@ def world_documents_cmd(
     if split not in SPLITS or not 1 <= n <= 100_000:
         fail(f"--split must be one of {SPLITS} and --n 1–100000")
     write_documents(out, split, n, seed, pdf)
-    console.print(f"{n} documents → {out}")
+    console.print(f"{n} documents → {safe(out)}")
 
 
 @world_app.command("preview")
