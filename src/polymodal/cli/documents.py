@@ -79,7 +79,7 @@ def doc_ocr_cmd(
     failed, targets = 0, set()
     for file in files:
         try:
-            pages = read_document(file, ocr=ocr, dpi=dpi, max_pages=max_pages, text_layer=text_layer)
+            pages = read_document(file, ocr=ocr, dpi=dpi, max_pages=max_pages, text_layer=text_layer, keep_images=False)
         except (DocumentReadError, OCRError, ValueError, OSError, RuntimeError) as e:  # e.g. pdfium's own errors
             problem("skipped", e if str(file) in str(e) else f"{file}: {e}")
             failed += 1

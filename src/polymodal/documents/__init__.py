@@ -3,7 +3,7 @@ them to LayoutLM's inputs (0–1000 boxes, overlapping token windows merged back
 
 from .ocr import OCREngine, OCRError, RapidOCR, TesseractOCR, ocr_engine, register_engine
 from .page import GRID, Page, Word, normalize_boxes
-from .reader import DocumentReadError, read_document
+from .reader import DocumentReadError, iter_document, read_document
 
 __all__ = ["GRID", "DocumentReadError", "OCREngine", "OCRError", "Page", "RapidOCR", "TesseractOCR", "Word", "normalize_boxes",
-           "ocr_engine", "read_document", "register_engine"]
+           "iter_document", "ocr_engine", "read_document", "register_engine"]

@@ -2,16 +2,19 @@
 pypdfium2 — the words of a page's text layer when it has one, else the rendered page through OCR.
 
 Hostile files are bounded before anything is decoded: a page's pixel count is read from the image
-header or computed from the PDF page size and the rendering scale, and refused above ``max_pixels``;
-at most ``max_pages`` pages are read. Every error is a :class:`DocumentReadError` naming the file
+header or computed from the PDF page size and the rendering scale, and refused above ``max_pixels``,
+the document's in total above ``max_total_pixels``; at most ``max_pages`` pages are read, and they are
+streamed (decode → read → hand on) so that memory holds a few pages, not the document. Every error is a :class:`DocumentReadError` naming the file
 (and the page); a page with no text is an empty page, not an error.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
@@ -21,15 +24,23 @@ from .page import Page, Word
 
 MAX_PAGE_PIXELS = 40_000_000  # an A4 page at 600 dpi is 35 M
 MAX_PAGES = 200
+# A document read page by page may hold 200 A4 pages at 300 dpi (8.7 M each); one whose page images are
+# all kept at once (LayoutLM reads them) at most what fits in ≈ 1 GiB of RGB.
+MAX_DOCUMENT_PIXELS = 2_000_000_000
+MAX_KEPT_PIXELS = 350_000_000
 
 
 class DocumentReadError(ValueError):
     """A document could not be read; the message names the file and, where it applies, the page."""
 
 
-def read_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float = 150, max_pages: int = MAX_PAGES,
-                  max_pixels: int = MAX_PAGE_PIXELS, text_layer: bool = True) -> list[Page]:
-    """The pages of an image or PDF file, each with its image and words.
+def iter_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float = 150, max_pages: int = MAX_PAGES,
+                  max_pixels: int = MAX_PAGE_PIXELS, text_layer: bool = True,
+                  max_total_pixels: int = MAX_DOCUMENT_PIXELS) -> Iterator[Page]:
+    """The pages of an image or PDF file, each with its image and words, one at a time: a page is
+    decoded, read (its text layer, or OCR with a look-ahead of the engine's ``page_workers`` pages)
+    and handed on before the pages after that window are decoded, so memory holds a few pages,
+    never the document. Pages past ``max_total_pixels`` in all are refused, naming the page.
 
     Args:
         ocr: the engine for pages without a text layer (default: Tesseract, created on first need).
@@ -44,9 +55,45 @@ def read_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float 
     if not head:
         raise DocumentReadError(f"{path}: the file is empty")
     engine = _LazyEngine(ocr)
+    budget = _PixelBudget(path, max_pixels, max_total_pixels)
     if head.startswith(b"%PDF") or path.suffix.lower() == ".pdf":
-        return _read_pdf(path, engine, dpi, max_pages, max_pixels, text_layer)
-    return _read_image(path, engine, max_pages, max_pixels)
+        decoded = _pdf_pages(path, dpi, max_pages, budget, text_layer)
+    else:
+        decoded = _image_pages(path, max_pages, budget)
+    yield from engine.stream(decoded)
+
+
+def read_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float = 150, max_pages: int = MAX_PAGES,
+                  max_pixels: int = MAX_PAGE_PIXELS, text_layer: bool = True, keep_images: bool = True) -> list[Page]:
+    """Every page of :func:`iter_document`. With ``keep_images`` the pages keep their images, and
+    the document may hold at most :data:`MAX_KEPT_PIXELS` in all (≈ 1 GiB of RGB); without, each
+    image is dropped once its words are read and the document may be as long as the page limits allow."""
+    pages = []
+    for page in iter_document(path, ocr=ocr, dpi=dpi, max_pages=max_pages, max_pixels=max_pixels,
+                              text_layer=text_layer,
+                              max_total_pixels=MAX_KEPT_PIXELS if keep_images else MAX_DOCUMENT_PIXELS):
+        if not keep_images:
+            page.image = None
+        pages.append(page)
+    return pages
+
+
+class _PixelBudget:
+    """A document's pixels, checked per page and in total before each page is decoded."""
+
+    def __init__(self, path: Path, per_page: int, total: int):
+        self.path, self.per_page, self.total, self.used = path, per_page, total, 0
+
+    def take(self, number: int, w: int, h: int, dpi: float | None = None) -> None:
+        """Count page ``number`` of ``w`` × ``h`` pixels (a PDF's at ``dpi``), or refuse it by name."""
+        size = f"would render at {w}×{h} pixels ({dpi:g} dpi)" if dpi else f"is {w}×{h} pixels"
+        if w * h > self.per_page:
+            raise DocumentReadError(f"{self.path}: page {number} {size}, over the {self.per_page / 1e6:g} M pixel "
+                                    f"limit" + ("; lower dpi" if dpi else ""))
+        self.used += w * h
+        if self.used > self.total:
+            raise DocumentReadError(f"{self.path}: page {number} takes the document past {self.total / 1e6:g} M "
+                                    "pixels in all; " + ("lower dpi or " if dpi else "") + "read fewer pages")
 
 
 class _LazyEngine:
@@ -60,50 +107,61 @@ class _LazyEngine:
             self.engine = ocr_engine("tesseract")
         return self.engine(image), f"ocr:{self.engine.name}"
 
-    def pages(self, pages: list[Page]) -> list[Page]:
-        """OCR every page whose ``words`` is None, up to the engine's ``page_workers`` at a time, in order."""
-        todo = [p for p in pages if p.words is None]
-        if not todo:
-            return pages
-        if self.engine is None:
-            self.engine = ocr_engine("tesseract")
-        workers = min(getattr(self.engine, "page_workers", 1), len(todo))
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(self, [p.image for p in todo]))
-        else:
-            results = [self(p.image) for p in todo]
-        for page, (words, source) in zip(todo, results):
-            page.words, page.source = words, source
-        return pages
+    def stream(self, pages: Iterator[Page]) -> Iterator[Page]:
+        """``pages`` in order, each whose ``words`` is None read by OCR first; up to the engine's
+        ``page_workers`` pages are read side by side (the look-ahead), no more are decoded meanwhile."""
+        pending: deque = deque()
+        pool = None
+        try:
+            for page in pages:
+                if page.words is not None and not pending:
+                    yield page
+                    continue
+                if page.words is None:
+                    if self.engine is None:
+                        self.engine = ocr_engine("tesseract")
+                    workers = getattr(self.engine, "page_workers", 1)
+                    if workers > 1 and pool is None:
+                        pool = ThreadPoolExecutor(workers)
+                    pending.append((page, pool.submit(self, page.image) if pool is not None else None))
+                else:
+                    pending.append((page, None))
+                limit = getattr(self.engine, "page_workers", 1) if self.engine is not None else 1
+                while len(pending) >= limit:
+                    yield self._done(*pending.popleft())
+            while pending:
+                yield self._done(*pending.popleft())
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _done(self, page: Page, future) -> Page:
+        if page.words is None:
+            page.words, page.source = future.result() if future is not None else self(page.image)
+        return page
 
 
-def _read_image(path: Path, ocr: _LazyEngine, max_pages: int, max_pixels: int) -> list[Page]:
+def _image_pages(path: Path, max_pages: int, budget: _PixelBudget) -> Iterator[Page]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies per page
             img = Image.open(path)
     except Image.DecompressionBombError as e:
-        raise DocumentReadError(f"{path}: page is over the {max_pixels / 1e6:g} M pixel limit ({e})") from None
+        raise DocumentReadError(f"{path}: page is over the {budget.per_page / 1e6:g} M pixel limit ({e})") from None
     except (UnidentifiedImageError, OSError) as e:
         raise DocumentReadError(f"{path}: not a readable image or PDF ({e})") from e
-    pages = []
     with img:
         for number, frame in enumerate(ImageSequence.Iterator(img), start=1):
             if number > max_pages:
                 warnings.warn(f"{path}: read the first {max_pages} pages only", stacklevel=3)
                 break
-            w, h = frame.size
-            if w * h > max_pixels:
-                raise DocumentReadError(f"{path}: page {number} is {w}×{h} pixels, over the "
-                                        f"{max_pixels / 1e6:g} M pixel limit")
+            budget.take(number, *frame.size)
             try:
                 frame.load()
                 page = to_rgb(frame)
             except (OSError, ValueError, SyntaxError) as e:
                 raise DocumentReadError(f"{path}: cannot decode page {number} ({e})") from e
-            pages.append(Page(number, page.width, page.height, None, "ocr", page))
-    return ocr.pages(pages)
+            yield Page(number, page.width, page.height, None, "ocr", page)
 
 
 def read_page_image(path: str | Path, max_pixels: int = MAX_PAGE_PIXELS) -> Image.Image:
@@ -154,32 +212,33 @@ def _has_marker(path: Path, marker: bytes, chunk: int = 1 << 20) -> bool:
     return False
 
 
-def _read_pdf(path: Path, ocr: _LazyEngine, dpi: float, max_pages: int, max_pixels: int,
-              text_layer: bool) -> list[Page]:
+def _pdf_pages(path: Path, dpi: float, max_pages: int, budget: _PixelBudget, text_layer: bool) -> Iterator[Page]:
     doc = _open_pdf(path)
     try:
-        if len(doc) == 0:
+        try:
+            count = len(doc)
+        except Exception as e:  # noqa: BLE001 — pdfium on a damaged page tree
+            raise DocumentReadError(f"{path}: not a readable PDF: its page tree is damaged ({e})") from e
+        if count == 0:
             raise DocumentReadError(f"{path}: the PDF has no pages")
-        if len(doc) > max_pages:
-            warnings.warn(f"{path}: read the first {max_pages} of {len(doc)} pages only", stacklevel=3)
+        if count > max_pages:
+            warnings.warn(f"{path}: read the first {max_pages} of {count} pages only", stacklevel=3)
         scale = dpi / 72.0
-        pages = []
-        for i in range(min(len(doc), max_pages)):
-            page = doc[i]
-            w_pt, h_pt = page.get_size()
-            w, h = round(w_pt * scale), round(h_pt * scale)
-            if w * h > max_pixels:
-                raise DocumentReadError(f"{path}: page {i + 1} would render at {w}×{h} pixels ({dpi:g} dpi), over "
-                                        f"the {max_pixels / 1e6:g} M pixel limit; lower dpi")
+        for i in range(min(count, max_pages)):
+            try:
+                page = doc[i]
+                w_pt, h_pt = page.get_size()
+            except Exception as e:  # noqa: BLE001 — pdfium errors on a damaged page
+                raise DocumentReadError(f"{path}: cannot read page {i + 1} ({e})") from e
+            budget.take(i + 1, round(w_pt * scale), round(h_pt * scale), dpi)
             try:
                 image = page.render(scale=scale).to_pil().convert("RGB")
                 words = _text_layer_words(page, h_pt, image.width / w_pt, image.height / h_pt) if text_layer else []
             except Exception as e:  # pdfium errors on a damaged page
                 raise DocumentReadError(f"{path}: cannot render page {i + 1} ({e})") from e
-            pages.append(Page(i + 1, image.width, image.height, words or None, "text-layer", image))
+            yield Page(i + 1, image.width, image.height, words or None, "text-layer", image)
     finally:
         doc.close()
-    return ocr.pages(pages)  # pages without a text layer, read side by side
 
 
 def _text_layer_words(page, height_pt: float, sx: float, sy: float) -> list[Word]:
