@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..modalities.image import MAX_RESIZED_PIXELS
 from ..modalities.video import MAX_SECONDS, VideoReadError, _open_video
 
 
@@ -36,6 +37,9 @@ def _crop_geometry(path: Path, w: int, h: int, size: int) -> tuple[int, int, int
         raise VideoReadError(f"{path}: frames of {w}×{h} pixels (the limit is {MAX_PIXELS / 1e6:g} M)")
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    if new_w * new_h > MAX_RESIZED_PIXELS:  # a tall strip grows along its long side when its short side is resized
+        raise VideoReadError(f"{path}: frames of {w}×{h} pixels would be {new_w}×{new_h} at {size} px: too thin "
+                             f"(more than {MAX_RESIZED_PIXELS / 1e6:g} M pixels)")
     return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
 
 
@@ -76,7 +80,7 @@ def video_seconds(path: str | Path, fps: int, size: int, max_seconds: float = MA
                     geometry = _crop_geometry(path, frame.width, frame.height, size)
                 new_w, new_h, left, top = geometry
                 rgb = frame.reformat(width=new_w, height=new_h, format="rgb24").to_ndarray()
-                shown = rgb[top:top + size, left:left + size]
+                shown = rgb[top:top + size, left:left + size].copy()  # a view would keep the whole frame alive
                 if next_t == t:
                     second.append(shown)
                     next_t += step
