@@ -217,7 +217,48 @@ def _value_from_json(hint, value, where: str):
     origin = typing.get_origin(hint)
     if isinstance(value, list) and (origin is tuple or tuple in _union_members(hint)):
         return tuple(value)
+    return _checked_scalar(hint, value, where)
+
+
+# What a size field of any architecture may hold, by the words in its name (first match): a config file
+# from outside must not make a model of 10⁶ layers or 4·10⁶-wide MLPs before its weights are checked.
+SIZE_RANGES = (("heads", 1, 1024), ("layers", 0, 1024), ("depth", 0, 1024), ("blocks", 0, 1024),
+               ("vocab", 1, 2_000_000), ("positions", 1, 1_000_000), ("context", 1, 1_000_000),
+               ("size", 1, 16_384), ("patch", 1, 16_384), ("width", 1, 65_536), ("hidden", 1, 262_144),
+               ("dim", 1, 262_144), ("channels", 1, 65_536), ("classes", 0, 1_000_000), ("", 0, 100_000_000))
+
+
+def _checked_scalar(hint, value, where: str):
+    """A number or string of a config file checked against its field's type, and a whole number against
+    :data:`SIZE_RANGES`; ValueError naming the key otherwise."""
+    members = _union_members(hint)
+    if isinstance(value, bool):
+        if bool in members or typing.Any in members:
+            return value
+        raise ValueError(f"{where}: expected {_type_name(members)}, got {value!r}")
+    if isinstance(value, int) and int in members:
+        name = where.rsplit(".", 1)[-1].lower()
+        low, high = next((lo, hi) for word, lo, hi in SIZE_RANGES if word in name)
+        if not low <= value <= high:
+            raise ValueError(f"{where}: {value} is outside {low}..{high}")
+        return value
+    if isinstance(value, (int, float)) and float in members:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: {value!r} is not a finite number")
+        return float(value)
+    if isinstance(value, str) and (str in members or any(isinstance(m, type) and issubclass(m, str) for m in members)):
+        return value
+    if isinstance(value, (int, float, str)) and not ({int, float, str} & set(members)) and \
+            all(isinstance(m, type) for m in members) and not (tuple in members or list in members or dict in members):
+        raise ValueError(f"{where}: expected {_type_name(members)}, got {value!r}")
+    if isinstance(value, (int, float, str)) and ({int, float, str} & set(members)) and type(value) not in members \
+            and not (type(value) is int and float in members):
+        raise ValueError(f"{where}: expected {_type_name(members)}, got {type(value).__name__} {value!r}")
     return value
+
+
+def _type_name(members: tuple) -> str:
+    return " or ".join(getattr(m, "__name__", str(m)) for m in members if m is not type(None))
 
 
 def _union_members(hint) -> tuple:

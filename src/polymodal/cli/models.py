@@ -41,8 +41,8 @@ def info(checkpoints: Annotated[list[Path], typer.Argument(help="checkpoint file
     for checkpoint in checkpoints:
         try:
             d = describe(checkpoint)
-        except (CheckpointError, FileNotFoundError) as e:
-            problem("error:", e)
+        except (CheckpointError, FileNotFoundError, ValueError, TypeError, OSError) as e:
+            problem("error:", e if str(checkpoint) in str(e) else f"{checkpoint}: {e}")
             failed.append(checkpoint)
             continue
         console.print(f"[bold]{d['file']}[/bold]\nlayout: {d['layout']} ({d['description']})\n"

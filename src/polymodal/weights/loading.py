@@ -123,6 +123,24 @@ def infer_config(path: str | Path, sd: dict[str, torch.Tensor] | None = None, la
                               "pass config=<preset or config>") from e
 
 
+def check_size(config, raw: dict, path, strict: bool = True) -> None:
+    """Refuse a config that describes a much larger model than the checkpoint's tensors hold (a hostile
+    config.json: 10⁶-wide MLPs cost gigabytes before any weight is compared), counted on the meta
+    device, where nothing is allocated."""
+    from ..registry import build
+
+    try:
+        with torch.device("meta"):
+            probe = build(config)
+    except Exception:  # noqa: BLE001 — a family whose construction needs real tensors: the real build checks
+        return
+    wanted = sum(p.numel() for p in probe.parameters())
+    held = sum(t.numel() for t in raw.values() if isinstance(t, torch.Tensor)) if isinstance(raw, dict) else 0
+    if strict and held and wanted > 2 * held + 1_000_000:
+        raise CheckpointError(f"{path}: its config describes a model of {wanted:,} parameters, but the checkpoint "
+                              f"holds {held:,} numbers: the config does not belong to these weights")
+
+
 def load_checkpoint(path: str | Path, *, config=None, strict: bool = True) -> nn.Module:
     """Build and load the model stored at ``path`` (file or folder), in eval mode.
 
@@ -137,6 +155,7 @@ def load_checkpoint(path: str | Path, *, config=None, strict: bool = True) -> nn
         config = preset(config)
     elif config is None or isinstance(config, dict):
         config = infer_config(path, raw, layout, config)
+    check_size(config, raw, path, strict)
     model = build(config)
     check_family(model, layout, str(path))
     apply_state_dict(model, layout.convert(raw), strict=strict, source=str(path), layout=layout.name)
