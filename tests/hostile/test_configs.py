@@ -37,3 +37,15 @@ def test_a_config_far_larger_than_its_weights_is_refused_before_building(tmp_pat
     ran = run_bounded("embed", tmp_path / "none.png", "--checkpoint", folder, "--out", tmp_path / "o")
     assert ran.returncode != 0
     one_line_error(ran, "its config describes a model of", "the config does not belong to these weights")
+
+
+def test_a_document_processor_file_with_a_huge_image_size_is_refused_by_name(minilm_dir):
+    from tokenizers import Tokenizer
+
+    from polymodal.documents.processor import DocumentProcessor
+
+    tok = Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
+    with pytest.raises(ValueError, match=r"document_processor.json: image_size must be a whole number in 16..1024, got 20000"):
+        DocumentProcessor(tok, image_size=20000)
+    with pytest.raises(ValueError, match="max_tokens must be a whole number"):
+        DocumentProcessor(tok, max_tokens="512")

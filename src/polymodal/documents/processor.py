@@ -37,6 +37,11 @@ class DocumentProcessor:
     def __post_init__(self):
         if self.pixels_kind not in ("bgr255", "signed"):
             raise ValueError(f"pixels_kind must be 'bgr255' or 'signed', got {self.pixels_kind!r}")
+        for name, low, high in (("image_size", 16, 1024), ("max_tokens", 8, 8192), ("stride", 0, 8192),
+                                ("pair_seps", 0, 4)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{PROCESSOR_FILE}: {name} must be a whole number in {low}..{high}, got {value!r}")
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
         self.specials = Specials.of(self.tokenizer)
