@@ -29,3 +29,41 @@ def test_tall_frames_are_refused_by_their_resized_size_within_the_bound(tmp_path
     ran = run_python_bounded(code, limit=3 << 30)
     assert ran.returncode == 0, ran.output
     assert "tall.mov: frames of 16×60000 pixels would be 224×840000 at 224 px: too thin" in ran.stdout
+
+
+def test_video_localize_bounds_its_features_and_its_plot(tmp_path, tower, minilm_dir):
+    import numpy as np
+
+    import polymodal
+    from bounded import one_line_error, run_bounded
+    from polymodal.train.config import load_config
+    from polymodal.train.trainer import run
+
+    cfg = load_config(None, ["objective.kind=videoclip", "model.preset=videoclip-tiny", f"data.frame_tower={tower}",
+                             f"data.tokenizer={minilm_dir}", "data.context_length=32", "data.train_n=8", "data.val_n=3",
+                             "train.batch_size=8", "train.steps=1", "train.threads=1", f"train.out={tmp_path / 'run'}"])
+    run(cfg)
+    model = tmp_path / "run" / "model"
+    dim = polymodal.load(model).config.input_dim
+    (tmp_path / "steps.txt").write_text("the red circle moves left\n")
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10**9, dim)}
+    with open(tmp_path / "huge.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(b"\0" * 64)
+    ran = run_bounded("video", "localize", model, tmp_path / "huge.npy", "--steps", tmp_path / "steps.txt",
+                      "--out", tmp_path / "a.png")
+    one_line_error(ran, "huge.npy: declares a float32 array of shape")
+    np.save(tmp_path / "nan.npy", np.full((5, dim), np.nan, np.float32))
+    ran = run_bounded("video", "localize", model, tmp_path / "nan.npy", "--steps", tmp_path / "steps.txt",
+                      "--out", tmp_path / "b.png")
+    one_line_error(ran, "nan.npy: the features holds NaN or infinite values")
+    ran = run_bounded("video", "localize", model, tmp_path / "nan.npy", "--steps", tmp_path / "steps.txt",
+                      "--out", tmp_path / "missing" / "c.png")
+    one_line_error(ran, "the folder", "missing does not exist")
+    np.save(tmp_path / "long.npy", np.random.default_rng(0).normal(size=(20_000, dim)).astype(np.float32))
+    ran = run_bounded("video", "localize", model, tmp_path / "long.npy", "--steps", tmp_path / "steps.txt",
+                      "--out", tmp_path / "d.png", timeout=300)
+    assert ran.returncode == 0, ran.output
+    from PIL import Image
+
+    assert Image.open(tmp_path / "d.png").size[0] <= 4000  # 40 inches at 100 dpi, not 35 px a second

@@ -77,21 +77,25 @@ def video_localize_cmd(
     """Where in the video does each step happen? Prints each step's best second and writes a
     timeline PNG of the per-second scores. A video file is decoded and turned into features with the
     model's frame backbone (frame_tower.json beside a polymodal model, or --s3d)."""
-    import numpy as np
     import torch
 
+    from ..data.arrays import read_features
     from ..modalities.video import VideoReadError
-    from ..tasks.localize import plot_timeline, step_scores
+    from ..tasks.localize import MAX_STEPS, plot_timeline, read_text_bounded, step_scores
     from ..weights import CheckpointError
 
+    if not out.parent.is_dir():  # checked before any work that would be lost
+        fail(f"--out {out}: the folder {out.parent} does not exist")
     try:
-        embedder = _videoclip(model, s3d, need_backbone=video.suffix != ".npy")
-        net = embedder.model
-        texts = [line.strip() for line in steps.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [line.strip() for line in read_text_bounded(steps).splitlines() if line.strip()]
         if not texts:
             raise ValueError(f"{steps} has no steps (one per line)")
+        if len(texts) > MAX_STEPS:
+            raise ValueError(f"{steps}: {len(texts)} steps; at most {MAX_STEPS} are placed on one timeline")
+        embedder = _videoclip(model, s3d, need_backbone=video.suffix != ".npy")
+        net = embedder.model
         if video.suffix == ".npy":
-            feats = torch.from_numpy(np.load(video, allow_pickle=False)).float()
+            feats = torch.from_numpy(read_features(video))
         else:
             feats = embedder.video_clips.features(video).float()
         if feats.dim() != 2 or feats.shape[1] != net.config.input_dim:

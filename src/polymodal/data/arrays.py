@@ -88,3 +88,11 @@ def finite(array: np.ndarray, where: str) -> np.ndarray:
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         raise ArrayFileError(f"{where} holds NaN or infinite values")
     return array
+
+
+def read_features(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Per-second features ``.npy`` [seconds, dim] (float, every value finite), its size bounded first."""
+    array = read_npy(path, max_bytes)
+    if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind != "f":
+        raise ArrayFileError(f"{path}: expected float features [seconds, dim], got {array.dtype} {array.shape}")
+    return finite(array.astype(np.float32, copy=False), f"{path}: the features")

@@ -43,6 +43,21 @@ def localisation_recall(scores: torch.Tensor, spans: list[tuple[float, float]]) 
     return hits / max(len(spans), 1), chance / max(len(spans), 1)
 
 
+MAX_STEPS = 200  # steps on one timeline
+MAX_STEPS_BYTES = 1 << 20
+
+
+def read_text_bounded(path: str | Path, max_bytes: int = MAX_STEPS_BYTES) -> str:
+    """A small UTF-8 text file (the steps), refused by name when larger than ``max_bytes``."""
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes is more than a list of steps holds")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 ({e.reason})") from None
+
+
 def plot_timeline(scores: torch.Tensor, texts: list[str], path: str | Path,
                   spans: list[tuple[float, float]] | None = None) -> Path:
     """A PNG: one row per step, its per-second scores as a heat map, the best second marked, and the
@@ -53,7 +68,8 @@ def plot_timeline(scores: torch.Tensor, texts: list[str], path: str | Path,
     import matplotlib.pyplot as plt
 
     s, k = scores.shape
-    fig, ax = plt.subplots(figsize=(max(6.0, s * 0.35), 0.6 * k + 1.2))
+    # 35 px a second and 60 a step, up to 40 × 40 inches: a long video is squeezed, never an unbounded canvas
+    fig, ax = plt.subplots(figsize=(min(max(6.0, s * 0.35), 40.0), min(0.6 * k + 1.2, 40.0)))
     ax.imshow(scores.T.numpy(), aspect="auto", cmap="viridis", interpolation="nearest", extent=(0, s, k, 0))
     for i in range(k):
         best = int(scores[:, i].argmax())

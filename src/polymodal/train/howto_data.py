@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.arrays import read_features
 from ..models.videoclip import mmpt_caps, pad_clips
 
 CLIP_SECONDS = (3.0, 6.0)  # overlapped: clip length range
@@ -46,18 +47,7 @@ MAX_FEATURE_BYTES = 2**30  # one video's feature file
 
 def _load_features(path: Path) -> torch.Tensor:
     """A per-second feature file [S, D] (float), its header checked before the array is read."""
-    if path.stat().st_size > MAX_FEATURE_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_FEATURE_BYTES // 2**20} MiB")
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, until it is checked
-    except ValueError as e:
-        raise ValueError(f"{path}: not a .npy array ({e})") from None
-    if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind != "f":
-        raise ValueError(f"{path}: expected float features [seconds, dim], got {array.dtype} {array.shape}")
-    features = torch.from_numpy(np.array(array, dtype=np.float32))
-    if not bool(torch.isfinite(features).all()):
-        raise ValueError(f"{path}: the features hold NaN or infinity")
-    return features
+    return torch.from_numpy(read_features(path, MAX_FEATURE_BYTES))
 
 
 def timed_text_features(table: str | Path, features: str | Path) -> tuple[HowToFeatures, list[str]]:
