@@ -148,6 +148,10 @@ def test_qa_trains_on_layoutlmv3_and_answers_with_a_box(tmp_path, files):
     assert bad.returncode == 2 and "notes.png: not a readable image or PDF" in bad.stderr.replace("\n", "")
     empty = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "  ")
     assert empty.returncode == 2 and "the question is empty" in empty.stderr
+    long = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "why " * 600)
+    assert long.returncode == 2 and "Traceback" not in long.stderr and "fit beside a page's words" in long.stderr
+    psm = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "total?", "--psm", "99")
+    assert psm.returncode == 2 and "--psm must be one of Tesseract's page-segmentation modes 0–13" in psm.stderr
 
 
 @pytest.mark.slow

@@ -22,6 +22,8 @@ def _doc_pages(file: Path, engine: str, lang: str, psm: int, dpi: float):
 
 def _ocr_options(lang: str, psm: int) -> dict:
     """The Tesseract options the user changed from their defaults (another engine refuses them by name)."""
+    if not 0 <= psm <= 13:
+        fail(f"--psm must be one of Tesseract's page-segmentation modes 0–13, got {psm}")
     return {name: value for name, value, default in (("lang", lang, "eng"), ("psm", psm, 3)) if value != default}
 
 
@@ -112,6 +114,10 @@ def doc_extract_cmd(
     from ..documents.draw import draw_entities
     from ..tasks.documents import DocumentPage
 
+    _ocr_options(lang, psm)
+    for option, target in (("--out", out), ("--draw", draw)):
+        if target is not None and not target.parent.is_dir():
+            fail(f"{option} {target}: the folder {target.parent} does not exist")
     doc_model = _document_model(model, "entities")
     try:
         pages = _doc_pages(file, engine, lang, psm, dpi)
@@ -150,14 +156,19 @@ def doc_ask_cmd(
     from ..documents import DocumentReadError, OCRError
     from ..tasks.documents import DocumentPage
 
+    _ocr_options(lang, psm)
     doc_model = _document_model(model, "qa")
     if not question.strip():
         fail("the question is empty")
+    room = doc_model.processor.max_tokens // 2  # the page's words need the rest of each window
+    asked = len(doc_model.processor.tokenizer.encode(question, add_special_tokens=False).ids)
+    if asked > room:
+        fail(f"the question is {asked} tokens; at most {room} fit beside a page's words in this model's windows")
     try:
         pages = _doc_pages(file, engine, lang, psm, dpi)
-    except (DocumentReadError, OCRError, ValueError) as e:
+        answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number} for p in pages]
+    except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
         fail(str(e))
-    answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number} for p in pages]
     best = max(answers, key=lambda a: a["score"])
     print(json.dumps({"file": str(file), "question": question, **best}, ensure_ascii=False))
 
@@ -186,6 +197,7 @@ def doc_classify_cmd(
     from ..modalities.image import IMAGE_SUFFIXES
     from ..tasks.documents import DocumentPage
 
+    _ocr_options(lang, psm)
     doc_model = _document_model(model, "classify")
     files = []
     for item in inputs:

@@ -19,7 +19,7 @@ from typing import Iterator
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ..modalities.image import to_rgb
-from .ocr import OCREngine, ocr_engine
+from .ocr import OCREngine, OCRError, ocr_engine
 from .page import Page, Word
 
 MAX_PAGE_PIXELS = 40_000_000  # an A4 page at 600 dpi is 35 M
@@ -60,7 +60,10 @@ def iter_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float 
         decoded = _pdf_pages(path, dpi, max_pages, budget, text_layer)
     else:
         decoded = _image_pages(path, max_pages, budget)
-    yield from engine.stream(decoded)
+    try:
+        yield from engine.stream(decoded)
+    except OCRError as e:  # the engine's message knows the page's pixels, not the file
+        raise e if str(path) in str(e) else OCRError(f"{path}: {e}") from None
 
 
 def read_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float = 150, max_pages: int = MAX_PAGES,
