@@ -79,7 +79,7 @@ def video_localize_cmd(
     model's frame backbone (frame_tower.json beside a polymodal model, or --s3d)."""
     import torch
 
-    from ..data.arrays import read_features
+    from ..arrays import read_features
     from ..modalities.video import VideoReadError
     from ..tasks.localize import MAX_STEPS, plot_timeline, read_text_bounded, step_scores
     from ..weights import CheckpointError

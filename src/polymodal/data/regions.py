@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arrays import finite, read_npy
+from ..arrays import finite, read_npy
 from .records import bounded_lines
-from .arrays import read_npz as read_npz_arrays
+from ..arrays import read_npz as read_npz_arrays
 
 TSV_FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
 MAX_REGIONS = 1000  # more boxes than any detector emits per image: a larger count is a corrupt row

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .image import check_pixels
+from ..arrays import read_npy
+from .image import MAX_PIXELS, MAX_RESIZED_PIXELS, check_pixels
 from .registry import Modality, register_modality
 
 MAP_EXTENSIONS = (".png", ".npy", ".tif", ".tiff")
@@ -23,14 +24,16 @@ class MapReadError(ValueError):
 
 def load_map(path: str | Path) -> torch.Tensor:
     """A single-channel map as float32 [H, W]: .npy ([H, W] or [1, H, W]) or a greyscale image
-    (16-bit PNG values are kept as they are, 0–65535; 8-bit as 0–255)."""
+    (16-bit PNG values are kept as they are, 0–65535; 8-bit as 0–255). Invalid readings (NaN, ±inf:
+    a disparity map's "no match") are missing and take the mean of the valid ones; a map with none
+    valid is an error."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MAP_EXTENSIONS:
         raise MapReadError(f"{path}: expected a depth/thermal map ({', '.join(MAP_EXTENSIONS)}), got {suffix!r}")
     try:
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = read_npy(path, MAX_PIXELS * 8)  # the header's size checked before the array is read
         else:
             with Image.open(path) as img:
                 check_pixels(img, path)
@@ -47,8 +50,11 @@ def load_map(path: str | Path) -> torch.Tensor:
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or min(arr.shape) == 0:
         raise MapReadError(f"{path}: expected a single-channel map [H, W], got shape {arr.shape} ({arr.dtype})")
     arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise MapReadError(f"{path}: the map holds NaN or infinite values")
+    valid = np.isfinite(arr)
+    if not valid.any():
+        raise MapReadError(f"{path}: every value of the map is NaN or infinite")
+    if not valid.all():  # invalid readings (a disparity map's inf, a sensor's NaN) are missing, not the map
+        arr = np.where(valid, arr, np.float32(arr[valid].mean()))
     return torch.from_numpy(arr)
 
 
@@ -63,6 +69,8 @@ def resize_map(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if nh * nw > MAX_RESIZED_PIXELS:
+        raise MapReadError(f"a {w}×{h} map would be {nw}×{nh} at {size} px: too thin")
     x = F.interpolate(x[None, None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
     top, left = (nh - size) // 2, (nw - size) // 2
     return x[:, top:top + size, left:left + size]

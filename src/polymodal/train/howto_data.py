@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.arrays import read_features
+from ..arrays import read_features
 from ..models.videoclip import mmpt_caps, pad_clips
 
 CLIP_SECONDS = (3.0, 6.0)  # overlapped: clip length range
