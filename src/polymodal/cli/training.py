@@ -8,7 +8,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import DEVICE, app, console, fail, with_device
+from .app import DEVICE, app, console, fail, safe, with_device
+
+
+def progress_lines(total: int, every_s: float = 30.0):
+    """A progress callback for output that is not a terminal: one line ``step N/T loss … samples/s``
+    at the first logged step, then at most every ``every_s`` seconds, and at the last step."""
+    import sys
+    import time
+
+    last = [None]
+
+    def report(record: dict) -> None:
+        now = time.monotonic()
+        if last[0] is None or now - last[0] >= every_s or record["step"] >= total:
+            last[0] = now
+            print(f"step {record['step']}/{total}  loss {record['loss']:.4f}  {record['samples_per_s']:.0f} samples/s",
+                  file=sys.stdout, flush=True)
+
+    return report
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -27,6 +45,13 @@ def train(ctx: typer.Context, config: Path, device: Annotated[Optional[str], DEV
         make_kind(cfg)  # the kind, its source and the data.* settings, checked before anything starts
     except ConfigError as e:
         fail(str(e))
+    if not console.is_terminal:  # redirected to a file or a pipe: plain lines at a sane rate, not a live bar
+        try:
+            result = run(cfg, progress=progress_lines(cfg.train.steps))
+        except (ConfigError, TrainingError) as e:
+            fail(str(e))
+        console.print(metrics_table(result, f"{safe(cfg.train.out)} (full values: eval.json)"))
+        return
     with Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
                   TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} samples/s"),
                   TimeRemainingColumn(), console=console) as bar:
