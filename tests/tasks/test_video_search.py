@@ -85,13 +85,21 @@ def test_video_search_indexes_clips_and_answers_with_times(videoclip_run, howto_
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
     (folder / "notes.txt").write_text("not a video")
     query = "the red circle moves left"
-    out = CliRunner().invoke(app, ["video", "search", str(videoclip_run), str(folder), query, "-k", "50"])
+    before = sorted(p.name for p in folder.iterdir())
+    out = CliRunner().invoke(app, ["video", "search", str(videoclip_run), str(folder), query, "-k", "50"],
+                             env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert out.exit_code == 0, out.output
     flat = "".join(out.output.split())
     assert "skipped" in flat and "broken.mp4" in flat
     lines = [line.split() for line in out.output.splitlines() if line.split() and line.split()[0].isdigit()]
     assert {line[-1] for line in lines} == {"val-00000.mp4", "val-00001.mp4"} and [line[0] for line in lines][:3] == ["1", "2", "3"]
-    store = Store(folder / ".polymodal-video-index")
+    assert sorted(p.name for p in folder.iterdir()) == before  # searching a folder writes nothing into it
+    from polymodal.tasks.video_search import video_index_dir
+
+    with __import__("unittest.mock").mock.patch.dict("os.environ", {"XDG_CACHE_HOME": str(tmp_path / "cache")}):
+        index = video_index_dir(folder, videoclip_run)
+    assert index.is_relative_to(tmp_path / "cache" / "polymodal" / "video-index")
+    store = Store(index)
     embedder = Embedder.from_checkpoint(videoclip_run)
     # Every clip is an item FILE#t=START,END whose vector is the clip's embedding computed directly.
     features = embedder.video_clips.features(folder / "val-00000.mp4")

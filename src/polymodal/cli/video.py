@@ -114,7 +114,8 @@ def video_search_cmd(
     folder: Annotated[Path, typer.Argument(help="the folder of videos to search (indexed on first use, then updated)")],
     query: Annotated[str, typer.Argument(help="what happens, in words")],
     k: Annotated[int, typer.Option("-k", help="number of clips")] = 10,
-    index: Annotated[Optional[Path], typer.Option(help="the index folder (default FOLDER/.polymodal-video-index)")] = None,
+    index: Annotated[Optional[Path], typer.Option(help="the index folder (default: a cache folder for FOLDER and "
+                                                        "MODEL under $XDG_CACHE_HOME/polymodal, never inside FOLDER)")] = None,
     s3d: Annotated[Optional[Path], typer.Option(help="S3D weights (s3d_howto100m.pth) for an MMPT model's features")] = None,
 ) -> None:
     """Find the moments of FOLDER's videos that show QUERY: ranked clips with their start–end times.
@@ -123,12 +124,12 @@ def video_search_cmd(
     from ..search.ingest import index_folder
     from ..search.query import query_vector
     from ..search.store import StoreError, Store
-    from ..tasks.video_search import CLIP
+    from ..tasks.video_search import CLIP, video_index_dir
     from ..weights import CheckpointError
 
     try:
         embedder = _videoclip(model, s3d)
-        store = Store(index or folder / ".polymodal-video-index", embedder.dim, embedder.model_id,
+        store = Store(index or video_index_dir(folder, model), embedder.dim, embedder.model_id,
                       str(model.resolve()), "flat")
         report = index_folder(folder, embedder, store)
         results = store.search(query_vector(embedder, query), k, {"video"})

@@ -27,6 +27,18 @@ MAX_FPS = 60  # frames per second any backbone samples (S3D: 30)
 CLIP = "#t="  # a clip item is stored as FILE#t=START,END (seconds)
 
 
+def video_index_dir(folder: str | Path, model: str | Path) -> Path:
+    """Where ``video search`` keeps the index of ``folder``'s clips under ``model`` when not told: a
+    cache folder named after both (``$XDG_CACHE_HOME/polymodal/video-index/…``, default ``~/.cache``),
+    so that searching a folder never writes into it."""
+    import hashlib
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(f"{Path(folder).resolve()}\n{Path(model).resolve()}".encode()).hexdigest()[:16]
+    return cache / "polymodal" / "video-index" / f"{Path(folder).resolve().name}-{key}"
+
+
 def write_frame_tower(folder: str | Path, tower: str | Path, fps: int) -> None:
     """Record beside a VideoCLIP model which image tower, at which frame rate, made its features."""
     (Path(folder) / FRAME_TOWER).write_text(json.dumps({"tower": str(Path(tower).resolve()), "fps": fps}) + "\n")
