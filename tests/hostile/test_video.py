@@ -46,6 +46,12 @@ def test_video_localize_bounds_its_features_and_its_plot(tmp_path, tower, minilm
     model = tmp_path / "run" / "model"
     dim = polymodal.load(model).config.input_dim
     (tmp_path / "steps.txt").write_text("the red circle moves left\n")
+    import json
+
+    from polymodal.tasks.video_search import frame_tower_record
+
+    tower_dir, fps = frame_tower_record(model)
+    (tmp_path / "backbone.json").write_text(json.dumps({"backbone": "clip", "weights": str(tower_dir), "fps": fps}))
     header = {"descr": "<f4", "fortran_order": False, "shape": (10**9, dim)}
     with open(tmp_path / "huge.npy", "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)

@@ -1,6 +1,8 @@
 """Step localisation: per-second scores from a VideoCLIP, recall against true spans with its chance,
 the timeline PNG, and `polymodal video localize`."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,15 @@ def test_video_localize_command(tmp_path, tower, minilm_dir):
     dim = polymodal.load(model).config.input_dim
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(9, dim)).astype(np.float32))
     (tmp_path / "steps.txt").write_text("the red circle moves left\n\na blue star appears\n")
+    from polymodal.tasks.video_search import frame_tower_record
+
+    made_by, fps = frame_tower_record(model)
+    record = {"backbone": "clip", "weights": str(made_by), "fps": fps, "size": 64, "dim": dim}
+    (tmp_path / "backbone.json").write_text(json.dumps({**record, "fps": fps + 2}))
+    wrong_fps = CliRunner().invoke(app, ["video", "localize", str(model), str(tmp_path / "v.npy"), "--steps",
+                                         str(tmp_path / "steps.txt"), "--out", str(tmp_path / "tl.png")])
+    assert wrong_fps.exit_code == 2 and f"at {fps + 2} fps" in " ".join(wrong_fps.output.split())
+    (tmp_path / "backbone.json").write_text(json.dumps(record))
     out = CliRunner().invoke(app, ["video", "localize", str(model), str(tmp_path / "v.npy"), "--steps",
                                    str(tmp_path / "steps.txt"), "--out", str(tmp_path / "tl.png")])
     assert out.exit_code == 0, out.output

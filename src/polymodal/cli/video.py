@@ -59,7 +59,11 @@ def _videoclip(model: Path, s3d: Optional[Path], need_backbone: bool = True):
     if type(embedder.model).__name__ != "VideoCLIP":
         raise CheckpointError(f"{model} holds a {type(embedder.model).__name__}, not a VideoCLIP")
     if s3d is not None:
-        embedder.video_clips = VideoClipper(embedder.model, frame_backbone(model, s3d))
+        backbone = frame_backbone(model, s3d)
+        if backbone.dim != embedder.model.config.input_dim:  # before any video is decoded
+            raise CheckpointError(f"--s3d {s3d} makes {backbone.dim}-d features; {model} reads "
+                                  f"{embedder.model.config.input_dim}-d ones")
+        embedder.video_clips = VideoClipper(embedder.model, backbone)
     if need_backbone and embedder.video_clips is None:
         frame_backbone(model)  # raises, saying what is missing
     return embedder
@@ -81,7 +85,7 @@ def video_localize_cmd(
 
     from ..arrays import read_features
     from ..modalities.video import VideoReadError
-    from ..tasks.localize import MAX_STEPS, plot_timeline, read_text_bounded, step_scores
+    from ..tasks.localize import MAX_STEPS, check_feature_record, plot_timeline, read_text_bounded, step_scores
     from ..weights import CheckpointError
 
     if not out.parent.is_dir():  # checked before any work that would be lost
@@ -95,6 +99,7 @@ def video_localize_cmd(
         embedder = _videoclip(model, s3d, need_backbone=video.suffix != ".npy")
         net = embedder.model
         if video.suffix == ".npy":
+            check_feature_record(video, model, s3d is not None)
             feats = torch.from_numpy(read_features(video))
         else:
             feats = embedder.video_clips.features(video).float()

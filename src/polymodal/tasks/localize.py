@@ -47,6 +47,37 @@ MAX_STEPS = 200  # steps on one timeline
 MAX_STEPS_BYTES = 1 << 20
 
 
+def check_feature_record(features: str | Path, model_dir: str | Path, s3d: bool = False) -> None:
+    """Refuse per-second features that another backbone or frame rate made than ``model_dir`` reads:
+    ``backbone.json`` beside them (``polymodal video features`` writes it) against the model's
+    ``frame_tower.json`` (or S3D at 30 fps for an MMPT model given ``--s3d``). Scores of features made
+    at 2 fps by a model that reads 4 fps put every step at the wrong second, without a word."""
+    import json
+
+    from .video_features import BACKBONE_FILE
+    from .video_search import frame_tower_record
+
+    features = Path(features)
+    record = features.parent / BACKBONE_FILE
+    if not record.is_file():
+        raise ValueError(f"{features}: no {BACKBONE_FILE} beside it says which backbone and frame rate made these "
+                         "features (polymodal video features writes one)")
+    try:
+        spec = json.loads(record.read_text())
+        made = (str(spec["backbone"]), int(spec["fps"]), str(spec.get("weights", "")))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{record}: not a backbone record ({e})") from None
+    if s3d:
+        wanted = ("s3d", 30, None)
+    else:
+        tower, fps = frame_tower_record(model_dir)
+        wanted = ("clip", fps, str(Path(tower).resolve()))
+    if made[0] != wanted[0] or made[1] != wanted[1] or (wanted[2] and Path(made[2]).resolve() != Path(wanted[2])):
+        raise ValueError(f"{features}: made by {made[0]} at {made[1]} fps ({made[2] or 'unknown weights'}), but "
+                         f"{model_dir} reads {wanted[0]} features at {wanted[1]} fps"
+                         + (f" ({wanted[2]})" if wanted[2] else "") + "; extract them again with its frame backbone")
+
+
 def read_text_bounded(path: str | Path, max_bytes: int = MAX_STEPS_BYTES) -> str:
     """A small UTF-8 text file (the steps), refused by name when larger than ``max_bytes``."""
     path = Path(path)
