@@ -58,3 +58,12 @@ def test_a_pdf_with_a_broken_page_tree_is_one_error_line(tmp_path):
     ran = run_bounded("doc", "ocr", pdf)
     assert ran.returncode != 0
     one_line_error(ran, "loop.pdf")
+
+
+def test_index_says_when_it_reads_only_the_first_pages_of_a_long_pdf(tmp_path, tiny_clip):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    many_page_pdf(folder / "long.pdf", 205, 300)
+    ran = run_bounded("index", folder, "--model", tiny_clip, "--out", tmp_path / "idx", timeout=300)
+    assert ran.returncode == 0, ran.output
+    assert "long.pdf: indexed the first 200 of 205 pages" in " ".join(ran.stderr.split())

@@ -47,6 +47,8 @@ def index(
         fail(str(e))
     for path, error in report.failed:
         problem("skipped", error if path in error else f'{path}: {error}', "yellow")
+    for path, note in report.partial:
+        problem("partly:", note, "yellow")
     console.print_json(json.dumps({**report.as_dict(), **store.counts()}))
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..modalities.pdf import pdf_pages
+from ..modalities.pdf import MAX_PAGES as PDF_MAX_PAGES
+from ..modalities.pdf import page_count, pdf_pages
 from ..tasks.embedder import Embedder
 from ..tasks.video_search import CLIP
 from ..weights.files import sha256_of
@@ -28,6 +29,7 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    partial: list[tuple[str, str]] = field(default_factory=list)  # indexed in part (a PDF's first pages), and why
 
     def as_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed,
@@ -134,6 +136,11 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
         try:
             row["modality"] = detect(path)
             if row["modality"] == "pdf":
+                if "image" not in embedder.modalities:
+                    raise ValueError(f"{path}: this model has no image encoder to embed PDF pages with")
+                total = page_count(path)
+                if total > PDF_MAX_PAGES:
+                    report.partial.append((str(path), f"{path}: indexed the first {PDF_MAX_PAGES} of {total} pages"))
                 for i, page in enumerate(pdf_pages(path, embedder.processor.image.size)):
                     page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
                     groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
