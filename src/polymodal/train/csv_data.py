@@ -92,8 +92,9 @@ def read_pairs(path: str | Path, image_size: int, image_key: str = "filepath", c
         try:
             file = picture_file(path, fields[at_image], allow_outside)
             images.append(square_uint8(load_image(file), image_size))
-        except ImageReadError as e:
-            skipped.append(f"{path}:{line}: {e}")
+        except ImageReadError as e:  # the message names the picture (a resize error: added here)
+            named = fields[at_image] in str(e) or Path(fields[at_image]).name in str(e)
+            skipped.append(f"{path}:{line}: {e}" if named else f"{path}:{line}: {fields[at_image]}: {e}")
             continue
         texts.append([caption])
     if not images:
