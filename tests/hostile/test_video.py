@@ -66,7 +66,7 @@ def test_video_localize_bounds_its_features_and_its_plot(tmp_path, tower, minilm
     ran = run_bounded("video", "localize", model, tmp_path / "nan.npy", "--steps", tmp_path / "steps.txt",
                       "--out", tmp_path / "missing" / "c.png")
     one_line_error(ran, "the folder", "missing does not exist")
-    np.save(tmp_path / "long.npy", np.random.default_rng(0).normal(size=(20_000, dim)).astype(np.float32))
+    np.save(tmp_path / "long.npy", np.random.default_rng(0).normal(size=(5_000, dim)).astype(np.float32))
     ran = run_bounded("video", "localize", model, tmp_path / "long.npy", "--steps", tmp_path / "steps.txt",
                       "--out", tmp_path / "d.png", timeout=300)
     assert ran.returncode == 0, ran.output
