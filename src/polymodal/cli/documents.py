@@ -15,9 +15,11 @@ doc_app = typer.Typer(no_args_is_help=True, help="Documents: OCR, key–value ex
 
 
 def _doc_pages(file: Path, engine: str, lang: str, psm: int, dpi: float):
-    from ..documents import ocr_engine, read_document
+    """The file's pages, one at a time (:func:`~polymodal.documents.iter_document`): each page's image
+    is dropped once the caller has moved on, so a long document never sits in memory whole."""
+    from ..documents import iter_document, ocr_engine
 
-    return read_document(file, ocr=ocr_engine(engine, **_ocr_options(lang, psm)), dpi=dpi)
+    return iter_document(file, ocr=ocr_engine(engine, **_ocr_options(lang, psm)), dpi=dpi)
 
 
 def _ocr_options(lang: str, psm: int) -> dict:
@@ -111,38 +113,45 @@ def doc_extract_cmd(
     """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
     entity (header / question / answer) with the links the model found."""
     from ..documents import DocumentReadError, OCRError
-    from ..documents.draw import draw_entities
-    from ..tasks.documents import DocumentPage
+    from ..documents.reader import page_count
 
     _ocr_options(lang, psm)
     for option, target in (("--out", out), ("--draw", draw)):
         if target is not None and not target.parent.is_dir():
             fail(f"{option} {target}: the folder {target.parent} does not exist")
     doc_model = _document_model(model, "entities")
-    try:
-        pages = _doc_pages(file, engine, lang, psm, dpi)
-    except (DocumentReadError, OCRError, ValueError) as e:
-        fail(str(e))
     result = {"file": str(file), "pages": []}
-    for page in pages:
-        found = doc_model.extract(DocumentPage.of(page))
-        by_id = {e["id"]: e for e in found["entities"]}
-        fields = [{"key": by_id[link["question"]]["text"], "value": by_id[link["answer"]]["text"],
-                   "key_box": by_id[link["question"]]["box"], "value_box": by_id[link["answer"]]["box"],
-                   "confidence": round(link["score"] * min(by_id[link["question"]]["confidence"],
-                                                           by_id[link["answer"]]["confidence"]), 4)}
-                  for link in found["links"]]
-        result["pages"].append({"page": page.number, "width": page.width, "height": page.height, "source": page.source,
-                                "fields": fields, "entities": found["entities"], "links": found["links"]})
-        if draw is not None:
-            target = draw if len(pages) == 1 else draw.with_name(f"{draw.stem}-p{page.number}{draw.suffix or '.png'}")
-            draw_entities(page.image, found["entities"], found["links"], target)
+    try:
+        several = page_count(file) > 1 if draw is not None else False
+        for page in _doc_pages(file, engine, lang, psm, dpi):
+            _extract_page(doc_model, page, result, draw, several)
+    except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
+        fail(str(e))
     text = json.dumps(result, ensure_ascii=False, indent=1)
     if out is None:
         print(text)
     else:
         out.write_text(text)
         console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {safe(out)}", highlight=False)
+
+
+def _extract_page(doc_model, page, result: dict, draw: Path | None, several: bool) -> None:
+    """One page's entities, links and key–value fields into ``result`` (and its drawing)."""
+    from ..documents.draw import draw_entities
+    from ..tasks.documents import DocumentPage
+
+    found = doc_model.extract(DocumentPage.of(page))
+    by_id = {e["id"]: e for e in found["entities"]}
+    fields = [{"key": by_id[link["question"]]["text"], "value": by_id[link["answer"]]["text"],
+               "key_box": by_id[link["question"]]["box"], "value_box": by_id[link["answer"]]["box"],
+               "confidence": round(link["score"] * min(by_id[link["question"]]["confidence"],
+                                                       by_id[link["answer"]]["confidence"]), 4)}
+              for link in found["links"]]
+    result["pages"].append({"page": page.number, "width": page.width, "height": page.height, "source": page.source,
+                            "fields": fields, "entities": found["entities"], "links": found["links"]})
+    if draw is not None:
+        target = draw.with_name(f"{draw.stem}-p{page.number}{draw.suffix or '.png'}") if several else draw
+        draw_entities(page.image, found["entities"], found["links"], target)
 
 
 @doc_app.command("ask")
@@ -165,8 +174,8 @@ def doc_ask_cmd(
     if asked > room:
         fail(f"the question is {asked} tokens; at most {room} fit beside a page's words in this model's windows")
     try:
-        pages = _doc_pages(file, engine, lang, psm, dpi)
-        answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number} for p in pages]
+        answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number}
+                   for p in _doc_pages(file, engine, lang, psm, dpi)]
     except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
         fail(str(e))
     best = max(answers, key=lambda a: a["score"])
@@ -211,16 +220,17 @@ def doc_classify_cmd(
         fail("no PDFs or images found")
     failed = 0
     for file in files:
+        scores, count = {}, 0
         try:
-            pages = _doc_pages(file, engine, lang, psm, dpi)
+            for p in _doc_pages(file, engine, lang, psm, dpi):
+                count += 1
+                for c, v in doc_model.classify(DocumentPage.of(p))["scores"].items():
+                    scores[c] = scores.get(c, 0.0) + v
         except (DocumentReadError, OCRError, ValueError, OSError, RuntimeError) as e:  # e.g. pdfium's own errors
             problem("skipped", e if str(file) in str(e) else f"{file}: {e}")
             failed += 1
             continue
-        scores = {}
-        for p in pages:
-            for c, v in doc_model.classify(DocumentPage.of(p))["scores"].items():
-                scores[c] = scores.get(c, 0.0) + v / len(pages)
+        scores = {c: v / count for c, v in scores.items()}  # class probabilities averaged over the pages
         best = max(scores, key=scores.get)
         print(f"{printable(file)}\t{printable(best)}\t{scores[best]:.3f}")
     if failed == len(files):

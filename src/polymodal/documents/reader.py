@@ -167,6 +167,28 @@ def _image_pages(path: Path, max_pages: int, budget: _PixelBudget) -> Iterator[P
             yield Page(number, page.width, page.height, None, "ocr", page)
 
 
+def page_count(path: str | Path) -> int:
+    """How many pages a PDF or (multi-page) image file holds, from its structure, nothing rendered."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        pdf = f.read(5).startswith(b"%PDF")
+    if pdf or path.suffix.lower() == ".pdf":
+        doc = _open_pdf(path)
+        try:
+            return len(doc)
+        except Exception as e:  # noqa: BLE001 — pdfium on a damaged page tree
+            raise DocumentReadError(f"{path}: not a readable PDF: its page tree is damaged ({e})") from e
+        finally:
+            doc.close()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return getattr(img, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise DocumentReadError(f"{path}: not a readable image or PDF ({e})") from e
+
+
 def read_page_image(path: str | Path, max_pixels: int = MAX_PAGE_PIXELS) -> Image.Image:
     """The first page of an image or PDF file as RGB, without OCR (a labelled page's own image)."""
     path = Path(path)
