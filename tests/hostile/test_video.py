@@ -73,3 +73,31 @@ def test_video_localize_bounds_its_features_and_its_plot(tmp_path, tower, minilm
     from PIL import Image
 
     assert Image.open(tmp_path / "d.png").size[0] <= 4000  # 40 inches at 100 dpi, not 35 px a second
+
+
+def test_frame_times_that_jump_minutes_between_frames_are_not_believed(tmp_path):
+    """Three frames whose timestamps claim 0 s, 1 s and 2,049 s (a broken timescale): refused, not
+    2,049 seconds of features made from three frames."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    import pytest
+
+    from polymodal.modalities.video import VideoReadError
+    from polymodal.tasks.video_features import video_seconds
+
+    path = tmp_path / "jump.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=1)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for i, pts in enumerate((0, 1000, 2_049_000)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    with pytest.raises(VideoReadError, match="jump.mp4: the frame times jump from 1.0 s to 2049.0 s"):
+        list(video_seconds(path, 2, 64))

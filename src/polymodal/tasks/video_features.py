@@ -29,6 +29,11 @@ from ..modalities.image import MAX_RESIZED_PIXELS
 from ..modalities.video import MAX_SECONDS, VideoReadError, _open_video
 
 
+# Seconds between two consecutive frames beyond which a file's timestamps are not believed: a still
+# screen recording still keys a frame every few seconds, a broken timescale claims minutes.
+MAX_FRAME_GAP = 60
+
+
 def _crop_geometry(path: Path, w: int, h: int, size: int) -> tuple[int, int, int, int]:
     """(resized width, height, crop left, top) for frames of w × h: short side to ``size``, centre crop."""
     from ..modalities.video import MAX_PIXELS
@@ -56,7 +61,7 @@ def video_seconds(path: str | Path, fps: int, size: int, max_seconds: float = MA
     if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 60 or not 16 <= size <= 1024:
         raise ValueError(f"frames are sampled at 1–60 fps and 16–1024 px, got {fps!r} fps, {size!r} px")
     step = Fraction(1, fps)
-    next_t, shown, start = Fraction(0), None, None
+    next_t, shown, start, last_t = Fraction(0), None, None, Fraction(0)
     try:
         with container:
             for frame in container.decode(stream):
@@ -69,6 +74,11 @@ def video_seconds(path: str | Path, fps: int, size: int, max_seconds: float = MA
                 if t > max_seconds:
                     raise VideoReadError(f"{path}: the frames run past the {max_seconds:g} s limit "
                                          "(the file's metadata did not say so)")
+                if t - last_t > MAX_FRAME_GAP:  # a bogus timescale: 3 frames claiming 2,049 s
+                    raise VideoReadError(f"{path}: the frame times jump from {float(last_t):.1f} s to {float(t):.1f} s "
+                                         f"with no frame between (over {MAX_FRAME_GAP} s): its timestamps are not "
+                                         "to be trusted")
+                last_t = t
                 # every instant before this frame's time shows the previous frame
                 while shown is not None and next_t < t:
                     second.append(shown)
