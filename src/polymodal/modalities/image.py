@@ -91,6 +91,36 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageReadError(f"cannot read image {path}: {e}") from e
 
 
+def frame_count(path: str | Path) -> int:
+    """How many frames (pages) an image file holds — a multi-page TIFF's pages — from its header."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return int(getattr(img, "n_frames", 1))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+def image_pages(path: str | Path, max_pages: int):
+    """The first ``max_pages`` frames of a multi-page image (a scanned TIFF) as RGB, one at a time,
+    each checked against :data:`MAX_PIXELS` from its header before it is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            for number in range(min(int(getattr(img, "n_frames", 1)), max_pages)):
+                img.seek(number)
+                check_pixels(img, f"{path} page {number + 1}")
+                img.load()
+                yield to_rgb(img)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
 @dataclass
 class ImageTransform:
     """PIL image → normalised tensor [3, size, size].

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..modalities.pdf import MAX_PAGES as PDF_MAX_PAGES
+from ..modalities.image import frame_count, image_pages
 from ..modalities.pdf import page_count, pdf_pages
 from ..tasks.embedder import Embedder
 from ..tasks.video_search import CLIP
@@ -144,6 +145,14 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                 for i, page in enumerate(pdf_pages(path, embedder.processor.image.size)):
                     page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
                     groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
+                    rows.append(page_row)
+                continue
+            if row["modality"] == "image" and (frames := frame_count(path)) > 1:  # a scanned TIFF: a page an item
+                if frames > PDF_MAX_PAGES:
+                    report.partial.append((str(path), f"{path}: indexed the first {PDF_MAX_PAGES} of {frames} pages"))
+                for i, page in enumerate(image_pages(path, PDF_MAX_PAGES)):
+                    page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
+                    groups.setdefault("image", []).append((page_row, embedder.transform(page)))
                     rows.append(page_row)
                 continue
             if row["modality"] == "video" and embedder.video_clips is not None:  # one item per clip

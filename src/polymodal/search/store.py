@@ -54,7 +54,7 @@ class StoreError(ValueError):
 
 
 ITEM_COLUMNS = "id, path, modality, size, mtime, sha256, error, file, page"
-PAGE = "#page="  # a PDF page item is stored as FILE#page=N
+PAGE = "#page="  # a PDF's (or multi-page TIFF's) page item is stored as FILE#page=N
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Store:
             self.db.execute("ALTER TABLE items ADD COLUMN page INTEGER")
             for item_id, path, modality in self.db.execute("SELECT id, path, modality FROM items").fetchall():
                 file, page = path, None
-                if modality == "pdf" and PAGE in path:
+                if modality in ("pdf", "image") and PAGE in path:
                     file, number = path.rsplit(PAGE, 1)
                     page = int(number) if number.isdigit() else None
                 self.db.execute("UPDATE items SET file = ?, page = ? WHERE id = ?", (file, page, item_id))

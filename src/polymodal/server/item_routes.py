@@ -58,7 +58,7 @@ def media(item_id: ItemPath, s: Served = Depends(served)):
     data = read_all(fd, st.st_size)
     try:
         if it.modality == "image":
-            body, media_type = picture_png(data, name), "image/png"
+            body, media_type = picture_png(data, name, it.page), "image/png"
         elif it.modality == "pdf":
             from ..modalities.pdf import pdf_page
 

@@ -106,12 +106,18 @@ def container_type(modality: str, head: bytes) -> str:
     return "application/octet-stream"
 
 
-def picture_png(data: bytes, name: str) -> bytes:
-    """Any image file's bytes → a PNG preview (long side ≤ :data:`PREVIEW_SIDE`)."""
+def picture_png(data: bytes, name: str, page: int | None = None) -> bytes:
+    """Any image file's bytes (``page``: that frame of a multi-page TIFF) → a PNG preview (long side ≤
+    :data:`PREVIEW_SIDE`)."""
     from ..modalities.image import ImageReadError, check_pixels, to_rgb
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if page:
+                try:
+                    img.seek(page - 1)
+                except EOFError:
+                    raise ImageReadError(f"{name}: no page {page}") from None
             check_pixels(img, name)
             img.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))  # JPEG: decode at a reduced scale
             img = to_rgb(img)
