@@ -98,7 +98,9 @@ def frame_count(path: str | Path) -> int:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 return int(getattr(img, "n_frames", 1))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:
+        return 1  # one picture, too large: reading it says so (load_image's pixel limit)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"cannot read image {path}: {e}") from None
 
 
