@@ -225,7 +225,7 @@ def _value_from_json(hint, value, where: str):
 SIZE_RANGES = (("heads", 1, 1024), ("layers", 0, 1024), ("depth", 0, 1024), ("blocks", 0, 1024),
                ("vocab", 1, 2_000_000), ("positions", 1, 1_000_000), ("context", 1, 1_000_000),
                ("size", 1, 16_384), ("patch", 1, 16_384), ("width", 1, 65_536), ("hidden", 1, 262_144),
-               ("dim", 1, 262_144), ("channels", 1, 65_536), ("classes", 0, 1_000_000), ("", 0, 100_000_000))
+               ("dim", 0, 262_144), ("channels", 1, 65_536), ("classes", 0, 1_000_000), ("", 0, 100_000_000))
 
 
 def _checked_scalar(hint, value, where: str):
@@ -255,6 +255,18 @@ def _checked_scalar(hint, value, where: str):
             and not (type(value) is int and float in members):
         raise ValueError(f"{where}: expected {_type_name(members)}, got {type(value).__name__} {value!r}")
     return value
+
+
+def check_ranges(config, where: str = "config") -> None:
+    """Every whole-number field of ``config`` (a config dataclass, nested ones included) inside
+    :data:`SIZE_RANGES` — for configs built from someone else's files (a HF ``config.json``) as much as
+    ours; ValueError naming the key otherwise."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, f"{where}.{f.name}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            _checked_scalar(int, value, f"{where}.{f.name}")
 
 
 def _type_name(members: tuple) -> str:

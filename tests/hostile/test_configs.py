@@ -49,3 +49,16 @@ def test_a_document_processor_file_with_a_huge_image_size_is_refused_by_name(min
         DocumentProcessor(tok, image_size=20000)
     with pytest.raises(ValueError, match="max_tokens must be a whole number"):
         DocumentProcessor(tok, max_tokens="512")
+
+
+def test_a_hugging_face_config_is_ranged_too_before_anything_is_built(tmp_path, fixtures):
+    """A HF CLIP folder whose config.json claims 10⁶ vision layers: the inferred config is checked
+    by name before even the meta-device build."""
+    folder = tmp_path / "hf"
+    shutil.copytree(fixtures / "clip_hf", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["hf_config"]["vision_config"]["num_hidden_layers"] = 1_000_000  # the fixture keeps HF's config here
+    (folder / "config.json").write_text(json.dumps(config))
+    ran = run_bounded("embed", tmp_path / "none.png", "--checkpoint", folder, "--out", tmp_path / "o")
+    assert ran.returncode != 0
+    one_line_error(ran, "layers: 1000000 is outside 0..1024")

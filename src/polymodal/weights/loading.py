@@ -127,8 +127,12 @@ def check_size(config, raw: dict, path, strict: bool = True) -> None:
     """Refuse a config that describes a much larger model than the checkpoint's tensors hold (a hostile
     config.json: 10⁶-wide MLPs cost gigabytes before any weight is compared), counted on the meta
     device, where nothing is allocated."""
-    from ..registry import build
+    from ..registry import build, check_ranges
 
+    try:
+        check_ranges(config, f"{path}: config")
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     try:
         with torch.device("meta"):
             probe = build(config)
