@@ -55,3 +55,10 @@ def test_a_pdf_whose_page_tree_loops_is_reported_and_the_batch_goes_on(tmp_path)
     assert (tmp_path / "out" / "good.json").is_file()
     if ran.returncode != 0 or "loop.pdf" in ran.stderr:
         one_line_error(ran, "loop.pdf")
+
+
+def test_an_ocr_error_names_the_file(tmp_path):
+    page = _page(tmp_path / "page.png")
+    ran = run_bounded("doc", "ocr", page, "--lang", "zzz")
+    assert ran.returncode != 0
+    one_line_error(ran, "page.png: tesseract has no language 'zzz'")
