@@ -68,6 +68,8 @@ def coco_region_captions(kind, split: str, with_classes: bool = False) -> Region
         raise ConfigError(f"data.kind coco_captions needs data.images (the folder of {path}'s pictures) or data.regions")
     instances, objects, more = _instances(kind, split)
     problems += more
+    if split == "train" and not hasattr(kind, "_coco_classes"):  # the training classes, from the file just read
+        kind._coco_classes = sorted({n for o in objects.values() for n in o.names})
     pictures = []
     for im in images:
         where = f"{path}: image {im.id}"

@@ -67,8 +67,10 @@ def _inside(r, size, path, problems: list[str]) -> bool:
     return False
 
 
-def references(kind, split: str, boxes: str | None = None) -> tuple[References, list[str]] | None:
-    rows, problems, path = _rows(kind, split)
+def references(kind, split: str, rows: list, path, boxes: str | None = None) -> tuple[References, list[str]] | None:
+    """The References of ``rows`` (read from ``path``) with their pictures' regions on ``boxes``
+    (default ``data.boxes``), and the problems met."""
+    problems: list[str] = []
     if not rows:
         if split == "train":
             raise ConfigError(f"data.kind refcoco: {path} holds no training expressions")
@@ -97,15 +99,9 @@ def references(kind, split: str, boxes: str | None = None) -> tuple[References, 
     texts, kept, more = texts_about(kind, pictures, picture_of, [r.expression for r in rows],
                                     [f"{path}: {r.image} {r.expression!r}" for r in rows], split, boxes)
     problems += more
-    inside = []
-    for q, i in enumerate(kept):  # a target outside its picture cannot be referred to
-        w, h = texts.image_size[texts.scene_of[q]].tolist()
-        x0, y0, x1, y1 = rows[i].box
-        if x0 < -1 or y0 < -1 or x1 > w + 1 or y1 > h + 1:
-            problems.append(f"{path}: {rows[i].image} {rows[i].expression!r}: box {rows[i].box} is outside its "
-                            f"{w:g} × {h:g} picture")
-        else:
-            inside.append(q)
+    # a target outside its picture cannot be referred to (checked again: data.regions files give the size)
+    inside = [q for q, i in enumerate(kept)
+              if _inside(rows[i], tuple(int(v) for v in texts.image_size[texts.scene_of[q]].tolist()), path, problems)]
     texts = texts.subset(inside)
     target = torch.tensor([rows[kept[q]].box for q in inside]).reshape(-1, 4)
     positives = refexp_hits(texts.boxes[texts.scene_of], texts.region_mask[texts.scene_of], target)
@@ -114,16 +110,17 @@ def references(kind, split: str, boxes: str | None = None) -> tuple[References, 
 
 def refcoco_references(kind, split: str) -> References | dict[str, References] | None:
     d = kind.cfg.data
+    rows, problems, path = _rows(kind, split)  # read once: validation builds two sets from them
     if split == "train":
-        refs, problems = references(kind, split)
-        kind.report_skipped(problems, split)
+        refs, more = references(kind, split, rows, path)
+        kind.report_skipped(problems + more, split)
         return refs
     modes = {"given_boxes": None} if d.regions else {"truth_boxes": "truth",
                                                      ("grid_boxes" if d.boxes in ("truth", "grid") else "file_boxes"):
                                                      "grid" if d.boxes in ("truth", "grid") else d.boxes}
-    sets, problems = {}, []
+    sets = {}
     for name, mode in modes.items():
-        found = references(kind, split, mode)
+        found = references(kind, split, rows, path, mode)
         if found is not None:
             sets[name], more = found
             problems += more
