@@ -62,7 +62,7 @@ def test_options_reach_tesseract_and_a_missing_language_is_named(world_png):
     assert len(sparse.words) > 5
     with pytest.raises(OCRError, match="no language 'xyz'"):
         read_document(path, ocr=TesseractOCR(lang="xyz"))
-    with pytest.raises(ValueError, match="page-segmentation mode must be 0–13"):
+    with pytest.raises(ValueError, match="page-segmentation mode must be 'auto' or 0–13"):
         TesseractOCR(psm=14)
 
 
@@ -86,11 +86,12 @@ def test_a_thin_strip_is_not_upscaled_to_gigapixels(tmp_path):
     """A 20,000 × 5 px page passes the reader's pixel cap; bringing it to 800 rows would make it
     16 × 10⁹ pixels. The factor stays within ×4, 16 M pixels and Tesseract's 32,767 px sides, and
     the page reads as empty."""
-    from polymodal.documents.ocr import MAX_UPSCALED_PIXELS, upscale_factor
+    from polymodal.documents.cleanup import MAX_UPSCALED_PIXELS, bounded_factor
+    from polymodal.documents.ocr import upscale_factor
 
     for w, h in ((20_000, 5), (4_000, 3_000), (320, 400), (1, 1), (100_000, 1)):
-        f = upscale_factor(w, h, 800)
-        assert 1 <= f <= 4 and (f == 1 or (w * h * f * f <= MAX_UPSCALED_PIXELS and max(w, h) * f <= 32_767))
+        for f in (upscale_factor(w, h, 800), bounded_factor(w, h, 16 / 3)):
+            assert 1 <= f <= 4 and (f == 1 or (w * h * f * f <= MAX_UPSCALED_PIXELS and max(w, h) * f <= 32_767))
     assert upscale_factor(320, 400, 800) == 2 and upscale_factor(320, 400, 1200) == 3
     Image.new("RGB", (20_000, 5), "white").save(tmp_path / "strip.png")
     assert read_document(tmp_path / "strip.png")[0].words == []
@@ -149,8 +150,8 @@ def test_a_pdfs_pages_are_ocred_side_by_side_in_order(tmp_path, monkeypatch):
     images[0].save(tmp_path / "four.pdf", save_all=True, append_images=images[1:], resolution=72)
     engine = TesseractOCR()
     engine.page_workers = 3
-    seen, call = set(), engine.__class__.__call__
-    monkeypatch.setattr(engine.__class__, "__call__", lambda self, im: seen.add(threading.get_ident()) or call(self, im))
+    seen, call = set(), engine.__class__.read
+    monkeypatch.setattr(engine.__class__, "read", lambda self, im: seen.add(threading.get_ident()) or call(self, im))
     side_by_side = read_document(tmp_path / "four.pdf", ocr=engine, dpi=72)
     assert len(seen) > 1  # more than one thread ran Tesseract
     engine.page_workers = 1
@@ -189,3 +190,58 @@ def test_bad_documents_are_refused_by_name(tmp_path):
         writer.write(f)
     with pytest.raises(DocumentReadError, match=r"huge.pdf: page 1 would render at 29167×29167 pixels"):
         read_document(tmp_path / "huge.pdf")
+
+
+def _scanned_pdf(path, image: Image.Image, layer_lines: list[str]) -> None:
+    """A one-page PDF as a scanner with its own OCR writes it: the page as an image, and over it an
+    invisible text layer (render mode 3) holding ``layer_lines``, written here by hand."""
+    import zlib
+
+    grey = image.convert("L")
+    w, h = grey.size
+    pixels = zlib.compress(grey.tobytes())
+    text = b"".join(b"BT 3 Tr /F1 8 Tf 4 %d Td (%s) Tj ET\n" % (h - 10 * (i + 1), line.encode("latin-1"))
+                    for i, line in enumerate(layer_lines))
+    content = b"q %d 0 0 %d 0 0 cm /Im0 Do Q\n" % (w, h) + text
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents 4 0 R /Resources "
+               b"<< /XObject << /Im0 5 0 R >> /Font << /F1 6 0 R >> >> >>" % (w, h),
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+               b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+               b"/Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (w, h, len(pixels), pixels),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_a_text_layer_spelled_letter_by_letter_is_read_by_ocr_instead_and_says_so(tmp_path):
+    doc = render_document(0, "test", 6, "invoice")
+    spelled = [" ".join(" ".join(word) for word in doc.words[i:i + 6]) for i in range(0, len(doc.words), 6)]
+    _scanned_pdf(tmp_path / "spelled.pdf", Image.fromarray(doc.image), spelled)
+    raw = read_document(tmp_path / "spelled.pdf", dpi=144, ocr=TesseractOCR())[0]
+    assert raw.source == "ocr:tesseract" and "one letter long" in raw.ocr["text_layer_refused"]
+    assert _recall(doc.words, raw.texts) >= 0.9 and "text_layer_refused" in raw.to_json()["ocr"]
+    # The same page with an honest invisible layer keeps it: its words, no OCR.
+    lines = [" ".join(doc.words[i:i + 6]) for i in range(0, len(doc.words), 6)]
+    _scanned_pdf(tmp_path / "honest.pdf", Image.fromarray(doc.image), lines)
+    kept = read_document(tmp_path / "honest.pdf", dpi=144)[0]
+    assert kept.source == "text-layer" and kept.texts == " ".join(lines).split() and kept.ocr is None
+
+
+def test_what_makes_a_text_layer_implausible():
+    from polymodal.documents.reader import implausible_text_layer
+
+    prose = "the total of the March invoice is due within thirty days of receipt".split() * 3
+    assert implausible_text_layer(prose) is None
+    assert implausible_text_layer(list("abc")) is None  # too few words to judge
+    assert "one letter long" in implausible_text_layer(list("thetotalofthemarchinvoice"))
+    assert "look like words" in implausible_text_layer(["xqzt", "kwrp", "bcdf", "zzkq", "pprt"] * 5)
+    assert "no Unicode mapping" in implausible_text_layer(prose, unmapped=40)
+    assert implausible_text_layer(prose, unmapped=2) is None

@@ -14,30 +14,37 @@ from .app import console, fail, printable, problem, safe
 doc_app = typer.Typer(no_args_is_help=True, help="Documents: OCR, key–value extraction, questions, classes (LayoutLM).")
 
 
-def _doc_pages(file: Path, engine: str, lang: str, psm: int, dpi: float):
+def _doc_pages(file: Path, ocr, dpi: float):
     """The file's pages, one at a time (:func:`~polymodal.documents.iter_document`): each page's image
     is dropped once the caller has moved on, so a long document never sits in memory whole."""
-    from ..documents import iter_document, ocr_engine
+    from ..documents import iter_document
 
-    return iter_document(file, ocr=ocr_engine(engine, **_ocr_options(lang, psm)), dpi=dpi)
+    return iter_document(file, ocr=ocr, dpi=dpi)
 
 
-def _ocr_options(lang: str, psm: int) -> dict:
-    """The Tesseract options the user changed from their defaults (another engine refuses them by name)."""
-    if not 0 <= psm <= 13:
-        fail(f"--psm must be one of Tesseract's page-segmentation modes 0–13, got {psm}")
-    return {name: value for name, value, default in (("lang", lang, "eng"), ("psm", psm, 3)) if value != default}
+def _ocr(engine: str, lang: str, psm: str, clean: str, upscale: str):
+    """The OCR engine with the options the user changed from their defaults (another engine than
+    Tesseract refuses them by name), or a clear failure."""
+    from ..documents import OCRError, ocr_engine
+
+    if psm != "auto" and not (psm.isdigit() and 0 <= int(psm) <= 13):
+        fail(f"--psm must be auto or one of Tesseract's page-segmentation modes 0–13, got {psm}")
+    options = {name: value for name, value, default in
+               (("lang", lang, "eng"), ("psm", psm, "auto"), ("clean", clean, "auto"), ("upscale", upscale, "auto"))
+               if value != default}
+    try:
+        return ocr_engine(engine, **options)
+    except (OCRError, ValueError) as e:
+        fail(str(e))
 
 
 OCR_OPTION = Annotated[str, typer.Option("--ocr", help="OCR engine for pages without a text layer: tesseract or rapidocr")]
-
-
-LANG_OPTION = Annotated[str, typer.Option(help="Tesseract language(s)")]
-
-
-PSM_OPTION = Annotated[int, typer.Option(help="Tesseract page-segmentation mode")]
-
-
+LANG_OPTION = Annotated[str, typer.Option(help="Tesseract language(s), e.g. eng or eng+deu")]
+PSM_OPTION = Annotated[str, typer.Option(help="Tesseract page segmentation: auto (chosen per page by the "
+                                              "engine's confidence), or a mode (3 automatic, 6 one block, 11 sparse)")]
+CLEAN_OPTION = Annotated[str, typer.Option(help="page clean-up before Tesseract: auto, off, or steps "
+                                                "(crop,flatten,contrast,deskew,upscale,binarise)")]
+UPSCALE_OPTION = Annotated[str, typer.Option(help="enlarge small text before Tesseract: auto, off, or a factor 1–4")]
 DPI_OPTION = Annotated[float, typer.Option(help="PDF rendering resolution")]
 
 
@@ -57,25 +64,20 @@ def doc_ocr_cmd(
     files: Annotated[list[Path], typer.Argument(help="PDFs or page images (PNG, JPEG, multi-page TIFF)")],
     out: Annotated[Optional[Path], typer.Option(help="a .json file (one input) or a folder (NAME.json per input); "
                                                       "default: print JSON")] = None,
-    engine: Annotated[str, typer.Option("--ocr", help="OCR engine: tesseract or rapidocr")] = "tesseract",
-    lang: Annotated[str, typer.Option(help="Tesseract language(s), e.g. eng or eng+deu")] = "eng",
-    psm: Annotated[int, typer.Option(help="Tesseract page-segmentation mode (3 automatic, 6 one block, 11 sparse)")] = 3,
-    dpi: Annotated[float, typer.Option(help="PDF rendering resolution")] = 150,
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
     text_layer: Annotated[bool, typer.Option(help="use a PDF page's own text when it has some")] = True,
     max_pages: Annotated[int, typer.Option(help="pages read per file")] = 200,
 ) -> None:
     """Words, boxes (pixels of the page at --dpi), confidences, line and block ids, per page. A bad
     file is reported and the others are still read."""
-    from ..documents import DocumentReadError, OCRError, ocr_engine, read_document
+    from ..documents import DocumentReadError, OCRError, read_document
 
     if not 36 <= dpi <= 600 or max_pages < 1:
         fail("--dpi must be 36–600 and --max-pages ≥ 1")
     if out is not None and len(files) > 1 and out.suffix == ".json":
         fail(f"{len(files)} inputs: --out must be a folder, not {out}")
-    try:
-        ocr = ocr_engine(engine, **_ocr_options(lang, psm))
-    except (OCRError, ValueError) as e:
-        fail(str(e))
+    ocr = _ocr(engine, lang, psm, clean, upscale)
     if out is not None and out.exists() and not out.is_dir() and out.suffix != ".json":
         fail(f"--out {out} exists and is not a folder")
     if out is not None and out.suffix == ".json" and not out.parent.is_dir():
@@ -108,14 +110,15 @@ def doc_extract_cmd(
     out: Annotated[Optional[Path], typer.Option(help="write the JSON here (default: print it)")] = None,
     draw: Annotated[Optional[Path], typer.Option(help="PNG with the entities and links over the page "
                                                        "(NAME-pN.png per page for several pages)")] = None,
-    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
 ) -> None:
     """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
     entity (header / question / answer) with the links the model found."""
     from ..documents import DocumentReadError, OCRError
     from ..documents.reader import page_count
 
-    _ocr_options(lang, psm)
+    ocr = _ocr(engine, lang, psm, clean, upscale)
     for option, target in (("--out", out), ("--draw", draw)):
         if target is not None and not target.parent.is_dir():
             fail(f"{option} {target}: the folder {target.parent} does not exist")
@@ -123,7 +126,7 @@ def doc_extract_cmd(
     result = {"file": str(file), "pages": []}
     try:
         several = page_count(file) > 1 if draw is not None else False
-        for page in _doc_pages(file, engine, lang, psm, dpi):
+        for page in _doc_pages(file, ocr, dpi):
             _extract_page(doc_model, page, result, draw, several)
     except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
         fail(str(e))
@@ -159,13 +162,14 @@ def doc_ask_cmd(
     model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_qa")],
     file: Annotated[Path, typer.Argument(help="a PDF or page image")],
     question: Annotated[str, typer.Argument(help='e.g. "what is the total?"')],
-    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
 ) -> None:
     """The answer (words of the page), its score and where it is: page and pixel box (JSON)."""
     from ..documents import DocumentReadError, OCRError
     from ..tasks.documents import DocumentPage
 
-    _ocr_options(lang, psm)
+    ocr = _ocr(engine, lang, psm, clean, upscale)
     doc_model = _document_model(model, "qa")
     if not question.strip():
         fail("the question is empty")
@@ -175,7 +179,7 @@ def doc_ask_cmd(
         fail(f"the question is {asked} tokens; at most {room} fit beside a page's words in this model's windows")
     try:
         answers = [{**doc_model.ask(DocumentPage.of(p), question), "page": p.number}
-                   for p in _doc_pages(file, engine, lang, psm, dpi)]
+                   for p in _doc_pages(file, ocr, dpi)]
     except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
         fail(str(e))
     best = max(answers, key=lambda a: a["score"])
@@ -198,7 +202,8 @@ def result_file(out: Path, file: Path, taken: set) -> Path:
 def doc_classify_cmd(
     model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_classify")],
     inputs: Annotated[list[Path], typer.Argument(help="folders (searched recursively) or files")],
-    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = 3, dpi: DPI_OPTION = 150,
+    engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
 ) -> None:
     """One line per file: path, class, score (class probabilities averaged over its pages). A bad
     file gets an error line and the others go on."""
@@ -206,7 +211,7 @@ def doc_classify_cmd(
     from ..modalities.image import IMAGE_SUFFIXES
     from ..tasks.documents import DocumentPage
 
-    _ocr_options(lang, psm)
+    ocr = _ocr(engine, lang, psm, clean, upscale)
     doc_model = _document_model(model, "classify")
     files = []
     for item in inputs:
@@ -222,7 +227,7 @@ def doc_classify_cmd(
     for file in files:
         scores, count = {}, 0
         try:
-            for p in _doc_pages(file, engine, lang, psm, dpi):
+            for p in _doc_pages(file, ocr, dpi):
                 count += 1
                 for c, v in doc_model.classify(DocumentPage.of(p))["scores"].items():
                     scores[c] = scores.get(c, 0.0) + v

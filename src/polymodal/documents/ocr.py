@@ -16,8 +16,10 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 from PIL import Image
 
+from .cleanup import DEFAULT_STEPS, MAX_UPSCALE, STEPS, Cleaned, bounded_factor, clean, text_height
 from .page import Word
 
 
@@ -43,6 +45,10 @@ class OCREngine:
         """An RGB page image → its words in reading order, pixel boxes on ``image``."""
         raise NotImplementedError
 
+    def read(self, image: Image.Image) -> tuple[list[Word], dict]:
+        """The words and a report of how they were read (engines that choose per page say what)."""
+        return self(image), {}
+
 
 def ocr_engine(name: str = "tesseract", **options) -> OCREngine:
     """The engine registered as ``name`` (options: e.g. ``lang``, ``psm``)."""
@@ -56,43 +62,75 @@ def ocr_engine(name: str = "tesseract", **options) -> OCREngine:
     return cls(**options)
 
 
-# Upscaling small pages helps OCR, but a hostile page — a 20,000 × 5 px strip passes any pixel cap —
-# must not be blown up to gigapixels: the factor is at most MAX_UPSCALE, the result at most
-# MAX_UPSCALED_PIXELS (a 4,000 × 4,000 page) and no side longer than Tesseract takes (32,767 px).
-MAX_UPSCALE, MAX_UPSCALED_PIXELS, MAX_UPSCALED_SIDE = 4, 16_000_000, 32_767
-
-
 def upscale_factor(width: int, height: int, min_height: int) -> int:
     """The integer factor that brings a ``width`` × ``height`` page to ``min_height`` rows, within
-    MAX_UPSCALE, MAX_UPSCALED_PIXELS and MAX_UPSCALED_SIDE (1: leave it as it is)."""
-    if height >= min_height:
-        return 1
-    want = -(-min_height // max(height, 1))
-    room = int((MAX_UPSCALED_PIXELS / max(width * height, 1)) ** 0.5)
-    return max(1, min(want, MAX_UPSCALE, room, MAX_UPSCALED_SIDE // max(width, height, 1)))
+    the bounds of :func:`~polymodal.documents.cleanup.bounded_factor` (1: leave it as it is)."""
+    return 1 if height >= min_height else bounded_factor(width, height, min_height / max(height, 1))
+
+
+# A first reading whose mean word confidence reaches this is kept; below it, the other page
+# segmentations and Tesseract's Sauvola binarisation are tried and the best reading wins
+# (benchmarks/ocr_real.py: clean renders read at 90+, photographed pages at 60–85).
+ACCEPT_CONFIDENCE = 85.0
+TRIED_PSM = (3, 6)  # automatic layout, one uniform block: the pair that differs most on photos
+THRESHOLDING = {0: "otsu", 2: "sauvola"}  # Tesseract 5's thresholding_method values
+
+
+@dataclass
+class Reading:
+    """One Tesseract pass: its words (pixel boxes on the given page) and how it was made."""
+
+    words: list[Word]
+    psm: int
+    thresholding: int
+    steps: list[str]
+
+    @property
+    def confidence(self) -> float:
+        return sum(w.confidence for w in self.words) / len(self.words) if self.words else 0.0
+
+    @property
+    def expected_words(self) -> float:
+        """The words this reading likely has right: confidences summed (as probabilities) over the
+        words with a letter or digit that Tesseract is at least half sure of (a reading of a photo's
+        texture is many words at 20–40). What the adaptive choice maximises."""
+        return sum(w.confidence / 100 for w in self.words if w.confidence >= 50 and any(c.isalnum() for c in w.text))
+
+    def report(self) -> dict:
+        return {"psm": self.psm, "thresholding": THRESHOLDING[self.thresholding], "steps": self.steps,
+                "words": len(self.words), "confidence": round(self.confidence, 1)}
 
 
 @register_engine("tesseract")
 @dataclass
 class TesseractOCR(OCREngine):
-    """Tesseract's word level (``image_to_data`` level 5).
+    """Tesseract's word level (``image_to_data`` level 5), on a cleaned-up page, with the page
+    segmentation chosen per page.
 
     Args:
         lang: traineddata name(s), ``"eng"`` or ``"eng+deu"`` (``tesseract --list-langs``).
-        psm: page-segmentation mode (3 = automatic, 4 = one column, 6 = one block, 11 = sparse text).
-        min_height: pages shorter than this many pixels are upscaled by an integer factor first
-            (Tesseract reads text of ~20–30 px best; boxes are mapped back to the given image), at most
-            ×4 and to 16 M pixels (:func:`upscale_factor`).
+        psm: page-segmentation mode (3 = automatic, 4 = one column, 6 = one block, 11 = sparse text),
+            or ``"auto"``: read with 3 first; when the mean word confidence is under
+            :data:`ACCEPT_CONFIDENCE`, also with 6, with Tesseract's Sauvola binarisation, on the page
+            as given (no clean-up) and, for very low confidence, turned as Tesseract's orientation
+            detection says; the reading with the most :attr:`Reading.expected_words` wins.
+        clean: ``"auto"`` (the steps of :data:`~polymodal.documents.cleanup.DEFAULT_STEPS`, each applied
+            where the page needs it), ``"off"`` (the page as given, as the ``tesseract`` CLI reads it)
+            or a comma-separated list of steps (``"flatten,deskew"``). Boxes always refer to the page
+            as given.
+        upscale: ``"auto"`` (enlarge when the median glyph is under 10 px, at most ×4 and 16 M pixels),
+            ``"off"``, or a whole factor (``"2"``).
         min_confidence: words below this confidence (0–100) are dropped.
-        timeout: seconds per page before Tesseract is killed (a hostile page cannot hang a job).
+        timeout: seconds per Tesseract pass before it is killed (a hostile page cannot hang a job).
         threads: OpenMP threads of the Tesseract process (``OMP_THREAD_LIMIT``). 0 leaves Tesseract's
             default, which ran 3× slower per page than 1 or 2 on the 2-core machine of
             docs/benchmarks.md (benchmarks/ocr.py).
     """
 
     lang: str = "eng"
-    psm: int = 3
-    min_height: int = 800
+    psm: int | str = "auto"
+    clean: str = "auto"
+    upscale: str = "auto"
     min_confidence: float = 0.0
     timeout: float = 60.0
     threads: int = 1
@@ -104,17 +142,96 @@ class TesseractOCR(OCREngine):
         if shutil.which("tesseract") is None:
             raise OCRError("tesseract is not installed: apt-get install tesseract-ocr "
                            "(bash scripts/bootstrap.sh setup does it)")
-        if not 0 <= self.psm <= 13:
-            raise ValueError(f"Tesseract page-segmentation mode must be 0–13, got {self.psm}")
+        if isinstance(self.psm, str) and self.psm != "auto":
+            if not self.psm.isdigit():
+                raise ValueError(f"Tesseract page-segmentation mode must be 'auto' or 0–13, got {self.psm!r}")
+            self.psm = int(self.psm)
+        if self.psm != "auto" and not 0 <= self.psm <= 13:
+            raise ValueError(f"Tesseract page-segmentation mode must be 'auto' or 0–13, got {self.psm}")
+        steps = {"auto": DEFAULT_STEPS, "off": ()}.get(self.clean)
+        self._steps = tuple(steps if steps is not None else (s.strip() for s in self.clean.split(",") if s.strip()))
+        unknown = sorted(set(self._steps) - set(STEPS))
+        if unknown:
+            raise ValueError(f"unknown clean-up step(s) {', '.join(unknown)}: --clean takes auto, off or a "
+                             f"comma-separated list of {', '.join(STEPS)}")
+        upscale = str(self.upscale)
+        if upscale not in ("auto", "off") and not (upscale.isdigit() and 1 <= int(upscale) <= MAX_UPSCALE):
+            raise ValueError(f"upscale must be 'auto', 'off' or a whole factor 1–{MAX_UPSCALE}, got {self.upscale!r}")
+        if upscale != "auto":
+            self._steps = tuple(s for s in self._steps if s != "upscale")
+        self._factor = int(upscale) if upscale.isdigit() else 1
 
     def __call__(self, image: Image.Image) -> list[Word]:
+        return self.read(image)[0]
+
+    def read(self, image: Image.Image) -> tuple[list[Word], dict]:
+        """An RGB page image → its words (boxes on ``image``) and a report of how they were read:
+        the clean-up steps, the page segmentation and binarisation chosen, and the passes tried."""
+        page = self._prepared(image, self._steps)
+        first = self._reading(image, page, 3 if self.psm == "auto" else self.psm, 0)
+        tried = [first]
+        if self.psm == "auto" and first.confidence < ACCEPT_CONFIDENCE and (first.words or text_height(page.image)):
+            alternatives = [(page, 6, 0), (page, 3, 2)]
+            if page.steps:  # the page as given, as the tesseract CLI reads it, stays a candidate
+                alternatives.append((self._prepared(image, ()), 3, 0))
+            tried += [r for r in (self._alternative(image, *a) for a in alternatives) if r is not None]
+            if max(r.confidence for r in tried) < 60:
+                turned = self._turned(page)
+                if turned is not None and (reading := self._alternative(image, turned, 3, 0)) is not None:
+                    tried.append(reading)
+        best = max(tried, key=lambda r: r.expected_words)
+        words = [w for w in best.words if w.confidence >= self.min_confidence]
+        return words, {**best.report(), "tried": [r.report() for r in tried]}
+
+    def _prepared(self, image: Image.Image, steps) -> Cleaned:
+        page = clean(image, steps)
+        if self._factor > 1:
+            f = bounded_factor(*page.image.shape[::-1], self._factor)
+            h, w = page.image.shape
+            page = page.then(np.asarray(Image.fromarray(page.image).resize((w * f, h * f), Image.BICUBIC)),
+                             f"upscale ×{f}", np.diag([f, f, 1.0]))
+        return page
+
+    def _turned(self, page: Cleaned) -> Cleaned | None:
+        """The page turned upright as Tesseract's orientation detection (OSD) says, or None when it
+        finds it upright or cannot tell."""
         import pytesseract
 
-        factor = upscale_factor(image.width, image.height, self.min_height)
-        big = image.resize((image.width * factor, image.height * factor), Image.BICUBIC) if factor > 1 else image
         try:
-            with _tesseract_env(**({"OMP_THREAD_LIMIT": str(self.threads)} if self.threads else {})):
-                data = pytesseract.image_to_data(big, lang=self.lang, config=f"--psm {self.psm}",
+            with _tesseract_env(**self._env()):
+                osd = pytesseract.image_to_osd(Image.fromarray(page.image), output_type=pytesseract.Output.DICT,
+                                               timeout=self.timeout)
+        except (pytesseract.TesseractError, RuntimeError):  # too few characters to tell
+            return None
+        turn = int(osd.get("rotate", 0)) % 360
+        if turn == 0 or float(osd.get("orientation_conf", 0)) < 1.0:
+            return None
+        h, w = page.image.shape
+        k = turn // 90  # OSD's "rotate" is clockwise; np.rot90 turns counter-clockwise
+        turned = np.ascontiguousarray(np.rot90(page.image, -k))
+        # pixel (x, y) of the page lands at: 90° cw → (h − y, x); 180° → (w − x, h − y); 270° cw → (y, w − x)
+        forward = {1: [[0, -1, h], [1, 0, 0]], 2: [[-1, 0, w], [0, -1, h]], 3: [[0, 1, 0], [-1, 0, w]]}[k]
+        return page.then(turned, f"turn {turn}°", np.vstack([np.asarray(forward, np.float64), [0, 0, 1]]))
+
+    def _alternative(self, image: Image.Image, page: Cleaned, psm: int, thresholding: int) -> Reading | None:
+        """Another reading of the page, or None where Tesseract refuses it (Sauvola on a page a few
+        pixels high); the first reading's errors are the ones reported."""
+        try:
+            return self._reading(image, page, psm, thresholding)
+        except OCRError:
+            return None
+
+    def _env(self) -> dict:
+        return {"OMP_THREAD_LIMIT": str(self.threads)} if self.threads else {}
+
+    def _reading(self, image: Image.Image, page: Cleaned, psm: int, thresholding: int) -> Reading:
+        """One Tesseract pass over ``page`` (cleaned from ``image``), boxes mapped back onto ``image``."""
+        import pytesseract
+
+        config = f"--psm {psm}" + (f" -c thresholding_method={thresholding}" if thresholding else "")
+        try:
+            with _tesseract_env(**self._env()):
+                data = pytesseract.image_to_data(Image.fromarray(page.image), lang=self.lang, config=config,
                                                  output_type=pytesseract.Output.DICT, timeout=self.timeout)
         except pytesseract.TesseractError as e:
             if "Failed loading language" in str(e) or "Error opening data file" in str(e):
@@ -125,16 +242,16 @@ class TesseractOCR(OCREngine):
             if "timeout" in str(e).lower():
                 raise OCRError(f"tesseract took longer than {self.timeout:g} s on a {image.width}×{image.height} page") from e
             raise
+        keep = [i for i, text in enumerate(data["text"]) if data["level"][i] == 5 and text.strip()]
+        boxes = page.boxes_to_source(
+            [[data["left"][i], data["top"][i], data["left"][i] + data["width"][i], data["top"][i] + data["height"][i]]
+             for i in keep], image.size)
         words, lines, blocks = [], {}, {}
-        for i, text in enumerate(data["text"]):
-            conf = float(data["conf"][i])
-            if data["level"][i] != 5 or not text.strip() or conf < self.min_confidence:
-                continue
+        for i, box in zip(keep, boxes):
             block = blocks.setdefault(data["block_num"][i], len(blocks))
             line = lines.setdefault((data["block_num"][i], data["par_num"][i], data["line_num"][i]), len(lines))
-            x, y, w, h = (data[k][i] / factor for k in ("left", "top", "width", "height"))
-            words.append(Word(text.strip(), (x, y, x + w, y + h), conf, line, block))
-        return words
+            words.append(Word(data["text"][i].strip(), tuple(float(v) for v in box), float(data["conf"][i]), line, block))
+        return Reading(words, psm, thresholding, page.steps)
 
 
 _ENV = threading.Condition()
@@ -196,8 +313,6 @@ class RapidOCR(OCREngine):
         self._engine = Engine(intra_op_num_threads=self.threads, inter_op_num_threads=1)
 
     def __call__(self, image: Image.Image) -> list[Word]:
-        import numpy as np
-
         factor = upscale_factor(image.width, image.height, self.min_height)
         big = image.convert("RGB")
         if factor > 1:

@@ -36,6 +36,8 @@ class Page:
     words: list[Word] = field(default_factory=list)
     source: str = "ocr"  # "ocr:<engine>" or "text-layer" (a PDF's own text)
     image: Image.Image | None = None
+    ocr: dict | None = None  # how OCR read the page: clean-up steps, page segmentation, passes tried
+
 
     @property
     def texts(self) -> list[str]:
@@ -50,8 +52,8 @@ class Page:
         return normalize_boxes(self.pixel_boxes(), self.width, self.height)
 
     def to_json(self) -> dict:
-        return {"page": self.number, "width": self.width, "height": self.height, "source": self.source,
-                "words": [w.to_json() for w in self.words]}
+        out = {"page": self.number, "width": self.width, "height": self.height, "source": self.source}
+        return {**out, **({"ocr": self.ocr} if self.ocr else {}), "words": [w.to_json() for w in self.words]}
 
 
 def normalize_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:

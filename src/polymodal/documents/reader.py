@@ -10,6 +10,7 @@ streamed (decode → read → hand on) so that memory holds a few pages, not the
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -105,10 +106,11 @@ class _LazyEngine:
     def __init__(self, engine: OCREngine | None):
         self.engine = engine
 
-    def __call__(self, image: Image.Image) -> tuple[list[Word], str]:
+    def __call__(self, image: Image.Image) -> tuple[list[Word], str, dict]:
         if self.engine is None:
             self.engine = ocr_engine("tesseract")
-        return self.engine(image), f"ocr:{self.engine.name}"
+        words, report = self.engine.read(image)
+        return words, f"ocr:{self.engine.name}", report
 
     def stream(self, pages: Iterator[Page]) -> Iterator[Page]:
         """``pages`` in order, each whose ``words`` is None read by OCR first; up to the engine's
@@ -140,7 +142,8 @@ class _LazyEngine:
 
     def _done(self, page: Page, future) -> Page:
         if page.words is None:
-            page.words, page.source = future.result() if future is not None else self(page.image)
+            page.words, page.source, report = future.result() if future is not None else self(page.image)
+            page.ocr = {**(page.ocr or {}), **report} or None
         return page
 
 
@@ -258,21 +261,51 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, budget: _PixelBudget, tex
             budget.take(i + 1, round(w_pt * scale), round(h_pt * scale), dpi)
             try:
                 image = page.render(scale=scale).to_pil().convert("RGB")
-                words = _text_layer_words(page, h_pt, image.width / w_pt, image.height / h_pt) if text_layer else []
+                words, unmapped = _text_layer_words(page, h_pt, image.width / w_pt, image.height / h_pt) if text_layer else ([], 0)
             except Exception as e:  # pdfium errors on a damaged page
                 raise DocumentReadError(f"{path}: cannot render page {i + 1} ({e})") from e
-            yield Page(i + 1, image.width, image.height, words or None, "text-layer", image)
+            refused = implausible_text_layer([w.text for w in words], unmapped) if words else None
+            yield Page(i + 1, image.width, image.height, None if refused or not words else words, "text-layer", image,
+                       {"text_layer_refused": refused} if refused else None)
     finally:
         doc.close()
 
 
-def _text_layer_words(page, height_pt: float, sx: float, sy: float) -> list[Word]:
+def implausible_text_layer(texts: list[str], unmapped: int = 0) -> str | None:
+    """Why a page's text layer should not be trusted, or None. Layers written letter by letter (each
+    glyph its own word), with no word-like tokens (a font whose codes map to the wrong letters) or
+    with glyphs that map to no Unicode character at all are read from the rendering instead."""
+    n = len(texts)
+    letters = sum(len(t) for t in texts)
+    if unmapped > max(3, 0.1 * (letters + unmapped)):
+        return f"{unmapped} of {letters + unmapped} glyphs have no Unicode mapping"
+    if n < 20:
+        return None  # too few words to judge
+    single = sum(len(t) == 1 and t.isalnum() for t in texts)
+    if single > 0.5 * n:
+        return f"{single} of {n} words are one letter long (a layer spelled letter by letter)"
+    latin = [t for t in texts if len(t) > 1 and t.isascii() and any(c.isalpha() for c in t)]
+    if len(latin) >= 0.5 * n:  # the vowel test only means something in the Latin script
+        wordlike = sum(bool(_WORDLIKE.search(t)) for t in latin)
+        if wordlike < 0.2 * len(latin):
+            return f"only {wordlike} of {len(latin)} words look like words (a consonant beside a vowel)"
+    return None
+
+
+_WORDLIKE = re.compile(r"[b-df-hj-np-tv-z][aeiouy]|[aeiouy][b-df-hj-np-tv-z]", re.IGNORECASE)
+
+
+def _text_layer_words(page, height_pt: float, sx: float, sy: float) -> tuple[list[Word], int]:
     """Words of a PDF page's text layer: runs of non-space characters, boxes the union of their
-    glyph boxes, converted from PDF points (origin bottom-left) to pixels of the rendering."""
+    glyph boxes, converted from PDF points (origin bottom-left) to pixels of the rendering; and how
+    many glyphs have no Unicode mapping (pdfium gives them a stand-in character)."""
+    import pypdfium2.raw as pdfium_c
+
     text_page = page.get_textpage()
     try:
         n = text_page.count_chars()
         text = text_page.get_text_range(0, n) if n else ""
+        unmapped = sum(bool(pdfium_c.FPDFText_HasUnicodeMapError(text_page.raw, i)) for i in range(n))
         words, chars, boxes, line = [], [], [], 0
 
         def flush():
@@ -296,6 +329,6 @@ def _text_layer_words(page, height_pt: float, sx: float, sy: float) -> list[Word
                 chars.append(ch)
                 boxes.append(text_page.get_charbox(i, loose=False))
         flush()
-        return words
+        return words, unmapped
     finally:
         text_page.close()
