@@ -61,12 +61,13 @@ def main() -> None:
     from polymodal.documents import RapidOCR, TesseractOCR
 
     docs = [render_document(0, "test", i) for i in range(args.pages)]
-    engines = {"tesseract psm 3, upscaled ×2 (default)": TesseractOCR(),
-               "tesseract psm 6, upscaled ×2": TesseractOCR(psm=6),
-               "tesseract psm 11, upscaled ×2": TesseractOCR(psm=11),
-               "tesseract psm 3, page as rendered (320×400)": TesseractOCR(min_height=0),
-               "tesseract psm 3, upscaled ×2, 2 OpenMP threads per page": TesseractOCR(threads=2),
-               "tesseract psm 3, upscaled ×2, OpenMP threads unset": TesseractOCR(threads=0),
+    engines = {"tesseract default (clean-up auto, psm auto: text ≈ 8 px, upscaled ×2)": TesseractOCR(),
+               "tesseract psm 3, clean-up auto": TesseractOCR(psm=3),
+               "tesseract psm 6, clean-up auto": TesseractOCR(psm=6),
+               "tesseract psm 11, clean-up auto": TesseractOCR(psm=11),
+               "tesseract psm 3, page as rendered (320×400; clean-up off)": TesseractOCR(psm=3, clean="off", upscale="off"),
+               "tesseract default, 2 OpenMP threads per page": TesseractOCR(threads=2),
+               "tesseract default, OpenMP threads unset": TesseractOCR(threads=0),
                "rapidocr, upscaled ×3 (its default)": RapidOCR(),
                "rapidocr, upscaled ×3, 2 threads per model": RapidOCR(threads=2),
                "rapidocr, upscaled ×2": RapidOCR(min_height=800),

@@ -67,3 +67,37 @@ def test_index_says_when_it_reads_only_the_first_pages_of_a_long_pdf(tmp_path, t
     ran = run_bounded("index", folder, "--model", tiny_clip, "--out", tmp_path / "idx", timeout=300)
     assert ran.returncode == 0, ran.output
     assert "long.pdf: indexed the first 200 of 205 pages" in " ".join(ran.stderr.split())
+
+
+def test_doc_ask_over_a_long_pdf_streams_its_pages_and_answers_with_page_and_box(tmp_path):
+    """120 pages of 3000² pt (27 MB each as images, 3.2 GB together): `doc ask` reads them one at a
+    time under a 3 GiB address-space cap and returns the best answer over all pages, with its page
+    and box (the model is untrained: which page wins is not the point, that one does)."""
+    import json
+    from dataclasses import replace
+
+    import torch
+
+    from polymodal.documents.processor import DocumentProcessor, default_tokenizer
+    from polymodal.models.document_tasks import DocumentTaskConfig
+    from polymodal.registry import build, preset
+    from polymodal.tasks.documents import save_labels
+    from polymodal.weights.loading import save
+
+    torch.manual_seed(0)
+    tiny = preset("layoutlmv3-tiny")
+    save(build(DocumentTaskConfig(tiny, "qa", 1)), tmp_path / "small-vocab", DocumentProcessor.for_model(tiny, default_tokenizer()))
+    save_labels(tmp_path / "small-vocab", "qa", ["span"])
+    trunk = replace(tiny, bert=replace(tiny.bert, vocab_size=30522))  # the tokenizer's
+    save(build(DocumentTaskConfig(trunk, "qa", 1)), tmp_path / "qa", DocumentProcessor.for_model(trunk, default_tokenizer()))
+    save_labels(tmp_path / "qa", "qa", ["span"])
+    pdf = tmp_path / "long.pdf"
+    many_page_pdf(pdf, 120, 3000, text="Total due 42.50 by March")
+    ran = run_bounded("doc", "ask", tmp_path / "qa", pdf, "what is the total?", "--dpi", "72", timeout=300)
+    assert ran.returncode == 0, ran.output
+    answer = json.loads(ran.stdout)
+    assert 1 <= answer["page"] <= 120 and len(answer["box"]) == 4 and 0 <= answer["score"] <= 1
+    assert answer["answer"] and set(answer["answer"].split()) <= {"Total", "due", "42.50", "by", "March"}
+    # A folder whose tokenizer has ids past the model's embedding is refused when loaded, by name.
+    mismatched = run_bounded("doc", "ask", tmp_path / "small-vocab", pdf, "what is the total?", timeout=120)
+    assert mismatched.returncode == 2 and one_line_error(mismatched, "small-vocab", "30522 tokens", "vocabulary 200")

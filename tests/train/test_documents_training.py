@@ -131,6 +131,27 @@ def test_doc_extract_command_on_an_image_and_a_pdf(entities_model, files, tmp_pa
     assert bad.returncode == 2 and "bad.pdf: not a readable PDF" in bad.stderr.replace("\n", "")
     wrong = cli("doc", "ask", out / "model", files / "images" / "test-00001.png", "what is the total?")
     assert wrong.returncode == 2 and "this is a 'entities' model" in wrong.stderr
+    # A folder: one JSON per document (a.png and a.pdf both kept), one CSV of every field, the bad file named.
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    for source, target in ((files / "images" / "test-00001.png", inbox / "test-00001.png"),
+                           (files / "pdf" / "test-00001.pdf", inbox / "sub" / "test-00001.pdf"),
+                           (tmp_path / "bad.pdf", inbox / "bad.pdf")):
+        target.write_bytes(source.read_bytes())
+    batch = cli("doc", "extract", out / "model", inbox, "--out", tmp_path / "results", "--clean", "off", "--psm", "3")
+    assert batch.returncode == 0, batch.stderr
+    assert "bad.pdf: not a readable PDF" in batch.stderr.replace("\n", "")
+    results = {p.name: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    assert set(results) == {"test-00001.json", "test-00001.png.json"}  # sorted: sub/test-00001.pdf came first
+    import csv
+
+    with open(tmp_path / "results" / "fields.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(len(p["fields"]) for r in results.values() for p in r["pages"]) > 0
+    assert {r["file"] for r in rows} <= {str(inbox / "test-00001.png"), str(inbox / "sub" / "test-00001.pdf")}
+    assert all(len(r["key_box"].split()) == 4 and float(r["confidence"]) <= 1 for r in rows)
+    several = cli("doc", "extract", out / "model", inbox, "--out", tmp_path / "one.json")
+    assert several.returncode == 2 and "--out must name a folder" in several.stderr
 
 
 @pytest.mark.slow

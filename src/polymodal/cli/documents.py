@@ -28,7 +28,7 @@ def _ocr(engine: str, lang: str, psm: str, clean: str, upscale: str):
     from ..documents import OCRError, ocr_engine
 
     if psm != "auto" and not (psm.isdigit() and 0 <= int(psm) <= 13):
-        fail(f"--psm must be auto or one of Tesseract's page-segmentation modes 0–13, got {psm}")
+        fail(f"--psm must be one of Tesseract's page-segmentation modes 0–13 or auto, got {psm}")
     options = {name: value for name, value, default in
                (("lang", lang, "eng"), ("psm", psm, "auto"), ("clean", clean, "auto"), ("upscale", upscale, "auto"))
                if value != default}
@@ -106,36 +106,91 @@ def doc_ocr_cmd(
 @doc_app.command("extract")
 def doc_extract_cmd(
     model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_entities")],
-    file: Annotated[Path, typer.Argument(help="a PDF or page image")],
-    out: Annotated[Optional[Path], typer.Option(help="write the JSON here (default: print it)")] = None,
+    inputs: Annotated[list[Path], typer.Argument(help="PDFs or page images, or folders of them (searched recursively)")],
+    out: Annotated[Optional[Path], typer.Option(help="one input: write the JSON here (default: print it); several "
+                                                      "or a folder: a folder for NAME.json per document and fields.csv")] = None,
     draw: Annotated[Optional[Path], typer.Option(help="PNG with the entities and links over the page "
-                                                       "(NAME-pN.png per page for several pages)")] = None,
+                                                       "(NAME-pN.png per page for several pages; one input only)")] = None,
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
     clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
 ) -> None:
     """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
-    entity (header / question / answer) with the links the model found."""
+    entity (header / question / answer) with the links the model found. Over several documents or a
+    folder, one JSON per document and one ``fields.csv`` (file, page, key, value, …) that a
+    spreadsheet opens; a bad file is reported and the others are still read."""
     from ..documents import DocumentReadError, OCRError
+    from ..documents.fields_csv import FieldsCSV
     from ..documents.reader import page_count
 
     ocr = _ocr(engine, lang, psm, clean, upscale)
-    for option, target in (("--out", out), ("--draw", draw)):
+    files = _document_files(inputs)
+    batch = len(files) > 1 or any(item.is_dir() for item in inputs)
+    if batch and (out is None or out.suffix == ".json"):
+        fail(f"{len(files)} document(s): --out must name a folder for their JSON files and fields.csv")
+    if batch and draw is not None:
+        fail("--draw takes one input document")
+    for option, target in (("--out", None if batch else out), ("--draw", draw)):
         if target is not None and not target.parent.is_dir():
             fail(f"{option} {target}: the folder {target.parent} does not exist")
+    if batch and out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
     doc_model = _document_model(model, "entities")
+    if not batch:
+        try:
+            several = page_count(files[0]) > 1 if draw is not None else False
+            result = _extract_document(doc_model, files[0], ocr, dpi, draw, several)
+        except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
+            fail(str(e))
+        text = json.dumps(result, ensure_ascii=False, indent=1)
+        if out is None:
+            print(text)
+        else:
+            out.write_text(text)
+            console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {safe(out)}", highlight=False)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    failed, taken = 0, set()
+    with FieldsCSV(out / "fields.csv") as table:
+        for file in files:
+            try:
+                result = _extract_document(doc_model, file, ocr, dpi, None, False)
+            except (DocumentReadError, OCRError, ValueError, OSError, RuntimeError) as e:  # e.g. pdfium's own errors
+                problem("skipped", e if str(file) in str(e) else f"{file}: {e}")
+                failed += 1
+                continue
+            target = result_file(out, file, taken)
+            target.write_text(json.dumps(result, ensure_ascii=False, indent=1))
+            table.add(str(file), result)
+            console.print(f"{safe(file)}: {sum(len(p['fields']) for p in result['pages'])} field(s) → {safe(target)}",
+                          highlight=False)
+    console.print(f"{len(files) - failed} document(s), {table.rows} field(s) → {safe(out / 'fields.csv')}", highlight=False)
+    if failed == len(files):
+        raise typer.Exit(1)
+
+
+def _document_files(inputs: list[Path]) -> list[Path]:
+    """The files named and the PDFs and images under the folders named (sorted), or a clear failure."""
+    from ..modalities.image import IMAGE_SUFFIXES
+
+    files = []
+    for item in inputs:
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf"))
+        elif item.is_file():
+            files.append(item)
+        else:
+            fail(f"{item}: no such file or folder")
+    if not files:
+        fail("no PDFs or images found")
+    return files
+
+
+def _extract_document(doc_model, file: Path, ocr, dpi: float, draw: Path | None, several: bool) -> dict:
+    """``doc extract``'s JSON for one document, its pages read one at a time."""
     result = {"file": str(file), "pages": []}
-    try:
-        several = page_count(file) > 1 if draw is not None else False
-        for page in _doc_pages(file, ocr, dpi):
-            _extract_page(doc_model, page, result, draw, several)
-    except (DocumentReadError, OCRError, ValueError, RuntimeError) as e:
-        fail(str(e))
-    text = json.dumps(result, ensure_ascii=False, indent=1)
-    if out is None:
-        print(text)
-    else:
-        out.write_text(text)
-        console.print(f"{sum(len(p['fields']) for p in result['pages'])} field(s) → {safe(out)}", highlight=False)
+    for page in _doc_pages(file, ocr, dpi):
+        _extract_page(doc_model, page, result, draw, several)
+    return result
 
 
 def _extract_page(doc_model, page, result: dict, draw: Path | None, several: bool) -> None:
@@ -208,21 +263,11 @@ def doc_classify_cmd(
     """One line per file: path, class, score (class probabilities averaged over its pages). A bad
     file gets an error line and the others go on."""
     from ..documents import DocumentReadError, OCRError
-    from ..modalities.image import IMAGE_SUFFIXES
     from ..tasks.documents import DocumentPage
 
     ocr = _ocr(engine, lang, psm, clean, upscale)
     doc_model = _document_model(model, "classify")
-    files = []
-    for item in inputs:
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf"))
-        elif item.is_file():
-            files.append(item)
-        else:
-            fail(f"{item}: no such file or folder")
-    if not files:
-        fail("no PDFs or images found")
+    files = _document_files(inputs)
     failed = 0
     for file in files:
         scores, count = {}, 0

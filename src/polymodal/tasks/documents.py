@@ -99,6 +99,10 @@ class DocumentModel:
             processor = DocumentProcessor.for_model(model, Tokenizer.from_file(str(folder / TOKENIZER_FILE)))
         else:
             raise FileNotFoundError(f"{folder} has neither {PROCESSOR_FILE} nor {TOKENIZER_FILE}")
+        vocab = model.config.trunk.bert.vocab_size
+        if processor.tokenizer.get_vocab_size() > vocab:  # its ids past the embedding would crash mid-document
+            raise ValueError(f"{folder}: the tokenizer has {processor.tokenizer.get_vocab_size()} tokens, the model's "
+                             f"vocabulary {vocab}: they do not belong together")
         return cls(model, processor, labels)
 
     def _run(self, page: DocumentPage, question: str | None = None):
