@@ -32,8 +32,16 @@ def test_doc_ocr_writes_words_per_page_and_reports_a_bad_file(tmp_path):
     texts = [w["text"] for w in page["words"]]
     assert "IDENTITY" in texts and doc.entities[-1].text.split()[0] in texts  # the expiry date
     assert set(page["words"][0]) == {"text", "box", "confidence", "line", "block"}
-    single = run("doc", "ocr", tmp_path / "card.png", "--psm", "6")  # JSON on stdout
-    assert single.returncode == 0 and json.loads(single.stdout)["pages"][0]["words"]
+    assert page["ocr"]["psm"] == 3 and any(s.startswith("upscale ×2") for s in page["ocr"]["steps"])  # ≈ 8 px text
+    single = run("doc", "ocr", tmp_path / "card.png", "--psm", "6", "--clean", "off", "--upscale", "off")  # JSON on stdout
+    report = json.loads(single.stdout)["pages"][0]
+    assert single.returncode == 0 and report["words"] and report["ocr"]["steps"] == [] and report["ocr"]["psm"] == 6
+    for option, value, message in (("--clean", "flatten,sharpen", "unknown clean-up step(s) sharpen"),
+                                   ("--upscale", "9", "upscale must be 'auto', 'off' or a whole factor 1–4"),
+                                   ("--reread", "tesseract", "reread must be 'off' or another OCR engine"),
+                                   ("--psm", "x", "--psm must be one of Tesseract's page-segmentation modes")):
+        bad = run("doc", "ocr", tmp_path / "card.png", option, value)
+        assert bad.returncode == 2 and message in " ".join(bad.stderr.split()), bad.stderr
     rapid = run("doc", "ocr", tmp_path / "card.png", "--ocr", "rapidocr")
     assert rapid.returncode == 0 and json.loads(rapid.stdout)["pages"][0]["source"] == "ocr:rapidocr", rapid.stderr
     only_bad = run("doc", "ocr", tmp_path / "broken.pdf")

@@ -22,7 +22,7 @@ def _doc_pages(file: Path, ocr, dpi: float):
     return iter_document(file, ocr=ocr, dpi=dpi)
 
 
-def _ocr(engine: str, lang: str, psm: str, clean: str, upscale: str):
+def _ocr(engine: str, lang: str, psm: str, clean: str, upscale: str, reread: str = "off"):
     """The OCR engine with the options the user changed from their defaults (another engine than
     Tesseract refuses them by name), or a clear failure."""
     from ..documents import OCRError, ocr_engine
@@ -30,7 +30,8 @@ def _ocr(engine: str, lang: str, psm: str, clean: str, upscale: str):
     if psm != "auto" and not (psm.isdigit() and 0 <= int(psm) <= 13):
         fail(f"--psm must be one of Tesseract's page-segmentation modes 0–13 or auto, got {psm}")
     options = {name: value for name, value, default in
-               (("lang", lang, "eng"), ("psm", psm, "auto"), ("clean", clean, "auto"), ("upscale", upscale, "auto"))
+               (("lang", lang, "eng"), ("psm", psm, "auto"), ("clean", clean, "auto"), ("upscale", upscale, "auto"),
+                ("reread", reread, "off"))
                if value != default}
     try:
         return ocr_engine(engine, **options)
@@ -45,6 +46,8 @@ PSM_OPTION = Annotated[str, typer.Option(help="Tesseract page segmentation: auto
 CLEAN_OPTION = Annotated[str, typer.Option(help="page clean-up before Tesseract: auto, off, or steps "
                                                 "(crop,flatten,contrast,deskew,upscale,binarise)")]
 UPSCALE_OPTION = Annotated[str, typer.Option(help="enlarge small text before Tesseract: auto, off, or a factor 1–4")]
+REREAD_OPTION = Annotated[str, typer.Option(help="read Tesseract's weak lines (dot leaders, tables) again with "
+                                                 "another engine: off or rapidocr")]
 DPI_OPTION = Annotated[float, typer.Option(help="PDF rendering resolution")]
 
 
@@ -65,7 +68,8 @@ def doc_ocr_cmd(
     out: Annotated[Optional[Path], typer.Option(help="a .json file (one input) or a folder (NAME.json per input); "
                                                       "default: print JSON")] = None,
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
-    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
+    dpi: DPI_OPTION = 150,
     text_layer: Annotated[bool, typer.Option(help="use a PDF page's own text when it has some")] = True,
     max_pages: Annotated[int, typer.Option(help="pages read per file")] = 200,
 ) -> None:
@@ -77,7 +81,7 @@ def doc_ocr_cmd(
         fail("--dpi must be 36–600 and --max-pages ≥ 1")
     if out is not None and len(files) > 1 and out.suffix == ".json":
         fail(f"{len(files)} inputs: --out must be a folder, not {out}")
-    ocr = _ocr(engine, lang, psm, clean, upscale)
+    ocr = _ocr(engine, lang, psm, clean, upscale, reread)
     if out is not None and out.exists() and not out.is_dir() and out.suffix != ".json":
         fail(f"--out {out} exists and is not a folder")
     if out is not None and out.suffix == ".json" and not out.parent.is_dir():
@@ -112,7 +116,8 @@ def doc_extract_cmd(
     draw: Annotated[Optional[Path], typer.Option(help="PNG with the entities and links over the page "
                                                        "(NAME-pN.png per page for several pages; one input only)")] = None,
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
-    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
+    dpi: DPI_OPTION = 150,
 ) -> None:
     """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
     entity (header / question / answer) with the links the model found. Over several documents or a
@@ -122,7 +127,7 @@ def doc_extract_cmd(
     from ..documents.fields_csv import FieldsCSV
     from ..documents.reader import page_count
 
-    ocr = _ocr(engine, lang, psm, clean, upscale)
+    ocr = _ocr(engine, lang, psm, clean, upscale, reread)
     files = _document_files(inputs)
     batch = len(files) > 1 or any(item.is_dir() for item in inputs)
     if batch and (out is None or out.suffix == ".json"):
@@ -218,13 +223,14 @@ def doc_ask_cmd(
     file: Annotated[Path, typer.Argument(help="a PDF or page image")],
     question: Annotated[str, typer.Argument(help='e.g. "what is the total?"')],
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
-    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
+    dpi: DPI_OPTION = 150,
 ) -> None:
     """The answer (words of the page), its score and where it is: page and pixel box (JSON)."""
     from ..documents import DocumentReadError, OCRError
     from ..tasks.documents import DocumentPage
 
-    ocr = _ocr(engine, lang, psm, clean, upscale)
+    ocr = _ocr(engine, lang, psm, clean, upscale, reread)
     doc_model = _document_model(model, "qa")
     if not question.strip():
         fail("the question is empty")
@@ -258,14 +264,15 @@ def doc_classify_cmd(
     model: Annotated[Path, typer.Argument(help="a model folder trained with objective.kind doc_classify")],
     inputs: Annotated[list[Path], typer.Argument(help="folders (searched recursively) or files")],
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
-    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", dpi: DPI_OPTION = 150,
+    clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
+    dpi: DPI_OPTION = 150,
 ) -> None:
     """One line per file: path, class, score (class probabilities averaged over its pages). A bad
     file gets an error line and the others go on."""
     from ..documents import DocumentReadError, OCRError
     from ..tasks.documents import DocumentPage
 
-    ocr = _ocr(engine, lang, psm, clean, upscale)
+    ocr = _ocr(engine, lang, psm, clean, upscale, reread)
     doc_model = _document_model(model, "classify")
     files = _document_files(inputs)
     failed = 0

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 STEPS = ("crop", "flatten", "contrast", "deskew", "upscale", "binarise")
-DEFAULT_STEPS = ("crop", "flatten", "contrast", "deskew", "upscale")
+DEFAULT_STEPS = ("crop", "flatten", "deskew", "upscale")
 
 MAX_SKEW = 15.0  # degrees searched either way
 MIN_SKEW = 0.3  # below this a rotation costs more (resampling) than Tesseract loses to the skew
