@@ -78,6 +78,22 @@ def test_boxes_read_on_the_cleaned_page_cover_the_words_on_the_page_as_given(pag
     assert len(covered) >= 0.8 * len(doc.words) and np.mean(covered) >= 0.95
 
 
+@pytest.mark.parametrize("quarter", [1, 2])
+def test_a_page_lying_on_its_side_or_upside_down_is_turned_by_orientation_detection(page, quarter):
+    doc, upright = page
+    lying = upright.rotate(90 * quarter, expand=True)  # counter-clockwise
+    words, report = TesseractOCR().read(lying)
+    assert report["steps"] == [f"turn {90 * quarter}°"] and len(report["tried"]) == 3
+    assert sum(w.text in doc.words for w in words) >= 0.9 * len(doc.words)
+    # Boxes are on the page as given: the title "INVOICE" runs down the left edge when the page lies on its side.
+    (title,) = [w for w in words if w.text == "INVOICE"]
+    x0, y0, x1, y1 = title.box
+    if quarter == 1:
+        assert y1 - y0 > 3 * (x1 - x0) and x1 < 0.2 * lying.width and y0 > 0.5 * lying.height
+    else:
+        assert x1 - x0 > 3 * (y1 - y0) and y0 > 0.8 * lying.height and x0 > 0.5 * lying.width
+
+
 def test_boxes_map_through_every_step():
     """Crop, turn and upscale composed: a box on the final image maps back onto the same pixels."""
     rng = np.random.default_rng(0)

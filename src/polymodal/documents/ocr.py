@@ -72,12 +72,14 @@ def upscale_factor(width: int, height: int, min_height: int) -> int:
 # A first reading whose mean word confidence reaches this is kept; below it, psm 6 (one uniform block)
 # and the page as given (no clean-up: the tesseract CLI's reading) are read too, and one of them
 # replaces the first only with 5 % more words read at confidence ≥ 90 — the count that followed the
-# words read right on benchmarks/ocr_real.py's photographed pages, where the mean confidence and the
-# summed confidences both preferred readings full of junk (psm 6 reads a page's edges as words).
-# Tesseract's Sauvola binarisation lost on every page there, so it is not tried.
+# words read right on benchmarks/ocr_real.py's photographed pages, where the summed confidences
+# preferred readings full of junk (psm 6 reads a figure or the page's edges as words) — and a mean
+# confidence at most 5 points lower. Tesseract's Sauvola binarisation lost on every page there, so it
+# is not tried.
 ACCEPT_CONFIDENCE = 85.0
 CONFIDENT = 90.0
 SWITCH_GAIN = 1.05
+SWITCH_CONFIDENCE_DROP = 5.0
 @dataclass
 class Reading:
     """One Tesseract pass: its words (pixel boxes on the given page) and how it was made."""
@@ -113,7 +115,7 @@ class TesseractOCR(OCREngine):
             or ``"auto"``: read with 3 first; when the mean word confidence is under
             :data:`ACCEPT_CONFIDENCE`, also with 6, on the page as given (no clean-up) and, under 60,
             turned as Tesseract's orientation detection says; another reading replaces the first
-            with 5 % more :attr:`Reading.confident_words`.
+            with 5 % more :attr:`Reading.confident_words` and a mean confidence at most 5 lower.
         clean: ``"auto"`` (the steps of :data:`~polymodal.documents.cleanup.DEFAULT_STEPS`, each applied
             where the page needs it), ``"off"`` (the page as given, as the ``tesseract`` CLI reads it)
             or a comma-separated list of steps (``"flatten,deskew"``). Boxes always refer to the page
@@ -188,7 +190,8 @@ class TesseractOCR(OCREngine):
                 if turned is not None and (reading := self._alternative(image, turned, 3)) is not None:
                     tried.append(reading)
             for reading in tried[1:]:
-                if reading.confident_words > SWITCH_GAIN * best.confident_words:
+                if (reading.confident_words > SWITCH_GAIN * best.confident_words
+                        and reading.confidence >= best.confidence - SWITCH_CONFIDENCE_DROP):
                     best = reading
         report = {**best.report(), "tried": [r.report() for r in tried]}
         words = best.words
