@@ -57,7 +57,13 @@ class PackedLinear(nn.Module):
             w = self.weight.detach()
             if self.scale * self.in_scale != 1.0:
                 w = w * (self.scale * self.in_scale)
-            return torch.ops.mkldnn._reorder_linear_weight(w, self.batch_hint)
+            try:
+                return torch.ops.mkldnn._reorder_linear_weight(w, self.batch_hint)
+            except RuntimeError as e:  # a CPU without oneDNN's bf16 GEMMs (no avx512bw/vl/dq, no avx_ne_convert)
+                if w.dtype != torch.bfloat16 or "needs the cpu support" not in str(e):
+                    raise
+                # A placeholder of another dtype: bf16 inputs then take the plain path in ``forward``.
+                return torch.empty(0)
 
     def fuse(self, post_op: str | None, scale: float = 1.0, in_scale: float = 1.0) -> None:
         """Set the fused post-op and scales (see the class docstring) and repack."""
