@@ -9,7 +9,7 @@ import numpy as np
 
 from ..modalities.text import read_utf8_prefix
 
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".srt", ".vtt")  # a subtitle file beside no video is text
 MAX_TEXT_BYTES = 1 << 20  # checked for valid UTF-8
 
 

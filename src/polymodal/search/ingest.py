@@ -3,6 +3,10 @@ ones recorded with their error — each batch committed on its own, so a killed 
 
 A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the image tower. With
 a VideoCLIP model, a video becomes one item per clip, ``FILE#t=START,END`` (seconds).
+
+Every item's words (:mod:`polymodal.search.texts`) are written with its vector, in the same SQLite
+transaction. A video's sidecar subtitles (``NAME.srt``, ``NAME.vtt``) belong to the video: they are
+not items of their own, and a change to them re-reads the video.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from ..modalities.pdf import page_count, pdf_pages
 from ..tasks.embedder import Embedder
 from ..tasks.video_search import CLIP
 from ..weights.files import sha256_of
+from ..modalities.video import VIDEO_EXTENSIONS
 from .detect import detect
+from .relevance import Calibration
 from .store import PAGE, Store
+from .texts import SUBTITLE_SUFFIXES, ItemText, TextReader, capped, cues_between, sidecar_subtitles, text_file, video_cues
 
 
 @dataclass
@@ -62,8 +69,10 @@ def walk(folder: Path, skip: Path | None = None) -> list[Path]:
 
 def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: int = 32,
                  progress: Callable[[int, int], None] | None = None,
-                 on_wait: Callable[[str], None] | None = None) -> IngestReport:
+                 on_wait: Callable[[str], None] | None = None, ocr: str | TextReader = "auto") -> IngestReport:
     """Bring ``store`` up to date with ``folder``; ``progress(done, total)`` after each batch.
+    ``ocr`` (``auto``, ``off``, ``on``): which pictures and scanned pages are read with OCR for
+    keyword search (:class:`~polymodal.search.texts.TextReader`).
 
     Holds the index's writer lock for the whole run (``on_wait`` hears who holds it when it is
     busy). Whatever one file does — vanish, refuse to open, claim a billion pixels — is recorded
@@ -72,14 +81,44 @@ def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: in
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
+    reader = ocr if isinstance(ocr, TextReader) else TextReader(ocr)
     with store.writing(on_wait):
         store.set_root(folder)
-        return _index(folder, embedder, store, batch, progress)
+        return _index(folder, embedder, store, batch, progress, reader)
 
 
-def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress) -> IngestReport:
+def sidecars_of(files: list[Path]) -> dict[Path, list[Path]]:
+    """video → its sidecar subtitle files, for the videos among ``files``."""
+    names = {p for p in files if p.suffix.lower() in SUBTITLE_SUFFIXES}
+    out = {}
+    for p in files:
+        if p.suffix.lower() in VIDEO_EXTENSIONS and names:
+            found = [s for s in sidecar_subtitles(p) if s in names]
+            if found:
+                out[p] = found
+    return out
+
+
+def signature(path: Path, sidecars: list[Path]) -> tuple[int, float]:
+    """(size, mtime) of a file together with its sidecars: either changing means reading it again."""
+    st = path.lstat()
+    size, mtime = st.st_size, st.st_mtime
+    for s in sidecars:
+        try:
+            sst = s.lstat()
+        except OSError:
+            continue
+        size, mtime = size + sst.st_size, max(mtime, sst.st_mtime)
+    return size, mtime
+
+
+def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress, reader: TextReader) -> IngestReport:
     files = walk(folder, skip=store.folder.resolve())
+    sidecars = sidecars_of(files)
+    taken = {s for group in sidecars.values() for s in group}
+    files = [p for p in files if p not in taken]
     known = store.known()
+    reread = not store.texts_current()  # an index from before words were kept: read every file again
     report = IngestReport()
     present = {str(p) for p in files}
     removed = [item for file, (*_, items) in known.items() if file not in present for item in items]
@@ -95,25 +134,26 @@ def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress)
             continue
         if not stat.S_ISREG(st.st_mode):  # swapped for a link or a folder since the walk
             continue
-        if old is not None and old[0] == st.st_size and old[1] == st.st_mtime:
+        size, mtime = signature(path, sidecars.get(path, []))
+        if old is not None and old[0] == size and old[1] == mtime and not reread:
             report.unchanged += 1
             continue
         try:
-            digest = sha256_of(path)
+            digest = combined_digest(path, sidecars.get(path, []))
         except FileNotFoundError:
             continue
         except OSError as e:  # unreadable: recorded, and retried when its size or mtime changes
             error = f"{path}: {e.strerror or e}"
-            store.write([{"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": "",
+            store.write([{"path": str(path), "size": size, "mtime": mtime, "sha256": "",
                           "model_id": embedder.model_id, "error": error}],
                         deleted=[i for i in (old[3] if old else []) if i != str(path)])
             report.failed.append((str(path), error))
             continue
-        if old is not None and old[2] == digest:  # touched, not changed
-            store.touch(str(path), st.st_mtime)
+        if old is not None and old[2] == digest and not reread:  # touched, not changed
+            store.touch(str(path), mtime)
             report.unchanged += 1
             continue
-        todo.append((path, st, digest))
+        todo.append((path, (size, mtime), digest))
         if old is not None:
             report.updated += 1
         else:
@@ -121,18 +161,63 @@ def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress)
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
         stale = [item for path, _, _ in chunk if str(path) in known for item in known[str(path)][3]]
-        _ingest_batch(chunk, embedder, store, report, stale)
+        _ingest_batch(chunk, embedder, store, report, stale, _Words(folder, reader, report))
         if progress is not None:
             progress(min(start + batch, len(todo)), len(todo))
+    if reread:
+        store.mark_texts_current()
+    if reader.unavailable:
+        report.partial.append(("", reader.unavailable))
     if not store.saved_is_current():  # an unchanged folder rewrites nothing
         store.save_faiss()
+    if "text" in embedder.modalities and Calibration.load(store) is None:
+        Calibration.build(store, lambda texts: embedder.embed_texts(texts).numpy()).save(store.folder)
     return report
 
 
-def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport, stale: list[str]) -> None:
+def combined_digest(path: Path, sidecars: list[Path]) -> str:
+    """The file's SHA-256, or with sidecars the SHA-256 of its and theirs."""
+    digest = sha256_of(path)
+    if not sidecars:
+        return digest
+    import hashlib
+
+    return hashlib.sha256("\n".join([digest] + [sha256_of(s) for s in sidecars]).encode()).hexdigest()
+
+
+class _Words:
+    """Fills a row's ``name``, ``text`` and ``text_source``; what goes wrong reading words is reported
+    against the item, which is indexed all the same (its vector loses nothing to its words)."""
+
+    def __init__(self, root: Path, reader: TextReader, report: IngestReport):
+        self.root, self.reader, self.report = root, reader, report
+
+    def name(self, path: Path) -> str:
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else path.name
+
+    def fill(self, row: dict, read: Callable[[], ItemText]) -> None:
+        row["name"] = self.name(Path(row["file"]))
+        try:
+            words = read()
+        except Exception as e:  # noqa: BLE001 — any reader's failure is this item's note, not its loss
+            words = ItemText("", "", _message(row["path"], e))
+        row["text"], row["text_source"] = words.text, (words.source or None) if words.text.strip() else None
+        if words.note:
+            self.report.partial.append((row["path"], f"indexed without all its words: {words.note}"))
+
+    def picture(self, path: Path) -> ItemText:
+        from ..documents.reader import read_page_image
+
+        if self.reader.ocr == "off":
+            return ItemText("", "")
+        return self.reader.picture(read_page_image(path), str(path))
+
+
+def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport, stale: list[str],
+                  words: _Words) -> None:
     rows, groups = [], {}
-    for path, st, digest in chunk:
-        row = {"path": str(path), "file": str(path), "size": st.st_size, "mtime": st.st_mtime, "sha256": digest,
+    for path, (size, mtime), digest in chunk:
+        row = {"path": str(path), "file": str(path), "size": size, "mtime": mtime, "sha256": digest,
                "model_id": embedder.model_id}
         try:
             row["modality"] = detect(path)
@@ -142,8 +227,14 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                 total = page_count(path)
                 if total > PDF_MAX_PAGES:
                     report.partial.append((str(path), f"{path}: indexed the first {PDF_MAX_PAGES} of {total} pages"))
+                try:
+                    texts = words.reader.pdf(path, PDF_MAX_PAGES)
+                except Exception as e:  # noqa: BLE001 — the pages are still embedded, without words
+                    texts, note = [], _message(path, e)
+                    report.partial.append((str(path), f"indexed without its words: {note}"))
                 for i, page in enumerate(pdf_pages(path, embedder.processor.image.size)):
                     page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
+                    words.fill(page_row, lambda i=i: texts[i] if i < len(texts) else ItemText("", ""))
                     groups.setdefault("pdf", []).append((page_row, embedder.transform(page)))
                     rows.append(page_row)
                 continue
@@ -152,14 +243,25 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                     report.partial.append((str(path), f"{path}: indexed the first {PDF_MAX_PAGES} of {frames} pages"))
                 for i, page in enumerate(image_pages(path, PDF_MAX_PAGES)):
                     page_row = {**row, "path": f"{path}{PAGE}{i + 1}", "page": i + 1}
+                    words.fill(page_row, lambda page=page, i=i: words.reader.picture(page, f"{path} page {i + 1}"))
                     groups.setdefault("image", []).append((page_row, embedder.transform(page)))
                     rows.append(page_row)
                 continue
+            if row["modality"] == "video":
+                cues, problems = video_cues(path)
+                for problem in problems:
+                    report.partial.append((str(path), f"indexed without these subtitles: {problem}"))
             if row["modality"] == "video" and embedder.video_clips is not None:  # one item per clip
                 for start, end, vector in embedder.video_clips(path):
-                    rows.append({**row, "path": f"{path}{CLIP}{start:g},{end:g}", "vector": vector.numpy()})
+                    clip = {**row, "path": f"{path}{CLIP}{start:g},{end:g}", "vector": vector.numpy(),
+                            "t_start": float(start), "t_end": float(end)}
+                    words.fill(clip, lambda a=start, b=end: capped(cues_between(cues, a, b), "subtitles", str(path)))
+                    rows.append(clip)
                 continue
             groups.setdefault(row["modality"], []).append((row, embedder.load(path, row["modality"])))
+            reading = {"text": lambda: text_file(path), "image": lambda: words.picture(path),
+                       "video": lambda: capped(cues_between(cues), "subtitles", str(path))}.get(row["modality"])
+            words.fill(row, reading or (lambda: ItemText("", "")))
         except Exception as e:  # any decoder's failure on this file (bombs included) is this file's error
             row["error"] = _message(path, e)
             report.failed.append((str(path), row["error"]))

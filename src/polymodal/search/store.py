@@ -40,10 +40,19 @@ CREATE TABLE IF NOT EXISTS items (
     error TEXT,
     vector BLOB,
     file TEXT,      -- the file an item comes from (a PDF page's PDF)
-    page INTEGER    -- a PDF page's number, 1-based; NULL otherwise
+    page INTEGER,   -- a PDF page's number, 1-based; NULL otherwise
+    t_start REAL,   -- a video moment's start and end (seconds); NULL otherwise
+    t_end REAL,
+    text_source TEXT  -- where the item's words came from (text, text-layer, ocr, subtitles, ...)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Words of every item (its name, and its text), bm25-ranked by SQLite's FTS5; rowid = items.id.
+CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(name, body, tokenize = "unicode61 remove_diacritics 2");
+CREATE TRIGGER IF NOT EXISTS item_gone AFTER DELETE ON items BEGIN DELETE FROM texts WHERE rowid = old.id; END;
 """
+# Columns added since the first index format, with what an older index gets for them.
+ADDED_COLUMNS = {"file": "TEXT", "page": "INTEGER", "t_start": "REAL", "t_end": "REAL", "text_source": "TEXT"}
+TEXT_VERSION = "1"  # bumped when what goes into ``texts`` changes: every file is read again
 KINDS = ("flat", "hnsw")
 # HNSW settings measured in benchmarks/search.py: recall@10 ≥ 0.997 at 1e4–1e6 clustered vectors.
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
@@ -53,7 +62,7 @@ class StoreError(ValueError):
     """A problem with an index folder; the message names it."""
 
 
-ITEM_COLUMNS = "id, path, modality, size, mtime, sha256, error, file, page"
+ITEM_COLUMNS = "id, path, modality, size, mtime, sha256, error, file, page, t_start, t_end, text_source"
 PAGE = "#page="  # a PDF's (or multi-page TIFF's) page item is stored as FILE#page=N
 
 
@@ -68,6 +77,9 @@ class Item:
     error: str | None
     file: str
     page: int | None
+    t_start: float | None = None
+    t_end: float | None = None
+    text_source: str | None = None
 
 
 class Store:
@@ -103,19 +115,31 @@ class Store:
         self._faiss_generation = -1
 
     def _migrate(self) -> None:
-        """Indexes made before items had ``file``/``page`` columns get them (from the item paths)."""
+        """Indexes made before items had ``file``/``page`` (or moment and text) columns get them: file
+        and page from the item paths; their words come with the next ``polymodal index``."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
-        if "file" in columns:
+        missing = {c: t for c, t in ADDED_COLUMNS.items() if c not in columns}
+        if not missing:
             return
         with self.db:
-            self.db.execute("ALTER TABLE items ADD COLUMN file TEXT")
-            self.db.execute("ALTER TABLE items ADD COLUMN page INTEGER")
+            for column, kind in missing.items():
+                self.db.execute(f"ALTER TABLE items ADD COLUMN {column} {kind}")
+            if "file" not in missing:
+                return
             for item_id, path, modality in self.db.execute("SELECT id, path, modality FROM items").fetchall():
                 file, page = path, None
                 if modality in ("pdf", "image") and PAGE in path:
                     file, number = path.rsplit(PAGE, 1)
                     page = int(number) if number.isdigit() else None
                 self.db.execute("UPDATE items SET file = ?, page = ? WHERE id = ?", (file, page, item_id))
+
+    def texts_current(self) -> bool:
+        """Whether every item's words were read by this version's text extraction."""
+        return self.meta().get("text_version") == TEXT_VERSION
+
+    def mark_texts_current(self) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('text_version', ?)", (TEXT_VERSION,))
 
     def meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM meta"))
@@ -170,20 +194,28 @@ class Store:
 
     def write(self, rows: list[dict], deleted: list[str] = ()) -> None:
         """Delete ``deleted`` item paths, then upsert ``rows`` (path, file, page, modality, size, mtime,
-        sha256, model_id, error, vector [E] or None), in one transaction."""
+        sha256, model_id, error, vector [E] or None, and optionally t_start, t_end, name, text,
+        text_source), vectors and words in one transaction: both indexes change together or not at all."""
         with self.db:
             for p in deleted:
                 self.db.execute("DELETE FROM items WHERE path = ?", (p,))
             for r in rows:
                 vec = None if r.get("vector") is None else np.asarray(r["vector"], np.float32).tobytes()
-                self.db.execute(
-                    "INSERT INTO items (path, modality, size, mtime, sha256, model_id, error, vector, file, page) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+                (item_id,) = self.db.execute(
+                    "INSERT INTO items (path, modality, size, mtime, sha256, model_id, error, vector, file, page, "
+                    "t_start, t_end, text_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET "
                     "modality=excluded.modality, size=excluded.size, mtime=excluded.mtime, sha256=excluded.sha256, "
                     "model_id=excluded.model_id, error=excluded.error, vector=excluded.vector, file=excluded.file, "
-                    "page=excluded.page",
+                    "page=excluded.page, t_start=excluded.t_start, t_end=excluded.t_end, "
+                    "text_source=excluded.text_source RETURNING id",
                     (r["path"], r.get("modality"), r["size"], r["mtime"], r["sha256"], r.get("model_id"),
-                     r.get("error"), vec, r.get("file", r["path"]), r.get("page")))
+                     r.get("error"), vec, r.get("file", r["path"]), r.get("page"), r.get("t_start"), r.get("t_end"),
+                     r.get("text_source"))).fetchone()
+                self.db.execute("DELETE FROM texts WHERE rowid = ?", (item_id,))
+                if r.get("error") is None and (r.get("name") or r.get("text")):
+                    self.db.execute("INSERT INTO texts (rowid, name, body) VALUES (?, ?, ?)",
+                                    (item_id, r.get("name") or "", r.get("text") or ""))
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         self._faiss = None
 

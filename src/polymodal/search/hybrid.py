@@ -1,0 +1,162 @@
+"""One search over words and meaning: FTS5's bm25 ranking and the vector ranking fused by reciprocal
+rank (``Σ 1 / (60 + rank)``, as LanceDB and most hybrid engines fuse), each hit saying why it
+matched and how relevant it is (:mod:`polymodal.search.relevance`).
+
+Modes: ``hybrid`` (both rankings), ``meaning`` (vectors only), ``words`` (keywords only; hits still
+get their similarity and relevance when there is a query vector).
+
+A hit's relevance is the larger of its calibrated similarity and, when it matched words, the share
+of the query's words it holds (all of a plain query's content words, or an FTS5 query that matched:
+1.0). With ``min_relevance``, hits below it are dropped and an empty answer says "no good match".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .store import Item, Store
+from .words import WordHit, query_terms, word_search
+
+MODES = ("hybrid", "meaning", "words")
+RRF_K = 60
+CANDIDATES = 50  # per ranking, at least; more when k is larger
+
+
+@dataclass
+class Hit:
+    item: Item
+    score: float  # the fused score (meaning / words modes: the similarity / the negated bm25)
+    similarity: float | None = None  # cosine to the query vector
+    relevance: float | None = None  # in [0, 1]
+    matched: list[str] = field(default_factory=list)  # query words the item holds
+    snippet: list[tuple[str, bool]] | None = None  # its best passage, matched words marked
+    ranks: dict[str, int] = field(default_factory=dict)  # its rank in each ranking it came from (1-based)
+    words_relevance: float | None = None  # share of the query's words it holds
+
+    def why(self) -> str:
+        """One line: the words it matched and/or its similarity."""
+        parts = []
+        if self.matched:
+            parts.append("words: " + ", ".join(self.matched))
+        if self.similarity is not None and "meaning" in self.ranks:
+            parts.append(f"meaning: similarity {self.similarity:.3f}")
+        return "; ".join(parts) or "—"
+
+    def to_json(self) -> dict:
+        it = self.item
+        out = {"id": it.id, "path": it.path, "modality": it.modality, "score": round(self.score, 6),
+               "similarity": None if self.similarity is None else round(self.similarity, 6),
+               "relevance": None if self.relevance is None else round(self.relevance, 4),
+               "matched": self.matched, "why": self.why(), "ranks": self.ranks}
+        if self.snippet is not None:
+            out["snippet"] = [{"text": t, "match": m} for t, m in self.snippet]
+        if it.page is not None:
+            out["page"] = it.page
+        if it.t_start is not None:
+            out["start"], out["end"] = it.t_start, it.t_end
+        return out
+
+
+@dataclass
+class Answer:
+    hits: list[Hit]
+    mode: str
+    no_match: bool = False  # min_relevance was given and nothing cleared it
+    best_relevance: float | None = None  # of the hits before the cut
+
+    def to_json(self) -> dict:
+        return {"mode": self.mode, "no_match": self.no_match, "best_relevance": self.best_relevance,
+                "results": [h.to_json() for h in self.hits]}
+
+
+def hybrid_search(store: Store, vector: np.ndarray | None, text: str | None, k: int = 10, mode: str = "hybrid",
+                  modalities: set[str] | None = None, calibration=None, min_relevance: float | None = None) -> Answer:
+    """The ``k`` best items for a query ``vector`` [E] (its embedding) and/or ``text`` (its words)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown search mode {mode!r}; choose from {', '.join(MODES)}")
+    n = max(CANDIDATES, 3 * k)
+    meaning: list[tuple[Item, float]] = []
+    words: list[WordHit] = []
+    if mode in ("hybrid", "meaning") and vector is not None:
+        meaning = store.search(vector, n, modalities)
+    if mode in ("hybrid", "words") and text:
+        words = word_search(store.db, text, n, modalities)
+    if mode == "words" and not text:
+        raise ValueError("a words search needs query text")
+    if vector is None and not text:
+        raise ValueError("a query needs text, a file or a vector")
+    hits: dict[int, Hit] = {}
+    for rank, (item, sim) in enumerate(meaning, 1):
+        hits[item.id] = Hit(item, 0.0, similarity=float(sim), ranks={"meaning": rank})
+    for rank, w in enumerate(words, 1):
+        hit = hits.get(w.item_id)
+        if hit is None:
+            item = store.item(w.item_id)
+            if item is None:
+                continue
+            hit = hits[w.item_id] = Hit(item, 0.0)
+        hit.ranks["words"], hit.snippet = rank, w.snippet
+    for hit in hits.values():
+        if mode == "meaning":
+            hit.score = hit.similarity
+        elif mode == "words":
+            hit.score = -words[hit.ranks["words"] - 1].bm25
+        else:
+            hit.score = sum(1.0 / (RRF_K + r) for r in hit.ranks.values())
+    ranked = sorted(hits.values(), key=lambda h: -h.score)[:k]
+    _similarities(store, vector, ranked)
+    _coverage(store, text, ranked)
+    _relevance(calibration, vector, ranked)
+    best = max((h.relevance for h in ranked if h.relevance is not None), default=None)
+    answer = Answer(ranked, mode, best_relevance=None if best is None else round(float(best), 4))
+    if min_relevance is not None:
+        answer.hits = [h for h in ranked if h.relevance is not None and h.relevance >= min_relevance]
+        answer.no_match = not answer.hits
+    return answer
+
+
+def _similarities(store: Store, vector, hits: list[Hit]) -> None:
+    """Fill the similarity of hits that came from words only (their stored vector · the query)."""
+    if vector is None:
+        return
+    q = np.asarray(vector, np.float32).reshape(-1)
+    for h in hits:
+        if h.similarity is None:
+            v = store.vector(h.item.id)
+            h.similarity = None if v is None else float(v @ q)
+
+
+def _coverage(store: Store, text: str | None, hits: list[Hit]) -> None:
+    """Which of the query's words each hit holds (one FTS5 lookup per word over the hits' rows), and
+    the share of them as its words relevance; an FTS5-syntax query that matched counts whole."""
+    terms = query_terms(text)
+    ids = [h.item.id for h in hits]
+    if not ids or terms == []:
+        return
+    if terms is None:
+        for h in hits:
+            if "words" in h.ranks:
+                h.matched = [t for t, hit in h.snippet or [] if hit]
+                h.words_relevance = 1.0
+        return
+    marks = ",".join("?" * len(ids))
+    holds: dict[int, list[str]] = {}
+    for term in terms:
+        for (row,) in store.db.execute(f"SELECT rowid FROM texts WHERE texts MATCH ? AND rowid IN ({marks})",
+                                       (f'"{term}"', *ids)):
+            holds.setdefault(row, []).append(term)
+    for h in hits:
+        h.matched = holds.get(h.item.id, [])
+        if h.matched:
+            h.words_relevance = len(h.matched) / len(terms)
+
+
+def _relevance(calibration, vector, hits: list[Hit]) -> None:
+    for h in hits:
+        meaning = None
+        if calibration is not None and vector is not None and h.similarity is not None:
+            meaning = float(calibration.relevance(h.item.modality, vector, np.array([h.similarity]))[0])
+            meaning = None if np.isnan(meaning) else meaning
+        h.relevance = max((r for r in (meaning, h.words_relevance) if r is not None), default=None)

@@ -1,0 +1,42 @@
+"""Small real files with words in them: a PDF with a text layer, a picture of printed lines."""
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+
+def text_pdf(path: Path, pages: list[list[str]]) -> Path:
+    """A US-letter PDF whose page i shows the lines ``pages[i]`` in Helvetica (so it has a text layer)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [" + b" ".join(f"{4 + 2 * k} 0 R".encode() for k in range(len(pages))) +
+               f"] /Count {len(pages)} >>".encode(),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for k, lines in enumerate(pages):
+        content = b"BT /F1 14 Tf 72 700 Td 18 TL " + b" ".join(
+            b"(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1") + b") '"
+            for line in lines) + b" ET"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * k} 0 R "
+                       f"/Resources << /Font << /F1 3 0 R >> >> >>".encode())
+        objects.append(f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream")
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer << /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+    return path
+
+
+def text_picture(lines: list[str], size=(900, 500)) -> Image.Image:
+    """A white picture with black printed lines (DejaVu Sans, which matplotlib ships)."""
+    import matplotlib
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), 32)
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((40, 40 + 60 * i), line, fill="black", font=font)
+    return img
