@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..search.relevance import DEFAULT_MIN_RELEVANCE
 from .app import BACKEND, DEVICE, app, console, device_for, fail, problem, safe
 
 
@@ -23,10 +24,13 @@ def index(
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
     device: Annotated[str, DEVICE] = "auto",
     backend: Annotated[str, BACKEND] = "torch",
+    ocr: Annotated[str, typer.Option(help="read the words of pictures and scanned PDF pages with Tesseract: auto (where "
+                                          "a quick look finds printed text), on (every picture), off")] = "auto",
 ) -> None:
     """Index every file below FOLDER by content (images, audio, video, text, depth/thermal/IMU .npy):
     new and changed files are embedded, deleted ones dropped, unreadable ones recorded and reported.
-    One run writes an index at a time; a second one waits, saying which process holds it."""
+    Every item's words (text files, PDF text, OCR, subtitles, file names) go into a keyword index
+    beside the vectors. One run writes an index at a time; a second one waits, saying which process holds it."""
     from rich.progress import Progress
 
     from ..tasks import Embedder
@@ -42,20 +46,21 @@ def index(
             task = bar.add_task("embedding", total=None)
             report = index_folder(folder, embedder, store, batch,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                  on_wait=lambda who: problem("", who, "yellow"))
+                                  on_wait=lambda who: problem("", who, "yellow"), ocr=ocr)
     except (StoreError, ValueError, NotADirectoryError) as e:
         fail(str(e))
     for path, error in report.failed:
         problem("skipped", error if path in error else f'{path}: {error}', "yellow")
     for path, note in report.partial:
-        problem("partly:", note, "yellow")
+        problem("partly:", note if not path or path in note else f"{path}: {note}", "yellow")
     console.print_json(json.dumps({**report.as_dict(), **store.counts()}))
 
 
 @app.command()
 def search(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX")],
-    text: Annotated[Optional[str], typer.Argument(help="query text")] = None,
+    text: Annotated[Optional[str], typer.Argument(help="query text: its meaning, and its words (FTS5 syntax works: "
+                                                       "\"a phrase\", prefix*, AND/OR/NOT)")] = None,
     image: Annotated[Optional[Path], typer.Option(help="query with an image")] = None,
     audio: Annotated[Optional[Path], typer.Option(help="query with a sound")] = None,
     file: Annotated[Optional[Path], typer.Option(help="query with any supported file")] = None,
@@ -63,30 +68,106 @@ def search(
     minus: Annotated[Optional[list[str]], typer.Option(help="subtract a text (or file) from the query")] = None,
     modality: Annotated[Optional[str], typer.Option(help="only these result modalities, e.g. image,audio")] = None,
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid (words and meaning, fused by rank), meaning or words")] = "hybrid",
+    min_relevance: Annotated[float, typer.Option(help="hide hits less relevant than this (0–1, calibrated against "
+                                                      "unrelated queries); none left: 'no good match'")] = DEFAULT_MIN_RELEVANCE,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
     model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
     device: Annotated[str, DEVICE] = "auto",
     backend: Annotated[str, BACKEND] = "torch",
 ) -> None:
-    """Search an index with text, a file of any modality, or embedding arithmetic (--plus/--minus)."""
+    """Search an index by words and meaning: text, a file of any modality, or embedding arithmetic
+    (--plus/--minus). Each hit says why it matched and how relevant it is."""
     from ..search.detect import UnsupportedFile
-    from ..search.query import embedder_for
-    from ..search.query import query_vector
+    from ..search.hybrid import Searcher
+    from ..search.query import embedder_for, query_vector
     from ..search.store import StoreError, Store
 
     try:
         store = Store(index_dir)
         embedder = embedder_for(store, model, trust_torchscript, device_for(backend, device), backend)
         files = [f for f in (image, audio, file) if f is not None]
-        vector = query_vector(embedder, text, files, plus or [], minus or [])
+        vector = query_vector(embedder, text, files, plus or [], minus or []) if mode != "words" else (
+            query_vector(embedder, text) if text and "text" in embedder.modalities else None)
         wanted = set(modality.split(",")) if modality else None
-        results = store.search(vector, k, wanted)
+        answer = Searcher(store, embedder).search(vector, text, k, mode, wanted, min_relevance)
     except (StoreError, UnsupportedFile, ValueError, OSError) as e:
         fail(str(e))
-    table = Table("rank", "score", "modality", "path")
-    table.columns[-1].overflow = "fold"  # a long path wraps rather than losing its end (the file name, #t=…)
-    for rank, (item, score) in enumerate(results, 1):
-        table.add_row(str(rank), f"{score:.3f}", item.modality, item.path)
+    if as_json:
+        console.print_json(json.dumps(answer.to_json()))
+        return
+    print_answer(answer)
+
+
+def print_answer(answer) -> None:
+    """The hits as a table (rank, relevance, modality, path with page or moment, why), or "no good match"."""
+    if answer.no_match:
+        best = "" if answer.best_relevance is None else f" (the best hit's relevance is {answer.best_relevance:.2f})"
+        console.print(f"no good match{best}; --min-relevance 0 shows the nearest items anyway", highlight=False)
+        return
+    table = Table("rank", "relevance", "modality", "path", "why")
+    table.columns[3].overflow = "fold"  # a long path wraps rather than losing its end (the file name, #t=…)
+    for rank, hit in enumerate(answer.hits, 1):
+        why = safe(hit.why())
+        if hit.snippet:
+            why += "\n" + "".join(f"[bold]{safe(t)}[/bold]" if m else safe(t) for t, m in hit.snippet)
+        relevance = "—" if hit.relevance is None else f"{hit.relevance:.2f}"
+        table.add_row(str(rank), relevance, hit.item.modality, safe(hit.item.path), why)
+    console.print(table)
+
+
+@app.command()
+def ask(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX")],
+    question: Annotated[str, typer.Argument(help='e.g. "what is the total on the March invoice?"')],
+    qa: Annotated[Optional[Path], typer.Option(help="a document QA model folder (objective.kind doc_qa, or a "
+                                                    "LayoutLM QA checkpoint); without one, the best pages are shown")] = None,
+    pages: Annotated[int, typer.Option(help="how many of the best pages the QA model reads")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+    model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
+    trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
+    device: Annotated[str, DEVICE] = "auto",
+) -> None:
+    """Answer a question from the documents of an index: hybrid search finds the pages, the QA model
+    reads them, and the surest answer comes with its file, page, score and box."""
+    from ..search.ask import ask_index
+    from ..search.hybrid import Searcher
+    from ..search.query import embedder_for
+    from ..search.store import StoreError, Store
+    from .documents import _document_model
+
+    if not 1 <= pages <= 50:
+        fail(f"--pages must be 1–50, got {pages}")
+    doc_model = _document_model(qa, "qa") if qa is not None else None
+    try:
+        store = Store(index_dir)
+        embedder = embedder_for(store, model, trust_torchscript, device_for("torch", device))
+        asked = ask_index(Searcher(store, embedder), question, doc_model, pages)
+    except (StoreError, ValueError, OSError) as e:
+        fail(str(e))
+    if as_json:
+        console.print_json(json.dumps(asked.to_json(), ensure_ascii=False))
+        return
+    print_asked(asked)
+
+
+def print_asked(asked) -> None:
+    if asked.note:
+        problem("note:", asked.note, "yellow")
+    best = asked.best
+    if best is not None:
+        where = f"{best.hit.item.file}, page {best.hit.item.page or 1}"
+        console.print(f"[bold]{safe(best.answer)}[/bold]  (score {best.score:.3f}; {safe(where)}; box "
+                      f"{best.box})", highlight=False, soft_wrap=True)
+    elif asked.qa:
+        console.print("no answer found on the best pages", highlight=False)
+    table = Table("rank", "page", "answer", "score", "why")
+    table.columns[1].overflow = "fold"
+    for rank, p in enumerate(asked.pages, 1):
+        answer = p.error or p.answer or ("—" if asked.qa else "")
+        table.add_row(str(rank), safe(f"{p.hit.item.file} p{p.hit.item.page or 1}"), safe(answer),
+                      f"{p.score:.3f}" if asked.qa and not p.error else "", safe(p.hit.why()))
     console.print(table)
 
 

@@ -37,7 +37,7 @@ class DocumentReadError(ValueError):
 
 def iter_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float = 150, max_pages: int = MAX_PAGES,
                   max_pixels: int = MAX_PAGE_PIXELS, text_layer: bool = True,
-                  max_total_pixels: int = MAX_DOCUMENT_PIXELS) -> Iterator[Page]:
+                  max_total_pixels: int = MAX_DOCUMENT_PIXELS, only: int | None = None) -> Iterator[Page]:
     """The pages of an image or PDF file, each with its image and words, one at a time: a page is
     decoded, read (its text layer, or OCR with a look-ahead of the engine's ``page_workers`` pages)
     and handed on before the pages after that window are decoded, so memory holds a few pages,
@@ -47,6 +47,7 @@ def iter_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float 
         ocr: the engine for pages without a text layer (default: Tesseract, created on first need).
         dpi: PDF rendering resolution (pixels per inch).
         text_layer: use a PDF page's own text when it has some (False: always OCR the rendering).
+        only: read this page alone (1-based), e.g. the page a search found; past the last page is an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -58,9 +59,9 @@ def iter_document(path: str | Path, *, ocr: OCREngine | None = None, dpi: float 
     engine = _LazyEngine(ocr)
     budget = _PixelBudget(path, max_pixels, max_total_pixels)
     if head.startswith(b"%PDF") or path.suffix.lower() == ".pdf":
-        decoded = _pdf_pages(path, dpi, max_pages, budget, text_layer)
+        decoded = _pdf_pages(path, dpi, max_pages, budget, text_layer, only)
     else:
-        decoded = _image_pages(path, max_pages, budget)
+        decoded = _image_pages(path, max_pages, budget, only)
     try:
         yield from engine.stream(decoded)
     except OCRError as e:  # the engine's message knows the page's pixels, not the file
@@ -147,7 +148,7 @@ class _LazyEngine:
         return page
 
 
-def _image_pages(path: Path, max_pages: int, budget: _PixelBudget) -> Iterator[Page]:
+def _image_pages(path: Path, max_pages: int, budget: _PixelBudget, only: int | None = None) -> Iterator[Page]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies per page
@@ -161,6 +162,8 @@ def _image_pages(path: Path, max_pages: int, budget: _PixelBudget) -> Iterator[P
             if number > max_pages:
                 warnings.warn(f"{path}: read the first {max_pages} pages only", stacklevel=3)
                 break
+            if only is not None and number != only:
+                continue
             budget.take(number, *frame.size)
             try:
                 frame.load()
@@ -168,6 +171,8 @@ def _image_pages(path: Path, max_pages: int, budget: _PixelBudget) -> Iterator[P
             except (OSError, ValueError, SyntaxError) as e:
                 raise DocumentReadError(f"{path}: cannot decode page {number} ({e})") from e
             yield Page(number, page.width, page.height, None, "ocr", page)
+        if only is not None and number < only:
+            raise DocumentReadError(f"{path}: no page {only} (the file has {number})")
 
 
 def page_count(path: str | Path) -> int:
@@ -240,7 +245,8 @@ def _has_marker(path: Path, marker: bytes, chunk: int = 1 << 20) -> bool:
     return False
 
 
-def _pdf_pages(path: Path, dpi: float, max_pages: int, budget: _PixelBudget, text_layer: bool) -> Iterator[Page]:
+def _pdf_pages(path: Path, dpi: float, max_pages: int, budget: _PixelBudget, text_layer: bool,
+               only: int | None = None) -> Iterator[Page]:
     doc = _open_pdf(path)
     try:
         try:
@@ -252,7 +258,9 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, budget: _PixelBudget, tex
         if count > max_pages:
             warnings.warn(f"{path}: read the first {max_pages} of {count} pages only", stacklevel=3)
         scale = dpi / 72.0
-        for i in range(min(count, max_pages)):
+        if only is not None and not 1 <= only <= count:
+            raise DocumentReadError(f"{path}: no page {only} (the PDF has {count})")
+        for i in range(min(count, max_pages)) if only is None else [only - 1]:
             try:
                 page = doc[i]
                 w_pt, h_pt = page.get_size()

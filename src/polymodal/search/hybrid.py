@@ -160,3 +160,26 @@ def _relevance(calibration, vector, hits: list[Hit]) -> None:
             meaning = float(calibration.relevance(h.item.modality, vector, np.array([h.similarity]))[0])
             meaning = None if np.isnan(meaning) else meaning
         h.relevance = max((r for r in (meaning, h.words_relevance) if r is not None), default=None)
+
+
+class Searcher:
+    """An index and its model, ready for hybrid queries: keeps the index's calibration, rebuilt when
+    another process has changed the index (its generation moved on)."""
+
+    def __init__(self, store: Store, embedder):
+        self.store, self.embedder = store, embedder
+        self._calibration = None
+
+    def calibration(self):
+        from .relevance import Calibration
+
+        if "text" not in self.embedder.modalities:
+            return None
+        if self._calibration is None or self._calibration.generation != self.store.generation():
+            self._calibration = Calibration.current(self.store, lambda t: self.embedder.embed_texts(t).numpy())
+        return self._calibration
+
+    def search(self, vector: np.ndarray | None, text: str | None, k: int = 10, mode: str = "hybrid",
+               modalities: set[str] | None = None, min_relevance: float | None = None) -> Answer:
+        """:func:`hybrid_search` with this index's calibration."""
+        return hybrid_search(self.store, vector, text, k, mode, modalities, self.calibration(), min_relevance)

@@ -47,13 +47,17 @@ def stats(s: Served = Depends(served)) -> dict:
 
 @router.get("/search")
 def search_text(q: str = Query(..., min_length=1, max_length=2000), k: int = Query(10, ge=1, le=200),
-                modality: str | None = None, s: Served = Depends(served)) -> dict:
-    return s.service.results(s.service.embed_text(q), k, modality)
+                modality: str | None = None, mode: str = Query("hybrid", max_length=16),
+                min_relevance: float | None = Query(None, ge=0, le=1), s: Served = Depends(served)) -> dict:
+    """Words and meaning (``mode`` hybrid, meaning or words); ``min_relevance``: hide weaker hits and
+    say ``no_match`` when none is left."""
+    vector = s.service.embed_text(q) if "text" in s.service.embedder.modalities else None
+    return s.service.results(vector, k, modality, q, mode, min_relevance)
 
 
 @router.post("/search/file")
 async def search_file(file: UploadFile = File(...), k: int = Query(10, ge=1, le=200), modality: str | None = None,
-                      s: Served = Depends(served)) -> dict:
+                      min_relevance: float | None = Query(None, ge=0, le=1), s: Served = Depends(served)) -> dict:
     name = safe_name(file.filename)
     data = await file.read(s.max_upload + 1)
     if len(data) > s.max_upload:
@@ -72,7 +76,7 @@ async def search_file(file: UploadFile = File(...), k: int = Query(10, ge=1, le=
         except (DecodeCrashed, ValueError, OSError, RuntimeError) as e:
             raise HTTPException(400, f"{name}: {str(e).replace(str(path), name)}") from None
     vector = await run_in_threadpool(s.service.embed, kind, x)
-    results = await run_in_threadpool(s.service.results, vector, k, modality)
+    results = await run_in_threadpool(s.service.results, vector, k, modality, None, "meaning", min_relevance)
     return {"query_modality": kind, **results}
 
 

@@ -12,8 +12,10 @@ import numpy as np
 from fastapi import HTTPException, Request
 
 from ..modalities.registry import modality_names
+from ..search.hybrid import MODES, Searcher
 from ..search.query import embedder_for
 from ..search.store import Store
+from ..search.words import QueryError
 from .decode import DecodePool
 
 
@@ -24,16 +26,26 @@ class SearchService:
                  device: str = "cpu", backend: str = "torch"):
         self.store = Store(index_dir, check_same_thread=False)
         self.embedder = embedder_for(self.store, model_dir, trust_torchscript, device, backend)
+        self.searcher = Searcher(self.store, self.embedder)
         self.lock = threading.Lock()
 
-    def results(self, vector: np.ndarray, k: int, modality: str | None) -> dict:
-        """The ``k`` nearest items to ``vector`` [E] (of the comma-separated ``modality`` only, if given)."""
+    def results(self, vector: np.ndarray | None, k: int, modality: str | None, text: str | None = None,
+                mode: str = "meaning", min_relevance: float | None = None) -> dict:
+        """The ``k`` best items for ``vector`` [E] and/or ``text`` (of the comma-separated ``modality``
+        only, if given): each with its relevance, why it matched, its page or moment."""
         wanted = modalities(modality)
-        with self.lock:
-            hits = self.store.search(vector, k, wanted)
-        return {"results": [{"id": item.id, "name": Path(item.path).name, "modality": item.modality,
-                             "score": round(float(score), 6), "media": f"/api/items/{item.id}/media"}
-                            for item, score in hits]}
+        if mode not in MODES:
+            raise HTTPException(400, f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        try:
+            with self.lock:
+                answer = self.searcher.search(vector, text, k, mode, wanted, min_relevance)
+        except QueryError as e:
+            raise HTTPException(400, str(e)) from None
+        out = answer.to_json()
+        for hit in out["results"]:  # the page shows names; paths stay on the server
+            hit["name"] = Path(hit.pop("path")).name
+            hit["media"] = f"/api/items/{hit['id']}/media"
+        return out
 
     def embed(self, modality: str, x) -> np.ndarray:
         with self.lock:
