@@ -40,3 +40,39 @@ def text_picture(lines: list[str], size=(900, 500)) -> Image.Image:
     for i, line in enumerate(lines):
         draw.text((40, 40 + 60 * i), line, fill="black", font=font)
     return img
+
+
+def srt(cues: list[tuple[float, float, str]]) -> str:
+    """SubRip text for (start s, end s, words) cues."""
+    def t(s: float) -> str:
+        ms = round(s * 1000)
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return "".join(f"{i}\n{t(a)} --> {t(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
+
+
+def video(path: Path, seconds: int, subtitles: Path | None = None, fps: int = 2) -> Path:
+    """A small grey-ramp video of ``seconds`` (32×32, ``fps``), in Matroska with the SubRip file
+    ``subtitles`` muxed in as a subtitle stream when given (PyAV)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="matroska" if path.suffix == ".mkv" else None) as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        source = av.open(str(subtitles)) if subtitles else None
+        sub_stream = out.add_stream_from_template(source.streams.subtitles[0]) if source else None
+        for i in range(seconds * fps):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), (i * 7) % 256, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if source:
+            for packet in source.demux(source.streams.subtitles[0]):
+                if packet.dts is not None:
+                    packet.stream = sub_stream
+                    out.mux(packet)
+            source.close()
+    return path

@@ -78,10 +78,11 @@ def count_frames(path: str | Path) -> int:
 
 
 def load_video_frames(path: str | Path, indices: list[int] | np.ndarray | None = None,
-                      max_frames: int = 512) -> np.ndarray:
+                      max_frames: int = 512, short_side: int | None = None) -> np.ndarray:
     """Decode the frames ``indices`` of the first video stream: uint8 [len(indices), H, W, 3].
 
-    Only the wanted frames are converted and kept, so memory is bounded by them, not by the video.
+    Only the wanted frames are converted and kept, so memory is bounded by them, not by the video;
+    ``short_side`` scales each kept frame down (never up) to that shorter side as it is converted.
     Without ``indices``, ``max_frames`` frames spread evenly over the video. An index past the last
     decodable frame (a container whose packet count overstates it) takes the last frame.
     """
@@ -97,15 +98,50 @@ def load_video_frames(path: str | Path, indices: list[int] | np.ndarray | None =
         with container:
             for i, last in enumerate(container.decode(stream)):
                 if i in wanted:
-                    frames[i] = last.to_ndarray(format="rgb24")
+                    frames[i] = _rgb(last, short_side)
                 if i >= max(wanted):
                     break
     except Exception as e:
         raise VideoReadError(f"{path}: not a decodable video ({e})") from e
     if last is None:
         raise VideoReadError(f"{path}: the video has no frames")
-    tail = None if len(frames) == len(wanted) else last.to_ndarray(format="rgb24")
+    tail = None if len(frames) == len(wanted) else _rgb(last, short_side)
     return np.stack([frames.get(int(i), tail) for i in indices])
+
+
+def _rgb(frame, short_side: int | None) -> np.ndarray:
+    scale = 1.0 if short_side is None else min(1.0, short_side / min(frame.width, frame.height))
+    if scale < 1:
+        return frame.to_ndarray(format="rgb24", width=max(1, round(frame.width * scale)),
+                                height=max(1, round(frame.height * scale)))
+    return frame.to_ndarray(format="rgb24")
+
+
+def video_seconds(path: str | Path) -> float:
+    """The first video stream's duration in seconds, from the container's metadata (0 when unknown)."""
+    container, stream = _open_video(Path(path))
+    with container:
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        return (container.duration or 0) / 1e6
+
+
+def video_moments(path: str | Path, transform: ImageTransform, frames_per_clip: int = 2, seconds: float = 5.0,
+                  max_moments: int = 120) -> list[tuple[float, float, torch.Tensor]]:
+    """A long video as consecutive moments, each one clip for the image tower's multi-frame path:
+    [(start s, end s, clip [1, 3, frames_per_clip, size, size])]. Moments last ``seconds``, longer
+    when the video would need more than ``max_moments`` of them; a video shorter than two moments
+    gives []: it is one item as a whole. Frames are decoded once and kept small."""
+    duration = video_seconds(path)
+    if duration < 2 * seconds:
+        return []
+    count = min(max_moments, int(np.ceil(duration / seconds)))
+    n = count_frames(path)
+    idx = clip_frame_indices(n, count, frames_per_clip)  # [count, frames_per_clip]
+    frames = load_video_frames(path, idx.reshape(-1), short_side=2 * transform.size)
+    clips = video_clips(frames, count, frames_per_clip, transform, np.arange(len(frames)).reshape(idx.shape))
+    bounds = np.linspace(0, duration, count + 1)
+    return [(float(bounds[c]), float(bounds[c + 1]), clips[c:c + 1]) for c in range(count)]
 
 
 def clip_frame_indices(num_frames: int, clips: int, frames_per_clip: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 ones recorded with their error — each batch committed on its own, so a killed run resumes.
 
 A PDF becomes one item per page, stored as ``FILE#page=N`` and embedded with the image tower. With
-a VideoCLIP model, a video becomes one item per clip, ``FILE#t=START,END`` (seconds).
+a VideoCLIP model, a video becomes one item per clip, ``FILE#t=START,END`` (seconds); with an image
+tower, a video of 10 s or more becomes one item per 5 s moment, ``FILE#t=START,END`` too.
 
 Every item's words (:mod:`polymodal.search.texts`) are written with its vector, in the same SQLite
 transaction. A video's sidecar subtitles (``NAME.srt``, ``NAME.vtt``) belong to the video: they are
@@ -28,6 +29,9 @@ from .detect import detect
 from .relevance import Calibration
 from .store import PAGE, Store
 from .texts import SUBTITLE_SUFFIXES, ItemText, TextReader, capped, cues_between, sidecar_subtitles, text_file, video_cues
+
+
+MOMENT_SECONDS = 5.0  # a video at least twice this long is indexed as moments of this length (image towers)
 
 
 @dataclass
@@ -258,6 +262,13 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                     words.fill(clip, lambda a=start, b=end: capped(cues_between(cues, a, b), "subtitles", str(path)))
                     rows.append(clip)
                 continue
+            if row["modality"] == "video" and (moments := _moments(embedder, path)):  # one item per moment
+                for start, end, clip in moments:
+                    moment = {**row, "path": f"{path}{CLIP}{round(start, 2):g},{round(end, 2):g}", "t_start": start, "t_end": end}
+                    words.fill(moment, lambda a=start, b=end: capped(cues_between(cues, a, b), "subtitles", str(path)))
+                    groups.setdefault("video", []).append((moment, clip))
+                    rows.append(moment)
+                continue
             groups.setdefault(row["modality"], []).append((row, embedder.load(path, row["modality"])))
             reading = {"text": lambda: text_file(path), "image": lambda: words.picture(path),
                        "video": lambda: capped(cues_between(cues), "subtitles", str(path))}.get(row["modality"])
@@ -284,6 +295,16 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
             if v is None:
                 report.failed.append((row["path"], row["error"]))
     store.write(rows, deleted=stale)
+
+
+def _moments(embedder: Embedder, path: Path):
+    """A long video's moments for an image-tower model (:func:`~polymodal.modalities.video.video_moments`)."""
+    from ..modalities.video import video_moments
+
+    if "video" not in embedder.modalities:
+        return []
+    p = embedder.processor
+    return video_moments(path, p.image.transform(), p.video.frames_per_clip, MOMENT_SECONDS)
 
 
 def _message(path, e: Exception) -> str:
