@@ -36,6 +36,27 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def qa_dir(tmp_path_factory):
+    """An untrained LayoutLMv3-tiny QA model folder, as `polymodal train` saves one (the test checks
+    the plumbing: which pages are read and where the answer is, not what a trained model answers)."""
+    folder = tmp_path_factory.mktemp("qa")
+    from polymodal.documents.processor import DocumentProcessor, default_tokenizer
+    from polymodal.models.document_tasks import DocumentTaskConfig
+    from polymodal.registry import build
+    from polymodal.tasks.documents import save_labels
+
+    torch.manual_seed(0)
+    tokenizer = default_tokenizer()
+    trunk = preset("layoutlmv3-tiny")
+    trunk.bert.vocab_size = tokenizer.get_vocab_size()
+    model = build(DocumentTaskConfig(trunk, "qa", 1))
+    polymodal.save(model, folder)
+    DocumentProcessor.for_model(trunk, tokenizer).save(folder)
+    save_labels(folder, "qa", [])
+    return folder
+
+
+@pytest.fixture(scope="session")
 def world_files():
     return write_world_files
 

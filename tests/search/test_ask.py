@@ -6,35 +6,14 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-import polymodal
-from polymodal.documents.processor import DocumentProcessor, default_tokenizer
-from polymodal.models.document_tasks import DocumentTaskConfig
-from polymodal.registry import build, preset
 from polymodal.search.ask import ask_index
 from polymodal.search.hybrid import Searcher
 from polymodal.search.ingest import index_folder
 from polymodal.search.store import Store
 from polymodal.tasks import Embedder
-from polymodal.tasks.documents import DocumentModel, save_labels
+from polymodal.tasks.documents import DocumentModel
 from text_files import text_pdf
-
-
-@pytest.fixture(scope="module")
-def qa_dir(tmp_path_factory):
-    """An untrained LayoutLMv3-tiny QA model folder, as `polymodal train` saves one (the test checks
-    the plumbing: which pages are read and where the answer is, not what a trained model answers)."""
-    folder = tmp_path_factory.mktemp("qa")
-    torch.manual_seed(0)
-    tokenizer = default_tokenizer()
-    trunk = preset("layoutlmv3-tiny")
-    trunk.bert.vocab_size = tokenizer.get_vocab_size()
-    model = build(DocumentTaskConfig(trunk, "qa", 1))
-    polymodal.save(model, folder)
-    DocumentProcessor.for_model(trunk, tokenizer).save(folder)
-    save_labels(folder, "qa", [])
-    return folder
 
 
 @pytest.fixture(scope="module")

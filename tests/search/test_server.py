@@ -93,3 +93,21 @@ def test_dot_dot_paths_reach_the_server_and_serve_nothing_outside(server, path):
     client, _, base = server
     status, body = _raw_get(base, path, client.headers["Authorization"])
     assert status == 404 and b"root:" not in body
+
+
+def test_words_modes_relevance_and_ask_over_http(server):
+    client, folder, _ = server
+    r = client.get("/api/search", params={"q": "hexagon", "mode": "words", "k": 5})
+    body = r.json()
+    assert r.status_code == 200 and body["results"] and all("hexagon" in h["matched"] for h in body["results"])
+    assert all("path" not in h and h["name"] for h in body["results"])  # names, never the server's paths
+    bad = client.get("/api/search", params={"q": '"unbalanced', "mode": "words"})
+    assert bad.status_code == 400 and "cannot parse the keyword query" in bad.json()["detail"]
+    assert client.get("/api/search", params={"q": "x", "mode": "vibes"}).status_code == 400
+    assert client.get("/api/search", params={"q": "x", "min_relevance": 2}).status_code == 422
+    none = client.get("/api/search", params={"q": "zzqxv", "mode": "words", "min_relevance": 0.5}).json()
+    assert none["no_match"] is True and none["results"] == []
+    asked = client.get("/api/ask", params={"q": "what is in the manual?"}).json()
+    assert asked["answer"] is None and "no QA model" in asked["note"]
+    assert asked["pages"] and all(p["name"] == "manual.pdf" or p["name"].endswith(".png") for p in asked["pages"])
+    assert client.get("/api/ask", params={"q": "   "}).status_code == 400

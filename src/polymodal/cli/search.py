@@ -183,6 +183,8 @@ def serve(
                                                                    "names, or HOST); repeat for several")] = None,
     model: Annotated[Optional[Path], typer.Option(help="model folder (default: the one the index was built with)")] = None,
     trust_torchscript: Annotated[bool, typer.Option(help="allow a TorchScript model file (it holds code)")] = False,
+    qa: Annotated[Optional[Path], typer.Option(help="a document QA model folder: the UI's 'ask' box and /api/ask "
+                                                    "answer from the index's pages")] = None,
     max_upload_mb: float = 25.0,
     timeout: Annotated[float, typer.Option(help="seconds a request may take")] = 30.0,
     device: Annotated[str, DEVICE] = "auto",
@@ -204,8 +206,9 @@ def serve(
         fail(str(e))
     try:
         app = create_app(index_dir, model, token, max_upload_mb, timeout, allowed_hosts=hosts,
-                         trust_torchscript=trust_torchscript, device=device_for(backend, device), backend=backend)
-    except (StoreError, ValueError) as e:
+                         trust_torchscript=trust_torchscript, device=device_for(backend, device), backend=backend,
+                         qa_dir=qa)
+    except (StoreError, ValueError, TypeError, FileNotFoundError) as e:
         fail(str(e))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     fragment = f"#token={token}" if token else ""

@@ -67,12 +67,12 @@ def access(host: str, token: str | None, no_token: bool, allowed_hosts: list[str
 def create_app(index_dir: str | Path, model_dir: str | Path | None = None, token: str | None = None,
                max_upload_mb: float = 25.0, timeout_s: float = 30.0, allowed_hosts: list[str] | None = None,
                decode_memory_mb: float = 1024, trust_torchscript: bool = False, device: str = "cpu",
-               backend: str = "torch") -> FastAPI:
+               backend: str = "torch", qa_dir: str | Path | None = None) -> FastAPI:
     """The app. ``token`` None means no authentication (the CLI allows that on loopback only);
     ``device`` is where the model runs (``auto``, ``cpu``, ``cuda``) and ``backend`` what runs it
-    (``torch``, ``onnxruntime``, ``openvino``);
+    (``torch``, ``onnxruntime``, ``openvino``); ``qa_dir`` a document QA model for ``/api/ask``;
     ``allowed_hosts`` are the ``Host`` names accepted (default: the loopback names)."""
-    service = SearchService(index_dir, model_dir, trust_torchscript, device, backend)
+    service = SearchService(index_dir, model_dir, trust_torchscript, device, backend, qa_dir)
     decoder = DecodePool(service.embedder.processor, service.embedder.modalities, decode_memory_mb)
     decoder.warm_up()
     app = FastAPI(title="polymodal search", docs_url=None, redoc_url=None)

@@ -55,6 +55,16 @@ def search_text(q: str = Query(..., min_length=1, max_length=2000), k: int = Que
     return s.service.results(vector, k, modality, q, mode, min_relevance)
 
 
+@router.get("/ask")
+def ask(q: str = Query(..., min_length=1, max_length=500), pages: int = Query(5, ge=1, le=20),
+        s: Served = Depends(served)) -> dict:
+    """The answer to ``q`` from the index's documents: the QA model (``serve --qa``) reads the ``pages``
+    best pages; without one, ``answer`` is null, ``note`` says why and ``pages`` are the best pages."""
+    if not q.strip():
+        raise HTTPException(400, "the question is empty")
+    return s.service.ask(q, pages)
+
+
 @router.post("/search/file")
 async def search_file(file: UploadFile = File(...), k: int = Query(10, ge=1, le=200), modality: str | None = None,
                       min_relevance: float | None = Query(None, ge=0, le=1), s: Served = Depends(served)) -> dict:

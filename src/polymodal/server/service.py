@@ -23,10 +23,16 @@ class SearchService:
     """The index and the model, shared by request threads (SQLite and torch calls are serialised)."""
 
     def __init__(self, index_dir: str | Path, model_dir: str | Path | None = None, trust_torchscript: bool = False,
-                 device: str = "cpu", backend: str = "torch"):
+                 device: str = "cpu", backend: str = "torch", qa_dir: str | Path | None = None):
         self.store = Store(index_dir, check_same_thread=False)
         self.embedder = embedder_for(self.store, model_dir, trust_torchscript, device, backend)
         self.searcher = Searcher(self.store, self.embedder)
+        self.qa = None
+        if qa_dir is not None:
+            from ..tasks.documents import DocumentModel
+
+            self.qa = DocumentModel.from_folder(qa_dir)
+            self.qa.require("qa")
         self.lock = threading.Lock()
 
     def results(self, vector: np.ndarray | None, k: int, modality: str | None, text: str | None = None,
@@ -45,6 +51,22 @@ class SearchService:
         for hit in out["results"]:  # the page shows names; paths stay on the server
             hit["name"] = Path(hit.pop("path")).name
             hit["media"] = f"/api/items/{hit['id']}/media"
+        return out
+
+    def ask(self, question: str, pages: int) -> dict:
+        """The answer from the index's pages (:func:`~polymodal.search.ask.ask_index`), paths as names."""
+        from ..search.ask import ask_index
+
+        try:
+            with self.lock:
+                asked = ask_index(self.searcher, question, self.qa, pages)
+        except QueryError as e:
+            raise HTTPException(400, str(e)) from None
+        out = asked.to_json()
+        for page in out["pages"] + ([out["answer"]] if out["answer"] else []):
+            page["name"] = Path(page.pop("file")).name
+            page["media"] = f"/api/items/{page['id']}/media"
+            page["retrieval"].pop("path", None)
         return out
 
     def embed(self, modality: str, x) -> np.ndarray:
