@@ -1,6 +1,9 @@
 """Words beside meaning: every item's text in FTS5 (text files, PDF text layers, OCR of pictures,
 subtitles), hybrid ranking by reciprocal rank fusion, calibrated relevance and "no good match"."""
 
+import sqlite3
+
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -138,3 +141,57 @@ def test_ocr_off_reads_no_pictures(tmp_path, model_dir, embedder):
     assert [store.item(h.item_id).path for h in word_search(store.db, "scan", 5)] == [str(folder / "scan.png")]
     with pytest.raises(ValueError, match="--ocr must be one of"):
         TextReader("sometimes")
+
+
+@pytest.mark.slow
+def test_a_reindex_killed_mid_write_leaves_words_and_vectors_in_step(tmp_path, model_dir, embedder):
+    """Texts rewritten, re-indexed, the indexer SIGKILLed between batches: every item's words and
+    vector are both old or both new, and a rerun makes them all new."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    old = {f"note{i:02d}.txt": f"first draft number {i} about apples" for i in range(40)}
+    new = {name: f"second version {i} about pears" for i, name in enumerate(old)}
+    for name, text in old.items():
+        (folder / name).write_text(text)
+    cmd = [sys.executable, "-m", "polymodal.cli", "index", str(folder), "--model", str(model_dir),
+           "--out", str(tmp_path / "idx"), "--batch", "2"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    for name, text in new.items():
+        (folder / name).write_text(text)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done, deadline = 0, time.time() + 120
+    while time.time() < deadline and proc.poll() is None and done < 6:
+        try:
+            with sqlite3.connect(tmp_path / "idx" / "meta.sqlite") as db:
+                done = db.execute("SELECT COUNT(*) FROM texts WHERE texts MATCH 'pears'").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the indexer finished before it could be killed; make the folder larger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    expected = {name: (embedder.embed_texts([old[name]])[0].numpy(), embedder.embed_texts([new[name]])[0].numpy())
+                for name in old}
+
+    def states():
+        with sqlite3.connect(tmp_path / "idx" / "meta.sqlite") as db:
+            rows = db.execute("SELECT items.path, texts.body, items.vector FROM items JOIN texts ON texts.rowid = items.id")
+            out = {}
+            for path, body, vector in rows:
+                name = path.rsplit("/", 1)[1]
+                v = np.frombuffer(vector, np.float32)
+                version = 0 if body.startswith("first") else 1
+                assert body == (old, new)[version][name], path
+                np.testing.assert_allclose(v, expected[name][version], atol=1e-5, err_msg=path)
+                out[name] = version
+            return out
+
+    killed = states()
+    assert len(killed) == 40 and 0 < sum(killed.values()) < 40  # some rewritten, some not: killed mid-run
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert set(states().values()) == {1}

@@ -67,6 +67,10 @@ def search(
     plus: Annotated[Optional[list[str]], typer.Option(help="add a file or text to the query")] = None,
     minus: Annotated[Optional[list[str]], typer.Option(help="subtract a text (or file) from the query")] = None,
     modality: Annotated[Optional[str], typer.Option(help="only these result modalities, e.g. image,audio")] = None,
+    folder: Annotated[Optional[str], typer.Option(help="only files below this folder of the indexed one, e.g. photos/2024")] = None,
+    ext: Annotated[Optional[str], typer.Option(help="only these file extensions, e.g. jpg,png")] = None,
+    after: Annotated[Optional[str], typer.Option(help="only files modified on or after this date (2024-05-01, UTC)")] = None,
+    before: Annotated[Optional[str], typer.Option(help="only files modified before this date")] = None,
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid (words and meaning, fused by rank), meaning or words")] = "hybrid",
     min_relevance: Annotated[float, typer.Option(help="hide hits less relevant than this (0–1, calibrated against "
@@ -80,18 +84,19 @@ def search(
     """Search an index by words and meaning: text, a file of any modality, or embedding arithmetic
     (--plus/--minus). Each hit says why it matched and how relevant it is."""
     from ..search.detect import UnsupportedFile
+    from ..search.filters import Filter
     from ..search.hybrid import Searcher
     from ..search.query import embedder_for, query_vector
     from ..search.store import StoreError, Store
 
     try:
         store = Store(index_dir)
+        where = Filter.parse(modality, folder, ext, after, before, store.root)
         embedder = embedder_for(store, model, trust_torchscript, device_for(backend, device), backend)
         files = [f for f in (image, audio, file) if f is not None]
         vector = query_vector(embedder, text, files, plus or [], minus or []) if mode != "words" else (
             query_vector(embedder, text) if text and "text" in embedder.modalities else None)
-        wanted = set(modality.split(",")) if modality else None
-        answer = Searcher(store, embedder).search(vector, text, k, mode, wanted, min_relevance)
+        answer = Searcher(store, embedder).search(vector, text, k, mode, None, min_relevance, where)
     except (StoreError, UnsupportedFile, ValueError, OSError) as e:
         fail(str(e))
     if as_json:

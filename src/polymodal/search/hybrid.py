@@ -12,10 +12,11 @@ of the query's words it holds (all of a plain query's content words, or an FTS5 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .filters import Filter
 from .store import Item, Store
 from .words import WordHit, query_terms, word_search
 
@@ -72,17 +73,21 @@ class Answer:
 
 
 def hybrid_search(store: Store, vector: np.ndarray | None, text: str | None, k: int = 10, mode: str = "hybrid",
-                  modalities: set[str] | None = None, calibration=None, min_relevance: float | None = None) -> Answer:
-    """The ``k`` best items for a query ``vector`` [E] (its embedding) and/or ``text`` (its words)."""
+                  modalities: set[str] | None = None, calibration=None, min_relevance: float | None = None,
+                  where: Filter | None = None) -> Answer:
+    """The ``k`` best items for a query ``vector`` [E] (its embedding) and/or ``text`` (its words),
+    of ``modalities`` and what ``where`` keeps (folder, extension, dates) when given."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; choose from {', '.join(MODES)}")
     n = max(CANDIDATES, 3 * k)
     meaning: list[tuple[Item, float]] = []
     words: list[WordHit] = []
+    if modalities:
+        where = Filter(frozenset(modalities)) if where is None else replace(where, modalities=frozenset(modalities))
     if mode in ("hybrid", "meaning") and vector is not None:
-        meaning = store.search(vector, n, modalities)
+        meaning = store.search(vector, n, where=where)
     if mode in ("hybrid", "words") and text:
-        words = word_search(store.db, text, n, modalities)
+        words = word_search(store.db, text, n, condition=None if where is None else where.sql(store.root))
     if mode == "words" and not text:
         raise ValueError("a words search needs query text")
     if vector is None and not text:
@@ -180,6 +185,7 @@ class Searcher:
         return self._calibration
 
     def search(self, vector: np.ndarray | None, text: str | None, k: int = 10, mode: str = "hybrid",
-               modalities: set[str] | None = None, min_relevance: float | None = None) -> Answer:
+               modalities: set[str] | None = None, min_relevance: float | None = None,
+               where: Filter | None = None) -> Answer:
         """:func:`hybrid_search` with this index's calibration."""
-        return hybrid_search(self.store, vector, text, k, mode, modalities, self.calibration(), min_relevance)
+        return hybrid_search(self.store, vector, text, k, mode, modalities, self.calibration(), min_relevance, where)

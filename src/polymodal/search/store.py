@@ -56,6 +56,7 @@ TEXT_VERSION = "1"  # bumped when what goes into ``texts`` changes: every file i
 KINDS = ("flat", "hnsw")
 # HNSW settings measured in benchmarks/search.py: recall@10 ≥ 0.997 at 1e4–1e6 clustered vectors.
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
+EXACT_BELOW = 20_000  # a filter keeping fewer of an HNSW index's vectors is answered exactly
 
 
 class StoreError(ValueError):
@@ -345,18 +346,47 @@ class Store:
         """Vectors in the FAISS indexes (all modalities)."""
         return sum(int(index.ntotal) for index in self.faiss().values())
 
-    def search(self, query: np.ndarray, k: int = 10, modalities: set[str] | None = None) -> list[tuple[Item, float]]:
+    def attributes(self):
+        """Folder, extension and mtime per item id (:class:`~polymodal.search.filters.Attributes`), read
+        once per generation."""
+        from .filters import Attributes
+
+        generation = self.generation()
+        if getattr(self, "_attrs_generation", None) != generation:
+            self._attrs, self._attrs_generation = Attributes.read(self.db, self.root), generation
+        return self._attrs
+
+    def search(self, query: np.ndarray, k: int = 10, modalities: set[str] | None = None,
+               where=None) -> list[tuple[Item, float]]:
         """Nearest items to ``query`` [E] by inner product (cosine for normalised vectors), searching
-        only the indexes of ``modalities`` when given."""
+        only the indexes of ``modalities`` (or ``where.modalities``) when given; ``where`` (a
+        :class:`~polymodal.search.filters.Filter`) also keeps only items of a folder, extension or date
+        range, as a FAISS ID selector over the same scan."""
+        import faiss
+
         indexes = self.faiss()
         query = np.asarray(query, np.float32).reshape(1, -1)
         if query.shape[1] != self.dim:
             raise StoreError(f"a query of width {query.shape[1]} for an index of width {self.dim}")
+        if where is not None and where.modalities:
+            modalities = set(where.modalities) & set(modalities) if modalities else set(where.modalities)
+        keep = params = None
+        if where is not None and where.narrows_files:
+            keep = self.attributes().mask(where)
+            bitmap = np.packbits(keep, bitorder="little")  # referenced below while FAISS reads it
+            selector = faiss.IDSelectorBitmap(len(keep), faiss.swig_ptr(bitmap))
+            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, 4 * k))
+                      if self.kind == "hnsw" else faiss.SearchParameters(sel=selector))
         hits: list[tuple[float, int]] = []
         for modality, index in indexes.items():
             if (modalities and modality not in modalities) or index.ntotal == 0:
                 continue
-            scores, ids = index.search(query, min(k, index.ntotal))
+            if keep is not None and self.kind == "hnsw":
+                exact = self._exact_among(index, query, k, keep)
+                if exact is not None:
+                    hits += exact
+                    continue
+            scores, ids = index.search(query, min(k, index.ntotal), params=params)
             hits += [(s, i) for s, i in zip(scores[0].tolist(), ids[0].tolist()) if i >= 0]
         hits.sort(key=lambda h: -h[0])
         out = []
@@ -365,6 +395,23 @@ class Store:
             if item is not None:
                 out.append((item, score))
         return out
+
+    def _exact_among(self, index, query: np.ndarray, k: int, keep: np.ndarray) -> list[tuple[float, int]] | None:
+        """When a filter keeps few of an HNSW index's vectors (≤ :data:`EXACT_BELOW`), the graph walk
+        would find too few of them: exact (score, id) over just those. None: use the graph."""
+        import faiss
+
+        ids = faiss.vector_to_array(index.id_map)
+        positions = np.flatnonzero(keep[np.minimum(ids, len(keep) - 1)] & (ids < len(keep)))
+        if len(positions) > EXACT_BELOW:
+            return None
+        if len(positions) == 0:
+            return []
+        storage = faiss.downcast_index(faiss.downcast_index(index.index).storage)
+        vectors = faiss.rev_swig_ptr(storage.get_xb(), index.ntotal * self.dim).reshape(index.ntotal, self.dim)
+        scores = vectors[positions] @ query[0]
+        top = np.argsort(-scores)[:k]
+        return [(float(scores[t]), int(ids[positions[t]])) for t in top]
 
     def close(self) -> None:
         self.db.close()

@@ -74,9 +74,10 @@ def fts_query(text: str) -> str | None:
 
 
 def word_search(db: sqlite3.Connection, text: str, k: int, modalities: set[str] | None = None,
-                snippet_words: int = 12) -> list[WordHit]:
+                snippet_words: int = 12, condition: tuple[str, list] | None = None) -> list[WordHit]:
     """The ``k`` best items for ``text`` by bm25 (a match in the name counts 3× a match in the body),
-    restricted to ``modalities`` when given, with each item's best snippet. Raises
+    restricted to ``modalities`` and to the items an SQL ``condition`` on ``items`` keeps (with its
+    parameters; :meth:`~polymodal.search.filters.Filter.sql`), with each item's best snippet. Raises
     :class:`QueryError` with FTS5's reason for a malformed query."""
     query = fts_query(text)
     if query is None or k < 1:
@@ -85,6 +86,9 @@ def word_search(db: sqlite3.Connection, text: str, k: int, modalities: set[str] 
     if modalities:
         where += f" AND rowid IN (SELECT id FROM items WHERE modality IN ({','.join('?' * len(modalities))}))"
         params += sorted(modalities)
+    if condition is not None:
+        where += f" AND rowid IN (SELECT id FROM items WHERE {condition[0]})"
+        params += list(condition[1])
     sql = (f"SELECT rowid, bm25(texts, 3.0, 1.0) AS score, "
            f"snippet(texts, -1, '{HIT}', '{END}', '…', {int(snippet_words)}) "
            f"FROM texts WHERE {where} ORDER BY score LIMIT ?")

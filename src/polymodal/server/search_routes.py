@@ -22,6 +22,12 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 router = APIRouter()
 
 
+def file_filters(folder: str | None = Query(None, max_length=1000), ext: str | None = Query(None, max_length=200),
+                 after: str | None = Query(None, max_length=40), before: str | None = Query(None, max_length=40)) -> dict:
+    """Filters on the files behind the items: a folder below the indexed one, extensions, a date range."""
+    return {"folder": folder, "ext": ext, "after": after, "before": before}
+
+
 class ArithmeticQuery(BaseModel):
     text: str | None = Field(None, max_length=2000)
     plus: list[Union[ItemId, Text]] = Field(default_factory=list, max_length=MAX_PARTS,
@@ -48,11 +54,12 @@ def stats(s: Served = Depends(served)) -> dict:
 @router.get("/search")
 def search_text(q: str = Query(..., min_length=1, max_length=2000), k: int = Query(10, ge=1, le=200),
                 modality: str | None = None, mode: str = Query("hybrid", max_length=16),
-                min_relevance: float | None = Query(None, ge=0, le=1), s: Served = Depends(served)) -> dict:
+                min_relevance: float | None = Query(None, ge=0, le=1), where: dict = Depends(file_filters),
+                s: Served = Depends(served)) -> dict:
     """Words and meaning (``mode`` hybrid, meaning or words); ``min_relevance``: hide weaker hits and
     say ``no_match`` when none is left."""
     vector = s.service.embed_text(q) if "text" in s.service.embedder.modalities else None
-    return s.service.results(vector, k, modality, q, mode, min_relevance)
+    return s.service.results(vector, k, modality, q, mode, min_relevance, where)
 
 
 @router.get("/ask")
@@ -67,7 +74,8 @@ def ask(q: str = Query(..., min_length=1, max_length=500), pages: int = Query(5,
 
 @router.post("/search/file")
 async def search_file(file: UploadFile = File(...), k: int = Query(10, ge=1, le=200), modality: str | None = None,
-                      min_relevance: float | None = Query(None, ge=0, le=1), s: Served = Depends(served)) -> dict:
+                      min_relevance: float | None = Query(None, ge=0, le=1), where: dict = Depends(file_filters),
+                      s: Served = Depends(served)) -> dict:
     name = safe_name(file.filename)
     data = await file.read(s.max_upload + 1)
     if len(data) > s.max_upload:
@@ -86,7 +94,7 @@ async def search_file(file: UploadFile = File(...), k: int = Query(10, ge=1, le=
         except (DecodeCrashed, ValueError, OSError, RuntimeError) as e:
             raise HTTPException(400, f"{name}: {str(e).replace(str(path), name)}") from None
     vector = await run_in_threadpool(s.service.embed, kind, x)
-    results = await run_in_threadpool(s.service.results, vector, k, modality, None, "meaning", min_relevance)
+    results = await run_in_threadpool(s.service.results, vector, k, modality, None, "meaning", min_relevance, where)
     return {"query_modality": kind, **results}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import HTTPException, Request
 
 from ..modalities.registry import modality_names
+from ..search.filters import Filter, FilterError
 from ..search.hybrid import MODES, Searcher
 from ..search.query import embedder_for
 from ..search.store import Store
@@ -36,16 +37,18 @@ class SearchService:
         self.lock = threading.Lock()
 
     def results(self, vector: np.ndarray | None, k: int, modality: str | None, text: str | None = None,
-                mode: str = "meaning", min_relevance: float | None = None) -> dict:
+                mode: str = "meaning", min_relevance: float | None = None, where: dict | None = None) -> dict:
         """The ``k`` best items for ``vector`` [E] and/or ``text`` (of the comma-separated ``modality``
-        only, if given): each with its relevance, why it matched, its page or moment."""
+        only, if given, and the ``where`` filters: folder, ext, after, before): each with its
+        relevance, why it matched, its page or moment."""
         wanted = modalities(modality)
         if mode not in MODES:
             raise HTTPException(400, f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
         try:
             with self.lock:
-                answer = self.searcher.search(vector, text, k, mode, wanted, min_relevance)
-        except QueryError as e:
+                flt = Filter.parse(",".join(sorted(wanted)) if wanted else None, **(where or {}), root=self.store.root)
+                answer = self.searcher.search(vector, text, k, mode, None, min_relevance, flt)
+        except (QueryError, FilterError) as e:
             raise HTTPException(400, str(e)) from None
         out = answer.to_json()
         for hit in out["results"]:  # the page shows names; paths stay on the server
