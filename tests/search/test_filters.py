@@ -71,7 +71,7 @@ def test_hnsw_with_a_large_selection_uses_the_graph_and_finds_the_true_neighbour
     assert got == _brute(rows, q, 10, CASES["ext"][1])
 
 
-def test_words_are_filtered_in_sql(tmp_path):
+def test_words_are_filtered_too(tmp_path):
     store, rows, _ = _store(tmp_path, "flat")
     where = Filter.parse(folder="photos/2024", ext="jpg", root=store.root)
     answer = hybrid_search(store, None, "word3", 100, mode="words", where=where)

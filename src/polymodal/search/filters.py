@@ -5,7 +5,7 @@ indexes (as before), and the other filters become one bitmap over item ids, hand
 ``IDSelectorBitmap`` so the scan skips what is filtered out (benchmarks/search.py filtered: at 1M
 items a filtered query costs at most what an unfiltered one does). The item attributes behind the
 bitmap (folder, extension, mtime per id) are read from SQLite once per index generation.
-The keyword side applies the same filter in SQL.
+The keyword side keeps FTS5's ranked matches that the same bitmap marks.
 """
 
 from __future__ import annotations
@@ -50,28 +50,6 @@ class Filter:
             raise FilterError(f"--after {after} is not before --before {before}")
         return cls(modalities or None, folder, extensions or None, lo, hi)
 
-    def sql(self, root: Path | None) -> tuple[str, list]:
-        """An SQL condition on ``items`` (and its parameters) that keeps what this filter keeps."""
-        clauses, params = [], []
-        if self.modalities:
-            clauses.append(f"modality IN ({','.join('?' * len(self.modalities))})")
-            params += sorted(self.modalities)
-        if self.folder is not None and root is not None:
-            prefix = str(root / self.folder) + "/" if self.folder else str(root) + "/"
-            clauses.append("substr(file, 1, ?) = ?")
-            params += [len(prefix), prefix]
-        if self.extensions:
-            clauses.append("(" + " OR ".join("lower(substr(file, -?)) = ?" for _ in self.extensions) + ")")
-            for e in sorted(self.extensions):
-                params += [len(e), e]
-        if self.after is not None:
-            clauses.append("mtime >= ?")
-            params.append(self.after)
-        if self.before is not None:
-            clauses.append("mtime < ?")
-            params.append(self.before)
-        return " AND ".join(clauses) or "1", params
-
 
 def _folder(folder: str, root: Path | None) -> str:
     path = Path(folder)
@@ -101,10 +79,17 @@ class Attributes:
     """Per item id: its folder (as a code into ``folders``), extension code and mtime, for the items
     that have vectors. Arrays are indexed by id (ids are SQLite rowids, dense enough)."""
 
-    def __init__(self, ids: np.ndarray, files: list[str], mtimes: np.ndarray, root: Path | None):
+    def __init__(self, ids: np.ndarray, files: list[str], mtimes: np.ndarray, root: Path | None,
+                 modalities: list[str] | None = None):
         size = int(ids.max()) + 1 if len(ids) else 1
         self.present = np.zeros(size, bool)
         self.present[ids] = True
+        self.count = len(ids)
+        names = sorted(set(modalities or []))
+        self.modality_codes = {m: i for i, m in enumerate(names)}
+        self.modality = np.full(size, -1, np.int16)
+        if modalities is not None:
+            self.modality[ids] = [self.modality_codes[m] for m in modalities]
         self.mtime = np.zeros(size, np.float64)
         self.mtime[ids] = mtimes
         folders: dict[str, int] = {}
@@ -127,14 +112,17 @@ class Attributes:
 
     @classmethod
     def read(cls, db, root: Path | None) -> "Attributes":
-        rows = db.execute("SELECT id, file, mtime FROM items WHERE vector IS NOT NULL ORDER BY id").fetchall()
+        rows = db.execute("SELECT id, file, mtime, modality FROM items WHERE vector IS NOT NULL ORDER BY id").fetchall()
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         mtimes = np.fromiter((r[2] for r in rows), np.float64, len(rows))
-        return cls(ids, [r[1] for r in rows], mtimes, root)
+        return cls(ids, [r[1] for r in rows], mtimes, root, [r[3] or "" for r in rows])
 
-    def mask(self, f: Filter) -> np.ndarray:
-        """bool [max id + 1]: the ids ``f`` keeps (modality aside: that picks the indexes)."""
+    def mask(self, f: Filter, with_modality: bool = False) -> np.ndarray:
+        """bool [max id + 1]: the ids ``f`` keeps (its modalities too when ``with_modality``; the vector
+        side needs not: they pick its indexes)."""
         keep = self.present.copy()
+        if with_modality and f.modalities:
+            keep &= np.isin(self.modality, [self.modality_codes[m] for m in f.modalities if m in self.modality_codes])
         if f.folder is not None:
             prefix = f.folder + "/"
             codes = [i for i, d in enumerate(self.folders) if f.folder == "" or d == f.folder or d.startswith(prefix)]

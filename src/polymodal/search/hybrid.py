@@ -18,7 +18,7 @@ import numpy as np
 
 from .filters import Filter
 from .store import Item, Store
-from .words import WordHit, query_terms, word_search
+from .words import WordHit, add_snippets, query_terms, word_search
 
 MODES = ("hybrid", "meaning", "words")
 RRF_K = 60
@@ -27,7 +27,7 @@ CANDIDATES = 50  # per ranking, at least; more when k is larger
 
 @dataclass
 class Hit:
-    item: Item
+    item: Item | None  # None until the hit is among those shown
     score: float  # the fused score (meaning / words modes: the similarity / the negated bm25)
     similarity: float | None = None  # cosine to the query vector
     relevance: float | None = None  # in [0, 1]
@@ -80,29 +80,25 @@ def hybrid_search(store: Store, vector: np.ndarray | None, text: str | None, k: 
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; choose from {', '.join(MODES)}")
     n = max(CANDIDATES, 3 * k)
-    meaning: list[tuple[Item, float]] = []
+    meaning: list[tuple[int, float]] = []
     words: list[WordHit] = []
     if modalities:
         where = Filter(frozenset(modalities)) if where is None else replace(where, modalities=frozenset(modalities))
     if mode in ("hybrid", "meaning") and vector is not None:
-        meaning = store.search(vector, n, where=where)
+        meaning = store.search_ids(vector, n, where=where)
     if mode in ("hybrid", "words") and text:
-        words = word_search(store.db, text, n, condition=None if where is None else where.sql(store.root))
+        attributes = store.attributes()
+        keep = attributes.mask(where, with_modality=True) if where is not None else None
+        words = word_search(store.db, text, n, keep=keep, snippets=False, total=attributes.count)
     if mode == "words" and not text:
         raise ValueError("a words search needs query text")
     if vector is None and not text:
         raise ValueError("a query needs text, a file or a vector")
     hits: dict[int, Hit] = {}
-    for rank, (item, sim) in enumerate(meaning, 1):
-        hits[item.id] = Hit(item, 0.0, similarity=float(sim), ranks={"meaning": rank})
+    for rank, (item_id, sim) in enumerate(meaning, 1):
+        hits[item_id] = Hit(None, 0.0, similarity=float(sim), ranks={"meaning": rank})
     for rank, w in enumerate(words, 1):
-        hit = hits.get(w.item_id)
-        if hit is None:
-            item = store.item(w.item_id)
-            if item is None:
-                continue
-            hit = hits[w.item_id] = Hit(item, 0.0)
-        hit.ranks["words"], hit.snippet = rank, w.snippet
+        hits.setdefault(w.item_id, Hit(None, 0.0)).ranks["words"] = rank
     for hit in hits.values():
         if mode == "meaning":
             hit.score = hit.similarity
@@ -110,7 +106,18 @@ def hybrid_search(store: Store, vector: np.ndarray | None, text: str | None, k: 
             hit.score = -words[hit.ranks["words"] - 1].bm25
         else:
             hit.score = sum(1.0 / (RRF_K + r) for r in hit.ranks.values())
-    ranked = sorted(hits.values(), key=lambda h: -h.score)[:k]
+    ranked = []
+    for item_id, hit in sorted(hits.items(), key=lambda kv: -kv[1].score):  # items read for the shown hits only
+        if len(ranked) == k:
+            break
+        hit.item = store.item(item_id)
+        if hit.item is not None:
+            ranked.append(hit)
+    shown_ids = {h.item.id for h in ranked}
+    shown = [w for w in words if w.item_id in shown_ids]
+    add_snippets(store.db, text, shown)
+    for w in shown:
+        hits[w.item_id].snippet = w.snippet
     _similarities(store, vector, ranked)
     _coverage(store, text, ranked)
     _relevance(calibration, vector, ranked)

@@ -110,6 +110,8 @@ class Store:
                 for k, v in {"dim": dim, "model_id": model_id, "model_path": model_path, "kind": kind}.items():
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+                # FTS5's own ranking: bm25 with a match in the name worth 3 in the body (ORDER BY rank)
+                self.db.execute("INSERT INTO texts (texts, rank) VALUES ('rank', 'bm25(3.0, 1.0)')")
         meta = self.meta()
         self.dim, self.kind = int(meta["dim"]), meta["kind"]
         self._faiss: dict[str, object] | None = None
@@ -358,6 +360,16 @@ class Store:
 
     def search(self, query: np.ndarray, k: int = 10, modalities: set[str] | None = None,
                where=None) -> list[tuple[Item, float]]:
+        """(item, score) of :meth:`search_ids`."""
+        out = []
+        for item_id, score in self.search_ids(query, k, modalities, where):
+            item = self.item(item_id)
+            if item is not None:
+                out.append((item, score))
+        return out
+
+    def search_ids(self, query: np.ndarray, k: int = 10, modalities: set[str] | None = None,
+                   where=None) -> list[tuple[int, float]]:
         """Nearest items to ``query`` [E] by inner product (cosine for normalised vectors), searching
         only the indexes of ``modalities`` (or ``where.modalities``) when given; ``where`` (a
         :class:`~polymodal.search.filters.Filter`) also keeps only items of a folder, extension or date
@@ -389,12 +401,7 @@ class Store:
             scores, ids = index.search(query, min(k, index.ntotal), params=params)
             hits += [(s, i) for s, i in zip(scores[0].tolist(), ids[0].tolist()) if i >= 0]
         hits.sort(key=lambda h: -h[0])
-        out = []
-        for score, item_id in hits[:k]:
-            item = self.item(item_id)
-            if item is not None:
-                out.append((item, score))
-        return out
+        return [(item_id, score) for score, item_id in hits[:k]]
 
     def _exact_among(self, index, query: np.ndarray, k: int, keep: np.ndarray) -> list[tuple[float, int]] | None:
         """When a filter keeps few of an HNSW index's vectors (≤ :data:`EXACT_BELOW`), the graph walk

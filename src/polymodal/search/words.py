@@ -73,32 +73,78 @@ def fts_query(text: str) -> str | None:
     return " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens)) or None
 
 
+def common_terms(db: sqlite3.Connection, terms: list[str], share: float = 0.25, total: int | None = None) -> set[str]:
+    """The ``terms`` found in more than ``share`` of the indexed items (FTS5's own term counts, through
+    an ``fts5vocab`` table of this connection): they rank nothing (bm25 gives a term in half the
+    items no weight) and would make FTS5 rank most of the index. ``total``: the items with words
+    (counted when not given)."""
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.texts_vocab USING fts5vocab(main, texts, 'row')")
+    if total is None:
+        total = db.execute("SELECT COUNT(*) FROM texts_docsize").fetchone()[0]
+    counts = {t: (db.execute("SELECT doc FROM temp.texts_vocab WHERE term = ?", (t,)).fetchone() or (0,))[0]
+              for t in terms}
+    return {t for t, n in counts.items() if n > share * total}
+
+
+def pruned_query(db: sqlite3.Connection, text: str, total: int | None = None) -> str | None:
+    """:func:`fts_query`, less the plain query's :func:`common_terms` (the rarest stays when all are)."""
+    terms = query_terms(text)
+    if not terms:
+        return fts_query(text)
+    common = common_terms(db, terms, total=total)
+    kept = [t for t in terms if t not in common] or [min(terms, key=lambda t: t in common)]
+    return " OR ".join(f'"{t}"' for t in kept)
+
+
 def word_search(db: sqlite3.Connection, text: str, k: int, modalities: set[str] | None = None,
-                snippet_words: int = 12, condition: tuple[str, list] | None = None) -> list[WordHit]:
+                snippet_words: int = 12, keep=None, snippets: bool = True, total: int | None = None) -> list[WordHit]:
     """The ``k`` best items for ``text`` by bm25 (a match in the name counts 3× a match in the body),
-    restricted to ``modalities`` and to the items an SQL ``condition`` on ``items`` keeps (with its
-    parameters; :meth:`~polymodal.search.filters.Filter.sql`), with each item's best snippet. Raises
-    :class:`QueryError` with FTS5's reason for a malformed query."""
-    query = fts_query(text)
+    restricted to ``modalities`` and to the ids a bool array ``keep`` [max id + 1] marks (a
+    :class:`~polymodal.search.filters.Filter`'s mask), with each item's best snippet
+    (``snippets=False``: none, see :func:`add_snippets`). Raises :class:`QueryError` with FTS5's
+    reason for a malformed query.
+
+    FTS5 ranks its matches itself (``ORDER BY rank``, the index's bm25 weights); words found in more
+    than a quarter of the items are left out of a plain query (:func:`common_terms`); the snippets are
+    made for the ``k`` kept rows only."""
+    query = pruned_query(db, text, total)
     if query is None or k < 1:
         return []
     where, params = "texts MATCH ?", [query]
     if modalities:
         where += f" AND rowid IN (SELECT id FROM items WHERE modality IN ({','.join('?' * len(modalities))}))"
         params += sorted(modalities)
-    if condition is not None:
-        where += f" AND rowid IN (SELECT id FROM items WHERE {condition[0]})"
-        params += list(condition[1])
-    sql = (f"SELECT rowid, bm25(texts, 3.0, 1.0) AS score, "
-           f"snippet(texts, -1, '{HIT}', '{END}', '…', {int(snippet_words)}) "
-           f"FROM texts WHERE {where} ORDER BY score LIMIT ?")
+    limit = "" if keep is not None else " LIMIT ?"
     try:
-        rows = db.execute(sql, (*params, int(k))).fetchall()
+        cursor = db.execute(f"SELECT rowid, rank FROM texts WHERE {where} ORDER BY rank{limit}",
+                            (*params,) if keep is not None else (*params, int(k)))
+        hits: list[WordHit] = []
+        while len(hits) < k and (batch := cursor.fetchmany(256)):
+            for rowid, rank in batch:
+                if keep is None or (rowid < len(keep) and keep[rowid]):
+                    hits.append(WordHit(int(rowid), float(rank), []))
+        cursor.close()
     except sqlite3.OperationalError as e:
         reason = str(e).removeprefix("fts5: ")
         raise QueryError(f"cannot parse the keyword query {text!r}: {reason} (quote words that are "
                          "FTS5 operators or punctuation, e.g. \"AND\")") from None
-    return [WordHit(int(i), float(score), pieces(snip)) for i, score, snip in rows]
+    hits = hits[:k]
+    if snippets:
+        add_snippets(db, text, hits, snippet_words)
+    return hits
+
+
+def add_snippets(db: sqlite3.Connection, text: str, hits: list[WordHit], snippet_words: int = 12) -> None:
+    """Fill each hit's best passage, its matched words marked (one FTS5 query for all the hits)."""
+    query = fts_query(text or "")
+    if not hits or query is None:
+        return
+    ids = [h.item_id for h in hits]
+    rows = db.execute(f"SELECT rowid, snippet(texts, -1, '{HIT}', '{END}', '…', {int(snippet_words)}) FROM texts "
+                      f"WHERE texts MATCH ? AND rowid IN ({','.join('?' * len(ids))})", (query, *ids))
+    found = dict(rows.fetchall())
+    for h in hits:
+        h.snippet = pieces(found.get(h.item_id, ""))
 
 
 def pieces(snippet: str) -> list[tuple[str, bool]]:
