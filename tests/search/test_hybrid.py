@@ -195,3 +195,16 @@ def test_a_reindex_killed_mid_write_leaves_words_and_vectors_in_step(tmp_path, m
     assert len(killed) == 40 and 0 < sum(killed.values()) < 40  # some rewritten, some not: killed mid-run
     subprocess.run(cmd, check=True, capture_output=True)
     assert set(states().values()) == {1}
+
+
+def test_huge_ocr_output_is_capped_per_item_and_weak_words_dropped():
+    from polymodal.documents.page import Word
+
+    class Flood:  # an engine reading a page of fine print: 60,000 words
+        def read(self, image):
+            words = [Word("smudge", (0, 0, 1, 1), 12.0)] + [Word(f"w{i}", (0, 0, 1, 1), 95.0) for i in range(60_000)]
+            return words, {}
+
+    got = TextReader("on", engine=Flood()).picture(Image.new("RGB", (64, 64), "white"), "page.png")
+    assert len(got.text) == MAX_ITEM_CHARS and got.source == "ocr" and "kept the first" in got.note
+    assert "smudge" not in got.text and got.text.startswith("w0 w1 ")

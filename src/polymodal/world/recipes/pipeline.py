@@ -5,8 +5,10 @@
 3. evaluation — retrieval, zero-shot, emergent cross-modal zero-shot and arithmetic;
 4. a report (Markdown + HTML) with PNG plots: training curves, a retrieval example grid and a
    cross-modal similarity matrix;
-5. held-out world scenes written as ordinary files and indexed, ending with the command that
-   serves the search UI.
+5. held-out world scenes written as ordinary files, with a few world documents as scanned PDFs,
+   and indexed (vectors, and words: captions, OCR of the scans);
+6. a document QA model (LayoutLMv2) trained on world documents; the run ends with one hybrid query
+   and one question asked of the folder's documents, and the command that serves the search UI.
 """
 
 from __future__ import annotations
@@ -31,9 +33,13 @@ class PipelineSizes:
     bind_steps: int = 120
     index_scenes: int = 100
     val_scenes: int = 300
+    index_documents: int = 6  # scanned PDFs among the indexed files
+    qa_documents: int = 600
+    qa_steps: int = 200
 
 
-QUICK = PipelineSizes(64, 2, 48, 24, 3, 4, 32)  # for tests: every stage runs, nothing is learned
+QUICK = PipelineSizes(64, 2, 48, 24, 3, 4, 32, 2, 16, 2)  # for tests: every stage runs, nothing is learned
+QUERY = "a red circle on a beach"
 
 
 def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = PipelineSizes(),
@@ -52,11 +58,11 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
         f"train.steps={s.clip_steps}", "train.batch_size=128" if s.clip_scenes >= 128 else "train.batch_size=32",
         "train.precision=bf16", "train.log_every=25", f"train.ckpt_every={max(s.clip_steps, 1)}",
         f"train.out={out / 'clip'}"])
-    report(f"[1/5] stage 1: CLIP on {s.clip_scenes} world scenes, {s.clip_steps} steps (frozen MiniLM text)")
+    report(f"[1/6] stage 1: CLIP on {s.clip_scenes} world scenes, {s.clip_steps} steps (frozen MiniLM text)")
     clip_eval = run(clip_cfg, progress=lambda r: report(f"  step {r['step']} loss {r['loss']:.3f}")
                     if r["step"] % 50 == 0 else None)
     report(f"  text→image R@1 {clip_eval['text_to_image_R@1']:.3f} R@5 {clip_eval['text_to_image_R@5']:.3f}")
-    report(f"[2/5] stage 2: binding audio, depth, thermal, IMU to the image space ({s.bind_scenes} scenes)")
+    report(f"[2/6] stage 2: binding audio, depth, thermal, IMU to the image space ({s.bind_scenes} scenes)")
     bind_cfg = load_config(None, [f"train_n={s.bind_scenes}", f"test_n={s.bind_test}", f"train.steps={s.bind_steps}",
                                   f"train.batch_size={min(128, s.bind_scenes // 2)}", "optim.warmup_steps=10",
                                   f"out={out / 'imagebind'}"], cls=BindConfig)
@@ -65,25 +71,83 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
     from ...tasks import Embedder
 
     embedder = Embedder.from_checkpoint(out / "imagebind" / "model")
-    report("[3/5] report: curves, retrieval examples, cross-modal similarities")
+    report("[3/6] report: curves, retrieval examples, cross-modal similarities")
     report_file = write_report(out, embedder, clip_eval, n_grid=min(6, s.bind_test))
-    report(f"[4/5] writing {s.index_scenes} held-out scenes as ordinary files")
+    report(f"[4/6] writing {s.index_scenes} held-out scenes as ordinary files, {s.index_documents} world "
+           "documents as scanned PDFs")
     from ..files import write_files
     from ...search.ingest import index_folder
     from ...search.store import Store
 
     files = write_files(out / "files", "test", s.index_scenes, start=s.bind_test)
-    report("[5/5] indexing them")
+    questions = write_scans(files / "documents", s.index_documents)
+    report("[5/6] indexing them (vectors, and words: captions, OCR of the scans)")
     store = Store(out / "index", embedder.dim, embedder.model_id, str((out / "imagebind" / "model").resolve()))
     ingest = index_folder(files, embedder, store)
+    report(f"[6/6] document QA: LayoutLMv2 on {s.qa_documents} world documents, {s.qa_steps} steps")
+    qa_eval = run(load_config(None, [
+        "model.preset=layoutlmv2-small", "objective.kind=doc_qa", "data.kind=world",
+        f"data.train_n={s.qa_documents}", "data.val_n=50", "data.box_jitter=8", "optim.lr=5e-4",
+        "optim.weight_decay=0.01", "optim.warmup_steps=20", f"train.steps={s.qa_steps}", "train.batch_size=32",
+        "train.log_every=50", f"train.ckpt_every={max(s.qa_steps, 1)}", f"train.out={out / 'doc-qa'}"]))
+    report(f"  ANLS {qa_eval['val_anls']:.3f} on {qa_eval['val_questions']} questions of unseen documents")
     minutes = (time.perf_counter() - start) / 60
     summary = {"minutes": round(minutes, 1), "clip": clip_eval, "report": str(report_file),
-               "index": {**ingest.as_dict(), **store.counts()}}
+               "index": {**ingest.as_dict(), **store.counts()}, "doc_qa": qa_eval,
+               "demo": demo(store, embedder, out / "doc-qa" / "model", questions, report)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     report(f"done in {minutes:.1f} min. Report: {report_file}")
-    report(f"Search it:  polymodal search {out / 'index'} \"a red circle on a beach\"")
-    report(f"Serve the UI:  polymodal serve {out / 'index'}   (then open the URL it prints: it carries the access token)")
+    report(f"Serve the UI:  polymodal serve {out / 'index'} --qa {out / 'doc-qa' / 'model'}   "
+           "(then open the URL it prints: it carries the access token)")
     return summary
+
+
+def write_scans(folder: Path, n: int) -> list[dict]:
+    """World documents (test split) saved as image-only PDFs, as a scanner makes them; their questions
+    and answers [{"file", "question", "answer"}]."""
+    from PIL import Image
+
+    from ..documents import render_document
+
+    folder.mkdir(parents=True, exist_ok=True)
+    questions = []
+    for i in range(n):
+        doc = render_document(0, "test", i)
+        name = folder / f"{doc.doc_class}-{i:03d}.pdf"
+        Image.fromarray(doc.image).save(name, resolution=100)
+        questions += [{"file": str(name), "question": q["question"], "answer": q["answer"]} for q in doc.qa]
+    return questions
+
+
+def demo(store, embedder, qa_dir: Path, questions: list[dict], report: Callable[[str], None]) -> dict:
+    """One hybrid query and one question asked of the folder's documents, printed as the CLI does."""
+    from ...search.ask import ask_index
+    from ...search.hybrid import Searcher
+    from ...tasks.documents import DocumentModel
+
+    searcher = Searcher(store, embedder)
+    answer = searcher.search(embedder.embed_texts([QUERY])[0].numpy(), QUERY, k=5, min_relevance=0.0)
+    report(f'Hybrid search:  polymodal search {store.folder} "{QUERY}"')
+    for rank, hit in enumerate(answer.hits, 1):
+        relevance = "—" if hit.relevance is None else f"{hit.relevance:.2f}"
+        report(f"  {rank}. {Path(hit.item.path).name:<22} relevance {relevance}  {hit.why()}")
+    out = {"query": QUERY, "hits": [h.to_json() for h in answer.hits]}
+    asked_q = next((q for q in questions if "total" in q["question"].lower()), questions[0] if questions else None)
+    if asked_q is None:
+        return out
+    asked = ask_index(searcher, asked_q["question"], DocumentModel.from_folder(qa_dir))
+    report(f'Ask:  polymodal ask {store.folder} "{asked_q["question"]}" --qa {qa_dir}')
+    best = asked.best
+    if best is None:
+        report("  no answer found on the best pages")
+    else:
+        report(f'  → "{best.answer}" (score {best.score:.2f}) on {Path(best.hit.item.file).name} page '
+               f'{best.hit.item.page or 1}, box {[round(v) for v in best.box]}')
+    expected = {q["file"]: q["answer"] for q in questions if q["question"] == asked_q["question"]}
+    if best is not None and best.hit.item.file in expected:
+        report(f'  that document says: "{expected[best.hit.item.file]}"')
+    out["ask"] = {**asked.to_json(), "expected": expected}
+    return out
 
 
 def write_report(out: Path, embedder, clip_eval: dict, n_grid: int = 6) -> Path:
