@@ -82,8 +82,7 @@ def main() -> None:
             rng = np.random.default_rng(1)
             vectors = clustered(args.queries, args.dim, seed=1)
             texts = [" ".join(words[j] for j in rng.choice(len(words), 3, p=zipf)) for _ in range(args.queries)]
-            sample = clustered(2000, args.dim, seed=2)
-            calibration = Calibration(store.generation(), sample, {m: ModalityNull(3.0, 0.5) for m in MIX})
+            calibration = Calibration(store.generation(), {m: ModalityNull(0.5, 0.1) for m in MIX})
 
             def run(fn) -> list[float]:
                 times = []

@@ -93,8 +93,8 @@ def main() -> None:
     for label, modalities, mode in (("images, meaning", {"image"}, "meaning"), ("every modality, hybrid", None, "hybrid")):
         results = {name: top(queries, modalities, mode) for name, queries in sets.items()}
         pos = results["with a match"]
-        r1 = np.mean([f == t for (_, _, f), t in zip(pos, targets)])
-        print(f"### {label}\n\nR@1 of the queries with a match: {r1:.3f}\n")
+        r1 = np.mean([f is not None and Path(f).stem.split("_")[0] == Path(t).stem for (_, _, f), t in zip(pos, targets)])
+        print(f"### {label}\n\nR@1 of the queries with a match (the top hit is of its scene): {r1:.3f}\n")
         print("| negatives | AUROC relevance | AUROC raw cosine | precision | recall |")
         print("|---|---|---|---|---|")
         for name in ("none, in the world", "none, off the world", "both"):
@@ -107,7 +107,17 @@ def main() -> None:
             precision = tp / max(int(said.sum()), 1)
             recall = tp / len(pos)
             print(f"| {name} | {auroc(rel, labels):.3f} | {auroc(cos, labels):.3f} | {precision:.3f} | {recall:.3f} |")
-        print()
+        print("\nThresholds, both negative sets: " + "; ".join(
+            f"{t}: P {_pr(rel, labels, t)[0]:.2f} R {_pr(rel, labels, t)[1]:.2f}" for t in SWEEP) + "\n")
+
+
+SWEEP = (0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
+
+
+def _pr(rel, labels, t):
+    said = rel >= t
+    tp = int((said & labels.bool()).sum())
+    return tp / max(int(said.sum()), 1), tp / int(labels.sum())
 
 
 if __name__ == "__main__":

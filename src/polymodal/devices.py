@@ -142,3 +142,16 @@ def host_io(model: nn.Module | HostIO, host: torch.device | str = "cpu") -> Host
 def unwrap(model: nn.Module | HostIO) -> nn.Module:
     """The module behind a :class:`HostIO` (or ``model`` itself)."""
     return model.module if isinstance(model, HostIO) else model
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo). Without
+    it, PyTorch emulates bf16 and CPU training in bf16 runs slower than fp32 (1.5× on an Ice Lake
+    Xeon: 36 s vs 24 s for 12 CLIP steps of batch 128)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+

@@ -2,6 +2,7 @@
 read, handed on), and a document's pixels are bounded in total."""
 
 from bounded import one_line_error, run_bounded
+from pdf_files import write_pdf
 
 
 def many_page_pdf(path, pages: int, side_pt: int, text: str = "x") -> None:
@@ -15,15 +16,7 @@ def many_page_pdf(path, pages: int, side_pt: int, text: str = "x") -> None:
                f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream"]
     objects += [f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {side_pt} {side_pt}] /Contents 4 0 R "
                 f"/Resources << /Font << /F1 3 0 R >> >> >>".encode() for _ in range(pages)]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer << /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    path.write_bytes(bytes(out))
+    write_pdf(path, objects)
 
 
 def test_doc_ocr_streams_pages_so_a_long_document_stays_in_its_memory_bound(tmp_path):

@@ -169,7 +169,7 @@ def _relevance(calibration, vector, hits: list[Hit]) -> None:
     for h in hits:
         meaning = None
         if calibration is not None and vector is not None and h.similarity is not None:
-            meaning = float(calibration.relevance(h.item.modality, vector, np.array([h.similarity]))[0])
+            meaning = float(calibration.relevance(h.item.modality, np.array([h.similarity]))[0])
             meaning = None if np.isnan(meaning) else meaning
         h.relevance = max((r for r in (meaning, h.words_relevance) if r is not None), default=None)
 

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StringConstraints
 
 from ..search.detect import UnsupportedFile
+from ..search.relevance import DEFAULT_MIN_RELEVANCE
 from .decode import DecodeBusy, DecodeCrashed, DecodeTimeout
 from .service import Served, safe_name, served
 
@@ -48,7 +49,8 @@ def health() -> dict:
 def stats(s: Served = Depends(served)) -> dict:
     with s.service.lock:
         counts, meta = s.service.store.counts(), s.service.store.meta()
-    return {**counts, "model_id": meta["model_id"], "index": meta["kind"], "dim": int(meta["dim"])}
+    return {**counts, "model_id": meta["model_id"], "index": meta["kind"], "dim": int(meta["dim"]),
+            "default_min_relevance": DEFAULT_MIN_RELEVANCE}
 
 
 @router.get("/search")

@@ -34,8 +34,8 @@ class PipelineSizes:
     index_scenes: int = 100
     val_scenes: int = 300
     index_documents: int = 6  # scanned PDFs among the indexed files
-    qa_documents: int = 600
-    qa_steps: int = 200
+    qa_documents: int = 1000
+    qa_steps: int = 400
 
 
 QUICK = PipelineSizes(64, 2, 48, 24, 3, 4, 32, 2, 16, 2)  # for tests: every stage runs, nothing is learned
@@ -52,19 +52,25 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     s = sizes
+    from ...devices import cpu_has_native_bf16
+
+    # bf16 where the CPU computes in it (or a GPU trains); emulated bf16 is slower than fp32.
+    precision = "bf16" if cpu_has_native_bf16() or torch.cuda.is_available() else "fp32"
     clip_cfg = load_config(None, [
         "model.preset=clip-world-minilm", "model.text_weights=minilm", "model.freeze_text=true",
         f"data.train_n={s.clip_scenes}", f"data.val_n={s.val_scenes}", "optim.lr=1e-3", "optim.warmup_steps=30",
         f"train.steps={s.clip_steps}", "train.batch_size=128" if s.clip_scenes >= 128 else "train.batch_size=32",
-        "train.precision=bf16", "train.log_every=25", f"train.ckpt_every={max(s.clip_steps, 1)}",
+        f"train.precision={precision}", "train.log_every=25", f"train.ckpt_every={max(s.clip_steps, 1)}",
         f"train.out={out / 'clip'}"])
-    report(f"[1/6] stage 1: CLIP on {s.clip_scenes} world scenes, {s.clip_steps} steps (frozen MiniLM text)")
+    report(f"[1/6] stage 1: CLIP on {s.clip_scenes} world scenes, {s.clip_steps} steps (frozen MiniLM text, {precision}"
+           + (")" if precision == "bf16" else ": this CPU has no native bf16)"))
     clip_eval = run(clip_cfg, progress=lambda r: report(f"  step {r['step']} loss {r['loss']:.3f}")
                     if r["step"] % 50 == 0 else None)
     report(f"  text→image R@1 {clip_eval['text_to_image_R@1']:.3f} R@5 {clip_eval['text_to_image_R@5']:.3f}")
     report(f"[2/6] stage 2: binding audio, depth, thermal, IMU to the image space ({s.bind_scenes} scenes)")
     bind_cfg = load_config(None, [f"train_n={s.bind_scenes}", f"test_n={s.bind_test}", f"train.steps={s.bind_steps}",
                                   f"train.batch_size={min(128, s.bind_scenes // 2)}", "optim.warmup_steps=10",
+                                  f"train.precision={precision}",
                                   f"out={out / 'imagebind'}"], cls=BindConfig)
     bind_cfg.stage1 = StageOneConfig(model=str(out / "clip" / "model"))
     run_recipe(bind_cfg, report=lambda line: report("  " + line))
@@ -80,7 +86,7 @@ def run_pipeline(out: str | Path = "runs/pipeline", sizes: PipelineSizes = Pipel
     from ...search.store import Store
 
     files = write_files(out / "files", "test", s.index_scenes, start=s.bind_test)
-    questions = write_scans(files / "documents", s.index_documents)
+    questions = write_scans((files / "documents").resolve(), s.index_documents)
     report("[5/6] indexing them (vectors, and words: captions, OCR of the scans)")
     store = Store(out / "index", embedder.dim, embedder.model_id, str((out / "imagebind" / "model").resolve()))
     ingest = index_folder(files, embedder, store)
