@@ -79,7 +79,8 @@ def bookmarks(pdf: Path, limit: int = 12) -> list[tuple[str, int]]:
     doc = pdfium.PdfDocument(str(pdf))
     out, seen = [], set()
     for bm in doc.get_toc(max_depth=3):
-        page = bm.page_index
+        dest = bm.get_dest()
+        page = dest.get_index() if dest is not None else None
         title = " ".join(bm.get_title().split())
         title = title.split(" ", 1)[1] if title[:1].isdigit() and " " in title else title  # "3.5.3 Shell …" → "Shell …"
         if page is None or page < 3 or page in seen or len(title) < 6:
@@ -97,7 +98,7 @@ def ndcg(ranked: list[str], relevant: set[str], k: int = 10) -> float:
     return gains / ideal
 
 
-def main() -> None:
+def main(experiment=None) -> None:
     from polymodal.search.hybrid import Searcher
     from polymodal.search.ingest import index_folder
     from polymodal.search.store import Store
@@ -149,6 +150,8 @@ def main() -> None:
             if found:
                 queries["sounds and pictures"].append((text, {str(found[0])}))
         searcher = Searcher(store, embedder)
+        if experiment is not None:
+            return experiment(searcher, queries)
         print(f"\n{sum(len(q) for q in queries.values())} queries: "
               + ", ".join(f"{len(q)} {name}" for name, q in queries.items()) + "\n")
         print("| queries | mode | nDCG@10 | R@10 |")

@@ -95,7 +95,7 @@ def test_hybrid_fuses_both_rankings_and_says_why(index, embedder):
     store, folder, _ = index
     calibration = Calibration.current(store, lambda t: embedder.embed_texts(t).numpy())
     q = "invoice 4471"
-    answer = hybrid_search(store, query_vector(embedder, q), q, k=5, calibration=calibration)
+    answer = hybrid_search(store, query_vector(embedder, q), q, k=60, calibration=calibration)
     by_path = {h.item.path: h for h in answer.hits}
     top = by_path[str(folder / "scan.png")]  # first by words; the random test model's meaning ranks it anywhere
     assert answer.hits.index(top) < 2 and top.ranks["words"] == 1
@@ -106,8 +106,10 @@ def test_hybrid_fuses_both_rankings_and_says_why(index, embedder):
     assert all("words" not in h.ranks for h in meaning.hits)
     words = hybrid_search(store, query_vector(embedder, q), q, k=5, mode="words", calibration=calibration)
     assert [h.item.id for h in words.hits][0] == top.item.id and all(h.similarity is not None for h in words.hits)
-    # fused scores are reciprocal ranks
-    assert top.score == pytest.approx(sum(1 / (60 + r) for r in top.ranks.values()))
+    # fused scores are reciprocal ranks, each weighted by that ranking's evidence for the hit
+    weights = {"meaning": (top.meaning_relevance or 1.0) ** 20, "words": top.words_relevance}
+    assert top.score == pytest.approx(sum(weights[k] / (60 + r) for k, r in top.ranks.items()))
+    assert top.words_relevance == 1.0 and notes.words_relevance == 0.5
 
 
 def test_relevance_is_calibrated_and_min_relevance_answers_no_good_match(index, embedder):

@@ -117,6 +117,11 @@ class Attributes:
         mtimes = np.fromiter((r[2] for r in rows), np.float64, len(rows))
         return cls(ids, [r[1] for r in rows], mtimes, root, [r[3] or "" for r in rows])
 
+    def modality_names(self, ids: list[int]) -> list[str | None]:
+        """The modality of each id (None for an id without a vector)."""
+        names = {code: name for name, code in self.modality_codes.items()}
+        return [names.get(int(self.modality[i])) if 0 <= i < len(self.modality) else None for i in ids]
+
     def mask(self, f: Filter, with_modality: bool = False) -> np.ndarray:
         """bool [max id + 1]: the ids ``f`` keeps (its modalities too when ``with_modality``; the vector
         side needs not: they pick its indexes)."""
