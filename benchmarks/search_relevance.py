@@ -1,6 +1,6 @@
 """Is "no good match" right? Calibrated relevance on the folder the main job indexes.
 
-    python benchmarks/search_relevance.py [--run runs/pipeline] [--threshold 0.9]
+    python benchmarks/search_relevance.py [--run runs/pipeline] [--threshold 0.99]
 
 Needs a finished ``polymodal pipeline`` run (its ImageBind model, its index of 100 held-out world
 scenes). Queries, each searched over the index's images (meaning, as a user searching photos):
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from polymodal.search.relevance import DEFAULT_MIN_RELEVANCE
 
 OFF_WORLD = (
     "a golden retriever swimming in a lake", "the invoice from my plumber", "a bowl of spaghetti carbonara",
@@ -53,7 +55,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("runs/pipeline"))
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--threshold", type=float, default=DEFAULT_MIN_RELEVANCE)
     args = ap.parse_args()
     store = Store(args.run / "index")
     searcher = Searcher(store, embedder_for(store))
