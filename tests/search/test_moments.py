@@ -69,6 +69,11 @@ def test_a_lone_subtitle_file_is_text_and_hostile_sizes_are_refused(tmp_path):
     lone = tmp_path / "talk.srt"
     lone.write_text(srt([(0, 1, "opening words")]))
     assert [c.text for c in read_cues(lone)] == ["opening words"]
+    vtt = tmp_path / "talk.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:03.500\n<v Ann>Hello from <b>WebVTT</b>\n\n"
+                   "00:05.000 --> 00:07.000\nsecond cue\n")
+    cues = read_cues(vtt)
+    assert [(c.start, c.end, c.text) for c in cues] == [(1.0, 3.5, "Hello from WebVTT"), (5.0, 7.0, "second cue")]
     huge = tmp_path / "huge.srt"
     with open(huge, "wb") as f:
         f.truncate(9 * 2**20)
