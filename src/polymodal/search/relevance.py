@@ -36,7 +36,7 @@ from ..fileio import atomic_write
 MIN_SD = 1e-3
 EULER_GAMMA = 0.5772156649
 VERSION = 3  # of calibration.json: a file of another version is rebuilt
-DEFAULT_MIN_RELEVANCE = 0.99  # benchmarks/search_relevance.py: on the main job's folder, P 0.78 R 0.94 (images)
+DEFAULT_MIN_RELEVANCE = 0.99  # benchmarks/search_relevance.py: on the main job's folder, P 0.78 R 0.93 (images)
 # Queries about nothing a collection is likely to hold together: everyday scenes, objects, documents,
 # sounds, in plain words. Their best hits are the yardstick of "unrelated".
 BACKGROUND = (
