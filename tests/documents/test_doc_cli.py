@@ -1,14 +1,16 @@
-import pytest
-"""``polymodal doc …`` run as a user runs it: a real subprocess of the installed console script."""
+"""``polymodal doc …`` run as a user runs it: a real subprocess of the installed console script (the
+option errors in this process, by click's runner: each saves a Python and torch start-up)."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from polymodal.world.documents import render_document
+from cli_runs import cli_in_process
 
 CLI = [str(Path(sys.executable).with_name("polymodal"))]
 
@@ -40,9 +42,9 @@ def test_doc_ocr_writes_words_per_page_and_reports_a_bad_file(tmp_path):
                                    ("--upscale", "9", "upscale must be 'auto', 'off' or a whole factor 1–4"),
                                    ("--reread", "tesseract", "reread must be 'off' or another OCR engine"),
                                    ("--psm", "x", "--psm must be one of Tesseract's page-segmentation modes")):
-        bad = run("doc", "ocr", tmp_path / "card.png", option, value)
+        bad = cli_in_process("doc", "ocr", tmp_path / "card.png", option, value)
         assert bad.returncode == 2 and message in " ".join(bad.stderr.split()), bad.stderr
     rapid = run("doc", "ocr", tmp_path / "card.png", "--ocr", "rapidocr")
     assert rapid.returncode == 0 and json.loads(rapid.stdout)["pages"][0]["source"] == "ocr:rapidocr", rapid.stderr
-    only_bad = run("doc", "ocr", tmp_path / "broken.pdf")
+    only_bad = cli_in_process("doc", "ocr", tmp_path / "broken.pdf")
     assert only_bad.returncode == 1  # (a missing Tesseract language: tests/documents/test_reader.py)

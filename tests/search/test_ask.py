@@ -13,6 +13,7 @@ from polymodal.search.ingest import index_folder
 from polymodal.search.store import Store
 from polymodal.tasks import Embedder
 from polymodal.tasks.documents import DocumentModel
+from cli_runs import cli_in_process
 from text_files import text_pdf
 
 
@@ -67,6 +68,5 @@ def test_ask_command(docs_index, qa_dir):
     plain = subprocess.run([sys.executable, "-m", "polymodal.cli", "ask", str(index), "garden fence"],
                            capture_output=True, text=True, timeout=300, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert plain.returncode == 0 and "no QA model given" in plain.stderr and "letter.pdf" in plain.stdout
-    wrong = subprocess.run([sys.executable, "-m", "polymodal.cli", "ask", str(index), "total?", "--qa", str(folder)],
-                           capture_output=True, text=True, timeout=300)
-    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    wrong = cli_in_process("ask", index, "total?", "--qa", folder)  # a folder that is no model
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr and str(folder) in wrong.stderr

@@ -19,6 +19,7 @@ from polymodal.eval.documents import anls, confusion_matrix, entity_f1, f1
 from polymodal.tasks.documents import DocumentModel, DocumentPage, decode_bio
 from polymodal.train.config import load_config
 from polymodal.train.trainer import run
+from cli_runs import cli_in_process
 
 CLI = [str(Path(sys.executable).with_name("polymodal"))]
 
@@ -127,9 +128,9 @@ def test_doc_extract_command_on_an_image_and_a_pdf(entities_model, files, tmp_pa
     assert pdf.returncode == 0, pdf.stderr
     assert json.loads(pdf.stdout)["pages"][0]["source"] == "ocr:tesseract"
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 not a pdf")
-    bad = cli("doc", "extract", out / "model", tmp_path / "bad.pdf")
+    bad = cli_in_process("doc", "extract", out / "model", tmp_path / "bad.pdf")
     assert bad.returncode == 2 and "bad.pdf: not a readable PDF" in bad.stderr.replace("\n", "")
-    wrong = cli("doc", "ask", out / "model", files / "images" / "test-00001.png", "what is the total?")
+    wrong = cli_in_process("doc", "ask", out / "model", files / "images" / "test-00001.png", "what is the total?")
     assert wrong.returncode == 2 and "this is a 'entities' model" in wrong.stderr
     # A folder: one JSON per document (a.png and a.pdf both kept), one CSV of every field, the bad file named.
     inbox = tmp_path / "inbox"
@@ -150,7 +151,7 @@ def test_doc_extract_command_on_an_image_and_a_pdf(entities_model, files, tmp_pa
     assert len(rows) == sum(len(p["fields"]) for r in results.values() for p in r["pages"]) > 0
     assert {r["file"] for r in rows} <= {str(inbox / "test-00001.png"), str(inbox / "sub" / "test-00001.pdf")}
     assert all(len(r["key_box"].split()) == 4 and float(r["confidence"]) <= 1 for r in rows)
-    several = cli("doc", "extract", out / "model", inbox, "--out", tmp_path / "one.json")
+    several = cli_in_process("doc", "extract", out / "model", inbox, "--out", tmp_path / "one.json")
     assert several.returncode == 2 and "--out must name a folder" in several.stderr
 
 
@@ -165,13 +166,13 @@ def test_qa_trains_on_layoutlmv3_and_answers_with_a_box(tmp_path, files):
     answer = json.loads(proc.stdout)
     assert answer["page"] == 1 and len(answer["box"]) == 4 and 0 <= answer["score"] <= 1 and answer["answer"]
     (tmp_path / "notes.png").write_text("not an image")
-    bad = cli("doc", "ask", tmp_path / "model", tmp_path / "notes.png", "What is the total?")
+    bad = cli_in_process("doc", "ask", tmp_path / "model", tmp_path / "notes.png", "What is the total?")
     assert bad.returncode == 2 and "notes.png: not a readable image or PDF" in bad.stderr.replace("\n", "")
-    empty = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "  ")
+    empty = cli_in_process("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "  ")
     assert empty.returncode == 2 and "the question is empty" in empty.stderr
-    long = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "why " * 600)
+    long = cli_in_process("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "why " * 600)
     assert long.returncode == 2 and "Traceback" not in long.stderr and "fit beside a page's words" in long.stderr
-    psm = cli("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "total?", "--psm", "99")
+    psm = cli_in_process("doc", "ask", tmp_path / "model", files / "images" / "test-00002.png", "total?", "--psm", "99")
     assert psm.returncode == 2 and "--psm must be one of Tesseract's page-segmentation modes 0–13" in psm.stderr
 
 
