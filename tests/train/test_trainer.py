@@ -12,6 +12,7 @@ import torch
 
 from polymodal.train.config import ConfigError, load_config
 from polymodal.train.trainer import Trainer, TrainingError
+from cli_runs import cli_in_process
 
 TINY = ["model.preset=clip-tiny", "data.image_size=32", "data.train_n=256", "data.val_n=64",
         "data.tokenizer_vocab=400", "data.context_length=64", "train.batch_size=32", "train.log_every=1",
@@ -166,11 +167,11 @@ def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
     assert "text_to_image_R@1" in ok.stdout and not re.search(r"\d\.\d{5,}", ok.stdout.split("step 3/3")[-1]), ok.stdout
     # not a terminal: progress comes as plain lines (the first logged step and the last), not a live bar
     assert re.search(r"^step 3/3  loss \d+\.\d{4}  \d+ samples/s$", ok.stdout, re.M), ok.stdout
-    bad = subprocess.run(exe + ["train.stepz=3"], capture_output=True, text=True, timeout=60)
+    # the rest in this process (click's runner): no Python and torch start-up each
+    bad = cli_in_process("train", "configs/clip-world-tiny.yaml", "train.stepz=3")
     assert bad.returncode == 2 and "stepz" in bad.stderr
-    again = subprocess.run([sys.executable, "-m", "polymodal.cli", "eval", "configs/clip-world-tiny.yaml",
-                            "--checkpoint", str(tmp_path / "run" / "model"), *TINY, "data.val_n=32"],
-                           capture_output=True, text=True, timeout=300)
+    again = cli_in_process("eval", "configs/clip-world-tiny.yaml", "--checkpoint", tmp_path / "run" / "model", *TINY,
+                           "data.val_n=32")
     assert again.returncode == 0, again.stderr[-2000:]
     # The saved model and tokenizer reproduce the run's own evaluation exactly.
     assert json.loads((tmp_path / "run" / "model" / "eval.json").read_text()) == result
@@ -179,11 +180,9 @@ def test_cli_train_runs_the_yaml_recipe_with_overrides(tmp_path, tokenizer_dir):
 
     with Image.open(tmp_path / "run" / "curves.png") as img:  # drawn automatically at the end
         assert img.width > 800
-    drawn = subprocess.run([sys.executable, "-m", "polymodal.cli", "plot", str(tmp_path / "run"), "--out",
-                            str(tmp_path / "c.png")], capture_output=True, text=True, timeout=120)
+    drawn = cli_in_process("plot", tmp_path / "run", "--out", tmp_path / "c.png")
     assert drawn.returncode == 0 and (tmp_path / "c.png").stat().st_size > 10_000
-    missing = subprocess.run([sys.executable, "-m", "polymodal.cli", "plot", str(tmp_path / "nope")],
-                             capture_output=True, text=True, timeout=120)
+    missing = cli_in_process("plot", tmp_path / "nope")
     assert missing.returncode == 2 and "metrics.jsonl" in missing.stderr
 
 
