@@ -111,10 +111,12 @@ def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, images, tmp_p
 
 @pytest.mark.slow
 def test_bf16_zero_shot_agrees_with_fp32(checkpoint, images):
-    fp32 = run("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
-               check_rc=0)
-    bf16 = run("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
-               "--bf16", check_rc=0)
+    from cli_runs import cli_in_process  # numbers, not the process: no start-up each
+
+    fp32 = cli_in_process("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json")
+    bf16 = cli_in_process("zero-shot", *images[0], "--checkpoint", checkpoint, "--labels", "red,blue,green", "--json",
+                          "--bf16")
+    assert fp32.returncode == bf16.returncode == 0, fp32.stderr + bf16.stderr
     for a, b in zip(fp32.stdout.splitlines(), bf16.stdout.splitlines(), strict=True):
         pa = {x["label"]: x["p"] for x in json.loads(a)["labels"]}
         pb = {x["label"]: x["p"] for x in json.loads(b)["labels"]}
