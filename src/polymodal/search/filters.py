@@ -99,7 +99,7 @@ class Attributes:
         base = str(root) + "/" if root is not None else ""
         for i, f in enumerate(files):
             head, _, name = f.rpartition("/")
-            rel = head[len(base):] if base and (head + "/").startswith(base) else ("" if (head + "/") == base else head)
+            rel = (head + "/")[len(base):-1] if base and (head + "/").startswith(base) else head
             folder_code[i] = folders.setdefault(rel, len(folders))
             dot = name.rfind(".")
             ext_code[i] = exts.setdefault(name[dot:].lower() if dot > 0 else "", len(exts))

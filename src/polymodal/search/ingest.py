@@ -12,23 +12,25 @@ not items of their own, and a change to them re-reads the video.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..modalities.pdf import MAX_PAGES as PDF_MAX_PAGES
 from ..modalities.image import frame_count, image_pages
+from ..modalities.pdf import MAX_PAGES as PDF_MAX_PAGES
 from ..modalities.pdf import page_count, pdf_pages
+from ..modalities.video import VIDEO_EXTENSIONS, video_moments
 from ..tasks.embedder import Embedder
 from ..tasks.video_search import CLIP
 from ..weights.files import sha256_of
-from ..modalities.video import VIDEO_EXTENSIONS
 from .detect import detect
 from .relevance import Calibration
 from .store import PAGE, Store
-from .texts import SUBTITLE_SUFFIXES, ItemText, TextReader, capped, cues_between, sidecar_subtitles, text_file, video_cues
+from .texts import (SUBTITLE_SUFFIXES, ItemText, TextReader, capped, cues_between, subtitle_owner, text_file,
+                    video_cues)
 
 
 MOMENT_SECONDS = 5.0  # a video at least twice this long is indexed as moments of this length (image towers)
@@ -92,14 +94,17 @@ def index_folder(folder: str | Path, embedder: Embedder, store: Store, batch: in
 
 
 def sidecars_of(files: list[Path]) -> dict[Path, list[Path]]:
-    """video → its sidecar subtitle files, for the videos among ``files``."""
-    names = {p for p in files if p.suffix.lower() in SUBTITLE_SUFFIXES}
+    """video → its sidecar subtitle files (``NAME.srt``, ``NAME.vtt``, ``NAME.LANG.srt`` beside
+    ``NAME.mp4``), for the videos among ``files``, from the walk's own list (no directory read again)."""
+    by_owner: dict[tuple[Path, str], list[Path]] = {}
+    for p in files:
+        if p.suffix.lower() in SUBTITLE_SUFFIXES:
+            by_owner.setdefault(subtitle_owner(p), []).append(p)
+            by_owner.setdefault((p.parent, p.stem), []).append(p)  # a.b.srt may belong to a video named a.b
     out = {}
     for p in files:
-        if p.suffix.lower() in VIDEO_EXTENSIONS and names:
-            found = [s for s in sidecar_subtitles(p) if s in names]
-            if found:
-                out[p] = found
+        if p.suffix.lower() in VIDEO_EXTENSIONS and (found := by_owner.get((p.parent, p.stem))):
+            out[p] = sorted(set(found))
     return out
 
 
@@ -165,7 +170,7 @@ def _index(folder: Path, embedder: Embedder, store: Store, batch: int, progress,
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
         stale = [item for path, _, _ in chunk if str(path) in known for item in known[str(path)][3]]
-        _ingest_batch(chunk, embedder, store, report, stale, _Words(folder, reader, report))
+        _ingest_batch(chunk, embedder, store, report, stale, _Words(folder, reader, report), sidecars)
         if progress is not None:
             progress(min(start + batch, len(todo)), len(todo))
     if reread:
@@ -184,8 +189,6 @@ def combined_digest(path: Path, sidecars: list[Path]) -> str:
     digest = sha256_of(path)
     if not sidecars:
         return digest
-    import hashlib
-
     return hashlib.sha256("\n".join([digest] + [sha256_of(s) for s in sidecars]).encode()).hexdigest()
 
 
@@ -218,7 +221,7 @@ class _Words:
 
 
 def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport, stale: list[str],
-                  words: _Words) -> None:
+                  words: _Words, sidecars: dict[Path, list[Path]]) -> None:
     rows, groups = [], {}
     for path, (size, mtime), digest in chunk:
         row = {"path": str(path), "file": str(path), "size": size, "mtime": mtime, "sha256": digest,
@@ -252,7 +255,7 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
                     rows.append(page_row)
                 continue
             if row["modality"] == "video":
-                cues, problems = video_cues(path)
+                cues, problems = video_cues(path, sidecars.get(path, []))
                 for problem in problems:
                     report.partial.append((str(path), f"indexed without these subtitles: {problem}"))
             if row["modality"] == "video" and embedder.video_clips is not None:  # one item per clip
@@ -299,8 +302,6 @@ def _ingest_batch(chunk, embedder: Embedder, store: Store, report: IngestReport,
 
 def _moments(embedder: Embedder, path: Path):
     """A long video's moments for an image-tower model (:func:`~polymodal.modalities.video.video_moments`)."""
-    from ..modalities.video import video_moments
-
     if "video" not in embedder.modalities:
         return []
     p = embedder.processor

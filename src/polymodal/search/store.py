@@ -116,6 +116,7 @@ class Store:
         self.dim, self.kind = int(meta["dim"]), meta["kind"]
         self._faiss: dict[str, object] | None = None
         self._faiss_generation = -1
+        self._attrs, self._attrs_generation = None, -1
 
     def _migrate(self) -> None:
         """Indexes made before items had ``file``/``page`` (or moment and text) columns get them: file
@@ -354,7 +355,7 @@ class Store:
         from .filters import Attributes
 
         generation = self.generation()
-        if getattr(self, "_attrs_generation", None) != generation:
+        if self._attrs_generation != generation:
             self._attrs, self._attrs_generation = Attributes.read(self.db, self.root), generation
         return self._attrs
 

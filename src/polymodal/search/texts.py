@@ -135,14 +135,10 @@ def ocr_words(engine, image: Image.Image, where: str) -> ItemText:
 
 
 # ---------------------------------------------------------------------------------------- videos
-def sidecar_subtitles(video: Path) -> list[Path]:
-    """``NAME.srt``, ``NAME.vtt`` and ``NAME.LANG.srt`` files beside ``NAME.mp4``, sorted (regular files)."""
-    out = []
-    for p in video.parent.iterdir() if video.parent.is_dir() else ():
-        if (p.suffix.lower() in SUBTITLE_SUFFIXES and p.is_file() and not p.is_symlink()
-                and (p.stem == video.stem or p.stem.rsplit(".", 1)[0] == video.stem)):
-            out.append(p)
-    return sorted(out)
+def subtitle_owner(subtitles: Path) -> tuple[Path, str]:
+    """(folder, stem) of the video a subtitle file would belong to: ``a.srt`` and ``a.en.srt`` → a.*"""
+    stem = subtitles.stem
+    return subtitles.parent, stem.rsplit(".", 1)[0] if "." in stem else stem
 
 
 def read_cues(path: Path, embedded: bool = False) -> list[Cue]:
@@ -187,10 +183,11 @@ def read_cues(path: Path, embedded: bool = False) -> list[Cue]:
     return cues
 
 
-def video_cues(video: Path) -> tuple[list[Cue], list[str]]:
-    """All cues of a video (embedded streams, then sidecars), and the problems met reading them."""
+def video_cues(video: Path, sidecars: list[Path] = ()) -> tuple[list[Cue], list[str]]:
+    """All cues of a video (its embedded streams, then its ``sidecars`` files), and the problems met
+    reading them."""
     cues, problems = [], []
-    for source, embedded in [(video, True)] + [(p, False) for p in sidecar_subtitles(video)]:
+    for source, embedded in [(video, True)] + [(p, False) for p in sidecars]:
         try:
             cues += read_cues(source, embedded)
         except SubtitleError as e:
