@@ -44,13 +44,19 @@ def _greedy(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, gro
             g = groups[order]
             block &= g[start:start + rows_per_chunk, None] == g[None, :]
         suppresses[start:start + rows_per_chunk] = block.numpy()
-    removed = np.zeros(n, dtype=bool)
+    return order[torch.as_tensor(greedy_keep(suppresses), dtype=torch.long)]
+
+
+def greedy_keep(suppresses: np.ndarray) -> list[int]:
+    """suppresses [N, N] bool (row i: the boxes box i would suppress), rows in visiting order → the
+    positions greedy NMS keeps."""
+    removed = np.zeros(len(suppresses), dtype=bool)
     kept = []
-    for i in range(n):
+    for i in range(len(suppresses)):
         if not removed[i]:
             kept.append(i)
             removed |= suppresses[i]
-    return order[torch.as_tensor(kept, dtype=torch.long)]
+    return kept
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:

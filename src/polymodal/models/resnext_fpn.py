@@ -67,8 +67,9 @@ class ConvNorm(nn.Conv2d):
     """A bias-free convolution followed by its frozen norm (detectron2's ``Conv2d(norm=...)``: keys
     ``weight`` and ``norm.*``)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, dilation: int = 1):
+        super().__init__(cin, cout, kernel, stride=stride, padding=dilation * (kernel // 2), groups=groups,
+                         dilation=dilation, bias=False)
         self.norm = FrozenBatchNorm2d(cout)
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
 
@@ -77,13 +78,15 @@ class ConvNorm(nn.Conv2d):
 
 
 class Bottleneck(nn.Module):
-    """1×1 → grouped 3×3 (strided) → 1×1, plus a projected shortcut when the shape changes."""
+    """1×1 → grouped 3×3 → 1×1, plus a projected shortcut when the shape changes. The stride sits in the
+    3×3 (Caffe2 / fb.torch), or in the first 1×1 with ``stride_in_1x1`` (the original MSRA ResNets)."""
 
-    def __init__(self, cin: int, cout: int, bottleneck: int, groups: int, stride: int):
+    def __init__(self, cin: int, cout: int, bottleneck: int, groups: int, stride: int, *, stride_in_1x1: bool = False,
+                 dilation: int = 1):
         super().__init__()
         self.shortcut = ConvNorm(cin, cout, 1, stride) if cin != cout or stride != 1 else None
-        self.conv1 = ConvNorm(cin, bottleneck, 1)
-        self.conv2 = ConvNorm(bottleneck, bottleneck, 3, stride, groups)
+        self.conv1 = ConvNorm(cin, bottleneck, 1, stride if stride_in_1x1 else 1)
+        self.conv2 = ConvNorm(bottleneck, bottleneck, 3, 1 if stride_in_1x1 else stride, groups, dilation)
         self.conv3 = ConvNorm(bottleneck, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,12 +95,18 @@ class Bottleneck(nn.Module):
 
 
 class Stem(nn.Module):
-    def __init__(self, cin: int, cout: int):
+    """7×7/2 convolution, ReLU, 3×3/2 max-pool; ``caffe_maxpool``: Caffe's pool (no padding, ceil mode)."""
+
+    def __init__(self, cin: int, cout: int, caffe_maxpool: bool = False):
         super().__init__()
         self.conv1 = ConvNorm(cin, cout, 7, stride=2)
+        self.caffe_maxpool = caffe_maxpool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(F.relu(self.conv1(x)), kernel_size=3, stride=2, padding=1)
+        x = F.relu(self.conv1(x))
+        if self.caffe_maxpool:
+            return F.max_pool2d(x, kernel_size=3, stride=2, padding=0, ceil_mode=True)
+        return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
 class ResNeXt(nn.Module):

@@ -6,12 +6,15 @@
   inside ``with trust_torchscript():`` (the CLI's ``--trust-torchscript``), because a TorchScript
   archive carries code that ``torch.jit.load`` compiles. Convert it once to safetensors with
   ``polymodal convert`` and load that instead.
+* ``.pkl`` (detectron2's model-zoo pickles: ``{"model": {name: numpy array}}``) → a restricted unpickler
+  that builds plain containers and numpy arrays and refuses anything else by name.
 * A folder → the first known weights file inside it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import pickle
 import warnings
 import zipfile
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -46,6 +50,44 @@ def trust_torchscript(trust: bool = True):
         _TRUST_TORCHSCRIPT.reset(token)
 
 
+# What a pickle of numpy arrays may ask for (numpy ≥ 2 moved numpy.core to numpy._core; both spellings occur).
+_PICKLE_ALLOWED = {
+    (core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+     ("numpy._core.numeric", "_frombuffer"), ("collections", "OrderedDict")}
+
+
+class _ArraysOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}; only containers and numpy arrays are read")
+        module = module.replace("numpy.core.", "numpy._core.") if hasattr(np, "_core") else module
+        return getattr(importlib.import_module(module), name)
+
+
+def _read_array_pickle(file: Path) -> dict:
+    try:
+        with open(file, "rb") as f:
+            data = _ArraysOnly(f, encoding="latin1").load()
+    except Exception as e:  # noqa: BLE001 — a malformed pickle fails in many ways; each is this file's error
+        raise CheckpointError(f"cannot read checkpoint {file}: {type(e).__name__}: {e}") from e
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} does not hold a dict of arrays")
+    if "blobs" in data:
+        raise CheckpointError(f"{file} is a Caffe2 / Detectron1 pickle (blob names); convert it with detectron2 first")
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiub":
+            out[str(key)] = torch.from_numpy(np.ascontiguousarray(value))
+        elif key.endswith("_momentum") or not isinstance(value, np.ndarray):
+            continue  # optimiser state and metadata beside the weights
+        else:
+            raise CheckpointError(f"{file}: {key} is an array of {value.dtype}, not numbers")
+    return out
+
+
 def find_weights_file(path: str | Path) -> Path:
     """A weights file: ``path`` itself, or the first of :data:`WEIGHT_FILES` (then any ``*.safetensors``,
     ``*.pt``, ``*.bin``) inside the folder ``path``."""
@@ -57,7 +99,7 @@ def find_weights_file(path: str | Path) -> Path:
     for name in WEIGHT_FILES:
         if (path / name).is_file():
             return path / name
-    for pattern in ("*.safetensors", "*.pt", "*.pth", "*.bin"):
+    for pattern in ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.pkl"):
         found = sorted(path.glob(pattern))
         if found:
             return found[0]
@@ -81,6 +123,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         if file.suffix == ".safetensors":
             sd = load_file(str(file))
+        elif file.suffix == ".pkl":
+            sd = _read_array_pickle(file)
         elif _is_torchscript(file):
             if not _TRUST_TORCHSCRIPT.get():
                 raise CheckpointError(
@@ -92,6 +136,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 sd = dict(torch.jit.load(str(file), map_location="cpu").state_dict())
         else:
             sd = torch.load(str(file), map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except (pickle.UnpicklingError, SafetensorError, RuntimeError, OSError, EOFError, zipfile.BadZipFile,
             ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {file}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
