@@ -9,20 +9,40 @@ import typer
 from rich.table import Table
 
 from .app import app, console, fail, load_encoder, read_boxes, problem, safe
+from .detect import run_detector
 
 
 @app.command()
 def regions(
     images: Annotated[list[Path], typer.Argument(help="image files")],
-    boxes: Annotated[Path, typer.Option(help='JSON: {"image file name": [[x0, y0, x1, y1], ...], ...} in pixels')],
-    checkpoint: Annotated[Path, typer.Option(help="a model folder whose image tower reads the regions (CLIP or ImageBind)")],
     out: Annotated[Path, typer.Option(help="folder for one NAME.npz per image (boxes, features, image_w, image_h)")],
+    boxes: Annotated[Optional[Path], typer.Option(help='JSON: {"image file name": [[x0, y0, x1, y1], ...], ...} '
+                                                       "in pixels (with --checkpoint)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="a model folder whose image tower reads the regions "
+                                                            "(CLIP or ImageBind)")] = None,
+    detector: Annotated[Optional[Path], typer.Option(help="instead of --boxes and --checkpoint: a bottom-up-attention "
+                                                          "detector that finds the boxes and their features")] = None,
+    format: Annotated[str, typer.Option("--format", help="with --detector: npz, mmf or tsv")] = "npz",
+    count: Annotated[Optional[str], typer.Option("--count", help='with --detector: boxes per picture, "36" or '
+                                                                 '"10-100"')] = None,
+    batch: Annotated[int, typer.Option(min=1, help="pictures per forward pass")] = 2,
 ) -> None:
-    """Region features without a detector: RoI-align over the image tower's patch grid for each box.
-    Writes what ``polymodal.data.regions.read_npz`` reads; bad images or boxes are reported, the rest
-    are written, and the exit code is 1 if any failed."""
+    """Region features for training: a detector's boxes and pooled features (``--detector``), or RoI-align
+    over an image tower's patch grid for boxes you give (``--boxes`` + ``--checkpoint``). Writes what
+    ``polymodal.data.regions`` reads; bad images or boxes are reported, the rest are written, and the
+    exit code is 1 if any failed."""
     from ..tasks.region_extractor import RegionExtractor, read_box_table, write_region_files
 
+    if detector is not None:
+        if boxes is not None or checkpoint is not None:
+            fail("--detector finds its own boxes: give it without --boxes and --checkpoint")
+        _, done, failed = run_detector(images, detector, out, format, False, count, None, None, batch)
+        console.print(f"wrote region features of {len(done)} image(s) to {safe(out)}")
+        if failed:
+            raise typer.Exit(1)
+        return
+    if boxes is None or checkpoint is None:
+        fail("give --boxes and --checkpoint (an image tower reads your boxes), or --detector")
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
     try:

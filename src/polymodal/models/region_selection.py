@@ -33,6 +33,7 @@ class Regions:
     attributes: torch.Tensor  # [K] long (0 where the detector has no attribute head)
     attribute_scores: torch.Tensor  # [K]
     features: torch.Tensor  # [K, D] mean-pooled res5
+    class_probs: torch.Tensor  # [K, classes + 1] every class's probability, background last
     kept: torch.Tensor  # [K] long: which of the image's proposals
     nms_threshold: float  # the one that was used
 
@@ -96,6 +97,7 @@ def select_regions(c, out: dict, sizes: torch.Tensor, scales: torch.Tensor | Non
         if scales is not None:
             boxes = boxes * torch.stack([scales[i, 1], scales[i, 0]] * 2).to(boxes.dtype)
         regions.append(Regions(boxes=boxes, scores=probs[i][kept, classes], classes=classes, attributes=attrs[i][kept],
-                               attribute_scores=attr_scores[i][kept], features=pooled[i][kept], kept=kept,
+                               attribute_scores=attr_scores[i][kept], features=pooled[i][kept],
+                               class_probs=probs[i][kept], kept=kept,
                                nms_threshold=threshold))
     return regions
