@@ -26,6 +26,8 @@ from ..layers.roi_pool import roi_pool
 from ..registry import register_family, register_preset
 from .resnext_fpn import Bottleneck, Stem
 
+ROI_GROUP = 32  # boxes through the res5 head at a time
+
 
 @dataclass
 class FasterRCNNConfig:
@@ -188,8 +190,15 @@ class BoxHead(nn.Module):
         self.pool_size = c.pool_size
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, batch_index: torch.Tensor, stride: int):
-        x = roi_pool(features, boxes, batch_index, (self.pool_size, self.pool_size), 1.0 / stride)
-        pooled = self.res5(x).mean(dim=(2, 3))
+        # res5 on P×P maps of every box is most of the detector's work (≈ 6 GFLOPs a box for ResNet-101):
+        # boxes go through in groups, channels-last, so that each group's activations stay in cache.
+        size = (self.pool_size, self.pool_size)
+        pooled = []
+        for start in range(0, len(boxes), ROI_GROUP):
+            x = roi_pool(features, boxes[start:start + ROI_GROUP], batch_index[start:start + ROI_GROUP], size,
+                         1.0 / stride)
+            pooled.append(self.res5(x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3)))
+        pooled = torch.cat(pooled) if pooled else features.new_zeros(0, self.predictor.cls_score.in_features)
         return pooled, *self.predictor(pooled)
 
 
@@ -201,6 +210,8 @@ class FasterRCNN(nn.Module):
         self.rpn = RPNHead(self.backbone.out_channels, c)
         self.head = BoxHead(self.backbone.out_channels, c)
         self.register_buffer("cell_anchors", cell_anchors(c.anchor_sizes, c.anchor_ratios), persistent=False)
+        # Convolutions run channels-last (oneDNN's native layout: no reorder per call, ~1.2× on CPUs).
+        self.to(memory_format=torch.channels_last)
 
     def anchors(self, h: int, w: int) -> torch.Tensor:
         """Anchors of an h × w map [h·w·A, 4] in input pixels, ordered (y, x, anchor)."""
@@ -234,7 +245,7 @@ class FasterRCNN(nn.Module):
         """images [B, 3, H, W] (normalised, padded), sizes [B, 2] (h, w before padding) → every stage's
         output: ``features`` (res4), ``objectness``, ``anchor_deltas``, ``proposals`` (list of [R_i, 4]),
         ``pooled`` [ΣR, D], ``class_logits``, ``box_deltas``, ``attribute_logits``."""
-        features = self.backbone(images)
+        features = self.backbone(images.contiguous(memory_format=torch.channels_last))
         objectness, anchor_deltas = self.rpn(features)
         with torch.no_grad():
             proposals = self.propose(objectness, anchor_deltas, sizes)
