@@ -68,6 +68,11 @@ def vqa(
     region_tower: Annotated[Optional[Path], typer.Option(help="the image tower that read the training regions "
                                                                "(default: the one the folder records)")] = None,
     k: Annotated[int, typer.Option("-k", help="answers to show")] = 5,
+    detector: Annotated[Optional[Path], typer.Option(help="a bottom-up-attention detector: MODEL is then a released "
+                                                          "VisualBERT VQA checkpoint (VisualBertForQuestionAnswering) "
+                                                          "that reads its regions")] = None,
+    tokenizer: Annotated[Optional[Path], typer.Option(help="with --detector: a folder with the checkpoint's vocab.txt "
+                                                           "or tokenizer.json (default: MODEL's folder)")] = None,
 ) -> None:
     """Answer a question about a picture: the top answers with their scores."""
     from ..modalities.image import ImageReadError, load_image
@@ -76,9 +81,16 @@ def vqa(
     from ..weights import CheckpointError
 
     try:
-        chosen = read_boxes(boxes)
-        predictor = VQAPredictor(model, region_tower)
-        answers = predictor(load_image(image), question, chosen, k)
+        if detector is not None:
+            from ..tasks.released_vqa import ReleasedVQA
+
+            if boxes is not None or region_tower is not None:
+                fail("--detector finds the regions itself: give it without --boxes and --region-tower")
+            answers, _ = ReleasedVQA(model, detector, tokenizer)(load_image(image), question, k)
+        else:
+            chosen = read_boxes(boxes)
+            predictor = VQAPredictor(model, region_tower)
+            answers = predictor(load_image(image), question, chosen, k)
     except TruncationError as e:
         fail(f"the question is too long for this model: {e}")
     except (ImageReadError, CheckpointError, ValueError, OSError) as e:

@@ -1,0 +1,65 @@
+"""``polymodal vqa CHECKPOINT photo question --detector D``: a transformers VisualBERT VQA checkpoint asked
+about a real photograph, its regions found by the detector; mismatched features and bad pictures refused
+by name."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_runs import cli_in_process
+
+transformers = pytest.importorskip("transformers")
+
+PICTURES = Path(__file__).parents[1] / "pictures"
+DETECTOR = Path(__file__).parents[1] / "fixtures" / "frcnn_vg"
+ANSWERS = ["cat", "dog", "sofa", "yes", "no", "two", "red"]
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "is", "on", "the", "sofa", "?", "cat", "colour"]
+
+
+def _checkpoint(folder: Path, visual_dim: int) -> Path:
+    config = transformers.VisualBertConfig(vocab_size=len(WORDS) + 20, hidden_size=32, num_hidden_layers=2,
+                                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=40,
+                                           visual_embedding_dim=visual_dim, num_labels=len(ANSWERS),
+                                           id2label=dict(enumerate(ANSWERS)), label2id={a: i for i, a in enumerate(ANSWERS)})
+    torch.manual_seed(0)
+    transformers.VisualBertForQuestionAnswering(config).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(WORDS + [f"[unused{i}]" for i in range(20)]) + "\n")
+    return folder
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "polymodal.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_a_released_vqa_checkpoint_answers_about_a_photo(tmp_path):
+    vqa = _checkpoint(tmp_path / "visualbert-vqa", visual_dim=128)  # the fixture detector's width
+    proc = _run("vqa", vqa, PICTURES / "chelsea.jpg", "what is on the sofa?", "--detector", DETECTOR, "-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("│")[1:4] for line in proc.stdout.splitlines() if line.count("│") >= 4]
+    shown = [(rank.strip(), answer.strip(), float(score)) for rank, answer, score in rows if rank.strip().isdigit()]
+    assert [r for r, _, _ in shown] == ["1", "2", "3"]
+    assert all(answer in ANSWERS for _, answer, _ in shown)
+    scores = [s for _, _, s in shown]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.001
+
+
+def test_mismatched_features_and_bad_inputs_are_refused_by_name(tmp_path):
+    wide = _checkpoint(tmp_path / "wide", visual_dim=2048)
+    proc = _run("vqa", wide, PICTURES / "coffee.jpg", "what is on the sofa?", "--detector", DETECTOR)
+    assert proc.returncode != 0
+    assert "reads 2048-d region features; the detector" in proc.stderr and "gives 128-d" in proc.stderr
+    good = _checkpoint(tmp_path / "good", visual_dim=128)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((PICTURES / "coffee.jpg").read_bytes()[:200])
+    r = cli_in_process("vqa", good, broken, "what is on the sofa?", "--detector", DETECTOR)
+    assert r.returncode != 0 and "broken.jpg" in r.stderr
+    (good / "vocab.txt").unlink()
+    r = cli_in_process("vqa", good, PICTURES / "coffee.jpg", "what?", "--detector", DETECTOR)
+    assert r.returncode != 0 and "no vocab.txt or tokenizer.json" in r.stderr
+    r = cli_in_process("vqa", DETECTOR, PICTURES / "coffee.jpg", "what?", "--detector", DETECTOR)
+    assert r.returncode != 0 and "not a VQA checkpoint" in r.stderr
