@@ -37,9 +37,13 @@ class ViLBertConfig:
     text_co_layers: tuple[int, ...] = (6, 7, 8, 9, 10, 11)  # t_biattention_id
     image_co_layers: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # v_biattention_id
     region_classes: int = 1601  # the region-class head's targets (Visual Genome's 1600 + background)
+    task_tokens: int = 0  # 12-in-1's task embeddings (20), one inserted after [CLS]; 0: none
+    fusion: str = "mul"  # how the two pooled streams combine: "mul" (product) or "sum"
 
     def __post_init__(self):
         self.text_co_layers, self.image_co_layers = tuple(self.text_co_layers), tuple(self.image_co_layers)
+        if self.fusion not in ("mul", "sum"):
+            raise ValueError(f"fusion must be 'mul' or 'sum', got {self.fusion!r}")
 
 
 class RegionBoxEmbeddings(nn.Module):
@@ -86,6 +90,8 @@ class ViLBert(nn.Module):
                                act=t.act, eps=t.eps, drop=t.dropout) for _ in c.text_co_layers]
         self.transformer = TwoStreamTransformer(list(bert_trunk(t).blocks), list(bert_trunk(image).blocks), co,
                                                 list(c.text_co_layers), list(c.image_co_layers))
+        if c.task_tokens:
+            self.task_embedding = nn.Embedding(c.task_tokens, t.width)
         self.text_pooler = ReLUPooler(t.width, c.co_width)
         self.image_pooler = ReLUPooler(c.image_width, c.co_width)
         self.mlm = MaskedLMHead(t.width, t.vocab_size, t.act, t.eps)
@@ -95,35 +101,53 @@ class ViLBert(nn.Module):
 
     def forward_features(self, ids: torch.Tensor, regions: torch.Tensor, attention_mask: torch.Tensor | None = None,
                          region_mask: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
-                         token_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
+                         token_type_ids: torch.Tensor | None = None, need_weights: bool = False,
+                         task_ids: torch.Tensor | None = None) -> dict:
         """Both streams without the pretraining heads: ``text`` [B, L, width], ``image`` [B, R, image_width],
         ``pooled_text`` / ``pooled_image`` [B, co_width] and ``pooled`` [B, co_width], their product (the
-        reference's "mul" fusion, what its task heads read); ``region_hidden`` is ``image`` under the name
-        every region model gives its per-region outputs. ``boxes`` [B, R, 5] (x0, y0, x1, y1, area
-        in [0, 1]) are required; ``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 = padding."""
+        reference's "mul" fusion, what its task heads read; "sum" adds them); ``region_hidden`` is ``image``
+        under the name every region model gives its per-region outputs. ``boxes`` [B, R, 5] (x0, y0, x1, y1,
+        area in [0, 1]) are required; ``attention_mask`` [B, L] / ``region_mask`` [B, R]: 1 = real, 0 =
+        padding. With task tokens, ``task_ids`` [B] or [B, 1] picks the embedding put after [CLS]: ``text``
+        is then [B, L + 1, width]."""
         c = self.config
         if boxes is None or regions.dim() != 3 or regions.shape[-1] != c.visual_dim \
                 or boxes.shape != (*regions.shape[:2], 5):
             raise ValueError(f"expected regions [B, R, {c.visual_dim}] and boxes [B, R, 5], got "
                              f"{tuple(regions.shape)} and {None if boxes is None else tuple(boxes.shape)}")
+        if c.task_tokens:
+            if task_ids is None:
+                raise ValueError("this ViLBERT was trained with task tokens: pass task_ids [B] (e.g. 1 for VQA)")
+            if int(task_ids.min()) < 0 or int(task_ids.max()) >= c.task_tokens:
+                raise ValueError(f"task ids must lie in 0..{c.task_tokens - 1}, got {task_ids.flatten().tolist()}")
+            words = self.stem.sum(ids, token_type_ids)  # positions count the words only, as the reference's do
+            task = self.task_embedding(task_ids.reshape(-1, 1))
+            embedded = self.stem.normalize(torch.cat([words[:, :1], task, words[:, 1:]], dim=1))
+            if attention_mask is not None:
+                attention_mask = torch.cat([attention_mask.new_ones(len(ids), 1), attention_mask], dim=1)
+        else:
+            embedded = self.stem(ids, token_type_ids)
         text_pad = None if attention_mask is None else attention_mask == 0
         image_pad = None if region_mask is None else region_mask == 0
-        text, image, weights = self.transformer(self.stem(ids, token_type_ids), self.region_stem(regions, boxes),
+        text, image, weights = self.transformer(embedded, self.region_stem(regions, boxes),
                                                 text_pad, image_pad, need_weights=need_weights)
         pooled_text, pooled_image = self.text_pooler(text), self.image_pooler(image)
+        pooled = pooled_text * pooled_image if c.fusion == "mul" else pooled_text + pooled_image
         out = {"text": text, "image": image, "region_hidden": image, "pooled_text": pooled_text,
-               "pooled_image": pooled_image, "pooled": pooled_text * pooled_image}
+               "pooled_image": pooled_image, "pooled": pooled}
         if need_weights:
             out["attentions"] = weights
         return out
 
     def forward(self, ids: torch.Tensor, regions: torch.Tensor, boxes: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, region_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, need_weights: bool = False) -> dict:
+                token_type_ids: torch.Tensor | None = None, need_weights: bool = False,
+                task_ids: torch.Tensor | None = None) -> dict:
         """:meth:`forward_features` plus the heads: ``mlm_logits`` [B, L, vocab], ``region_logits``
         [B, R, region_classes], ``align_logits`` [B, 2]; with ``need_weights`` also ``attentions``
         ({"a": text blocks, "b": image blocks, "co": (text→image, image→text) per co-block})."""
-        out = self.forward_features(ids, regions, attention_mask, region_mask, boxes, token_type_ids, need_weights)
+        out = self.forward_features(ids, regions, attention_mask, region_mask, boxes, token_type_ids, need_weights,
+                                    task_ids)
         return {**out, "mlm_logits": self.mlm(out["text"], self.stem.word.weight),
                 "region_logits": self.region_head(out["image"]), "align_logits": self.align(out["pooled"])}
 

@@ -30,6 +30,7 @@ RULES = [
     (r"bert\.v_embeddings\.image_embeddings\.(weight|bias)", r"region_stem.proj.\1"),
     (r"bert\.v_embeddings\.image_location_embeddings\.(weight|bias)", r"region_stem.box.\1"),
     (r"bert\.v_embeddings\.LayerNorm\.(weight|bias)", r"region_stem.norm.\1"),
+    (r"bert\.embeddings\.task_embeddings\.weight", r"task_embedding.weight"),
     (r"bert\.t_pooler\.dense\.(weight|bias)", r"text_pooler.dense.\1"),
     (r"bert\.v_pooler\.dense\.(weight|bias)", r"image_pooler.dense.\1"),
     (r"cls\.predictions\.transform\.dense\.(weight|bias)", r"mlm.dense.\1"),
@@ -98,7 +99,9 @@ def _infer(sd: dict[str, torch.Tensor], cfg: dict | None, folder: Path | None) -
         co_width=sd["bert.encoder.c_layer.0.biattention.query1.weight"].shape[0],
         co_heads=args["bi_num_attention_heads"], text_co_layers=tuple(args["t_biattention_id"]),
         image_co_layers=tuple(args["v_biattention_id"]),
-        region_classes=sd["cls.imagePredictions.decoder.weight"].shape[0])
+        region_classes=sd["cls.imagePredictions.decoder.weight"].shape[0],
+        task_tokens=sd["bert.embeddings.task_embeddings.weight"].shape[0] if "bert.embeddings.task_embeddings.weight"
+        in sd else 0, fusion=args.get("fusion_method", "mul"))
 
 
 LAYOUT = register_layout(Layout("vilbert", "vilbert", "ViLBERT (vilbert-multi-task)", _match, priority=70,
