@@ -176,3 +176,18 @@ def test_fixed_selection_tops_up_where_no_threshold_reaches_the_minimum(model, r
     regions = select_regions(config, out, sizes, scales)
     assert [len(r.kept) for r in regions] == [30, 30]  # the reference raises here
     assert all(len(set(r.kept.tolist())) == 30 for r in regions)
+
+
+def test_info_names_the_layout_and_the_licence_the_folder_carries(tmp_path):
+    from cli_runs import cli_in_process
+
+    folder = tmp_path / "frcnn-vg-finetuned"
+    shutil.copytree(FIXTURE, folder)
+    r = cli_in_process("info", folder)
+    assert r.returncode == 0 and "lxmert-frcnn" in r.stdout and "licence: none in the folder" in r.stdout
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags: [detection]\n---\n# card\n")
+    r = cli_in_process("info", folder)
+    assert "licence: apache-2.0 (README.md)" in r.stdout
+    (folder / "README.md").unlink()
+    (folder / "LICENSE").write_text("\n[bold]MIT License[/bold]\n\nPermission is hereby granted…\n")
+    assert "licence: [bold]MIT License[/bold] (LICENSE)" in cli_in_process("info", folder).stdout  # printed, not styled

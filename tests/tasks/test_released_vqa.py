@@ -63,3 +63,48 @@ def test_mismatched_features_and_bad_inputs_are_refused_by_name(tmp_path):
     assert r.returncode != 0 and "no vocab.txt or tokenizer.json" in r.stderr
     r = cli_in_process("vqa", DETECTOR, PICTURES / "coffee.jpg", "what?", "--detector", DETECTOR)
     assert r.returncode != 0 and "not a VQA checkpoint" in r.stderr
+
+
+def _vilbert_checkpoint(folder: Path, visual_dim: int = 128) -> Path:
+    """tests/fixtures/vilbert_tasks with its region projection widened to ``visual_dim``, plus a vocabulary and
+    an answers.json: a 12-in-1 folder as a user would arrange it."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    source = Path(__file__).parents[1] / "fixtures" / "vilbert_tasks"
+    folder.mkdir()
+    shutil.copy(source / "config.json", folder)
+    sd = load_file(source / "weights.safetensors")
+    g = torch.Generator().manual_seed(3)
+    sd["bert.v_embeddings.image_embeddings.weight"] = torch.randn(48, visual_dim, generator=g) / visual_dim ** 0.5
+    save_file(sd, folder / "pytorch_model.safetensors")
+    (folder / "vocab.txt").write_text("\n".join(WORDS + [f"[unused{i}]" for i in range(200 - len(WORDS))]) + "\n")
+    (folder / "answers.json").write_text(json.dumps([f"answer-{i}" for i in range(3129)]))
+    return folder
+
+
+def test_vilbert_12in1_answers_and_points_at_a_region(tmp_path):
+
+    vilbert = _vilbert_checkpoint(tmp_path / "12in1")
+    r = cli_in_process("vqa", vilbert, PICTURES / "chelsea.jpg", "what is on the sofa?", "--detector", DETECTOR,
+                       "--task", "1", "-k", "2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("answer-") == 2
+    r = cli_in_process("vqa", vilbert, PICTURES / "chelsea.jpg", "what?", "--detector", DETECTOR, "--task", "9")
+    assert r.returncode != 0 and "task 9 does not answer questions" in r.stderr
+    proc = _run("refer", vilbert, PICTURES / "chelsea.jpg", "the cat on the sofa", "--detector", DETECTOR,
+                "--out", tmp_path / "box.png")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    shown = json.loads(proc.stdout)
+    x0, y0, x1, y1 = shown["box"]
+    assert 0 <= x0 <= x1 <= 200 and 0 <= y0 <= y1 <= 133 and 0 < shown["score"] <= 1
+    from PIL import Image
+
+    assert Image.open(tmp_path / "box.png").size == (200, 133)
+    wide = _vilbert_checkpoint(tmp_path / "wide", visual_dim=2048)
+    r = cli_in_process("refer", wide, PICTURES / "chelsea.jpg", "the cat", "--detector", DETECTOR)
+    assert r.returncode != 0 and "reads 2048-d region features" in r.stderr

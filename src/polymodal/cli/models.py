@@ -46,7 +46,8 @@ def info(checkpoints: Annotated[list[Path], typer.Argument(help="checkpoint file
             failed.append(checkpoint)
             continue
         console.print(f"[bold]{d['file']}[/bold]\nlayout: {d['layout']} ({d['description']})\n"
-                      f"family: {d['family']}\ntensors: {d['tensors']}\nparameters: {d['parameters']:,}")
+                      f"family: {d['family']}\ntensors: {d['tensors']}\nparameters: {d['parameters']:,}\n"
+                      f"licence: {safe(d['licence'] or 'none in the folder')}", highlight=False)
         if d["supported"]:
             console.print_json(json.dumps(d["config"]))
         else:

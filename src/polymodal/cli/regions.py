@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from json import dumps as json_dumps
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -69,10 +70,11 @@ def vqa(
                                                                "(default: the one the folder records)")] = None,
     k: Annotated[int, typer.Option("-k", help="answers to show")] = 5,
     detector: Annotated[Optional[Path], typer.Option(help="a bottom-up-attention detector: MODEL is then a released "
-                                                          "VisualBERT VQA checkpoint (VisualBertForQuestionAnswering) "
-                                                          "that reads its regions")] = None,
+                                                          "checkpoint that reads its regions (transformers' "
+                                                          "VisualBertForQuestionAnswering or ViLBERT's 12-in-1)")] = None,
     tokenizer: Annotated[Optional[Path], typer.Option(help="with --detector: a folder with the checkpoint's vocab.txt "
                                                            "or tokenizer.json (default: MODEL's folder)")] = None,
+    task: Annotated[int, typer.Option(help="ViLBERT 12-in-1: 1 (VQA), 2 (GenomeQA) or 15 (GQA)")] = 1,
 ) -> None:
     """Answer a question about a picture: the top answers with their scores."""
     from ..modalities.image import ImageReadError, load_image
@@ -82,11 +84,11 @@ def vqa(
 
     try:
         if detector is not None:
-            from ..tasks.released_vqa import ReleasedVQA
+            from ..tasks.released_vqa import ReleasedModel
 
             if boxes is not None or region_tower is not None:
                 fail("--detector finds the regions itself: give it without --boxes and --region-tower")
-            answers, _ = ReleasedVQA(model, detector, tokenizer)(load_image(image), question, k)
+            answers, _ = ReleasedModel(model, detector, tokenizer).answer(load_image(image), question, k, task)
         else:
             chosen = read_boxes(boxes)
             predictor = VQAPredictor(model, region_tower)
@@ -137,3 +139,32 @@ def attention(
     plot_word_region(words, att, out, f"{image.name}: {text}")
     console.print(f"wrote {safe(out)} ({att.shape[0]} layers × {att.shape[1]} heads, {len(words)} tokens × "
                   f"{att.shape[-1]} regions)", highlight=False)
+
+
+@app.command()
+def refer(
+    model: Annotated[Path, typer.Argument(help="ViLBERT's 12-in-1 checkpoint (vilbert-multi-task VILBertForVLTasks)")],
+    image: Annotated[Path, typer.Argument(help="the picture")],
+    phrase: Annotated[str, typer.Argument(help='e.g. "the dog on the left"')],
+    detector: Annotated[Path, typer.Option(help="the bottom-up-attention detector whose boxes the phrase picks from")],
+    out: Annotated[Optional[Path], typer.Option(help="PNG to write with the chosen box drawn")] = None,
+    tokenizer: Annotated[Optional[Path], typer.Option(help="a folder with vocab.txt or tokenizer.json "
+                                                           "(default: MODEL's folder)")] = None,
+    task: Annotated[int, typer.Option(help="9 (RefCOCO), 10 (RefCOCO+) or 11 (RefCOCOg)")] = 11,
+) -> None:
+    """Find the region a phrase refers to: the detector's boxes scored by the checkpoint's referring head;
+    prints the chosen box (pixels) and its probability, and draws it with --out."""
+    from ..modalities.image import ImageReadError, load_image
+    from ..tasks.draw_boxes import draw_boxes
+    from ..tasks.released_vqa import ReleasedModel
+    from ..weights import CheckpointError
+
+    try:
+        picture = load_image(image)
+        box, score, _ = ReleasedModel(model, detector, tokenizer).refer(picture, phrase, task)
+        if out is not None:
+            draw_boxes(picture, box[None], [f"{phrase} {score:.2f}"], out)
+    except (ImageReadError, CheckpointError, ValueError, OSError) as e:
+        fail(str(e))
+    console.print_json(json_dumps({"box": [round(float(v), 1) for v in box], "score": round(score, 4),
+                                   "drawn": None if out is None else str(out)}))

@@ -21,6 +21,7 @@ from torch import nn
 from .files import CheckpointError, find_weights_file, read_state_dict
 from ..fileio import atomic_write
 from .layout import Layout, find_layout
+from .licence import folder_licence
 from .ours import FORMAT
 
 
@@ -197,7 +198,8 @@ def describe(path: str | Path) -> dict:
     raw, layout = read_checkpoint(path)
     n_params = sum(v.numel() for v in raw.values() if v.is_floating_point())
     d = {"file": str(file), "layout": layout.name, "description": layout.description, "supported": layout.supported,
-         "family": layout.family, "tensors": len(raw), "parameters": n_params}
+         "family": layout.family, "tensors": len(raw), "parameters": n_params,
+         "licence": folder_licence(_folder(Path(path)))}
     if layout.supported:
         d.update(config_to_dict(infer_config(path, raw, layout)))
     return d
