@@ -191,3 +191,16 @@ def test_info_names_the_layout_and_the_licence_the_folder_carries(tmp_path):
     (folder / "README.md").unlink()
     (folder / "LICENSE").write_text("\n[bold]MIT License[/bold]\n\nPermission is hereby granted…\n")
     assert "licence: [bold]MIT License[/bold] (LICENSE)" in cli_in_process("info", folder).stdout  # printed, not styled
+
+
+def test_convert_writes_either_layout_once_as_safetensors(model, tmp_path):
+    from cli_runs import cli_in_process
+
+    folder = _detectron2_pickle(tmp_path / "d2")
+    shutil.copy(FIXTURE / "config.yaml", folder)
+    r = cli_in_process("convert", folder, tmp_path / "ours")
+    assert r.returncode == 0, r.stderr
+    assert describe(tmp_path / "ours")["layout"] == "polymodal"
+    converted = polymodal.load(tmp_path / "ours")
+    assert converted.config == model.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), converted.state_dict().values()))

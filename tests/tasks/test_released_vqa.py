@@ -108,3 +108,75 @@ def test_vilbert_12in1_answers_and_points_at_a_region(tmp_path):
     wide = _vilbert_checkpoint(tmp_path / "wide", visual_dim=2048)
     r = cli_in_process("refer", wide, PICTURES / "chelsea.jpg", "the cat", "--detector", DETECTOR)
     assert r.returncode != 0 and "reads 2048-d region features" in r.stderr
+
+
+def test_the_folder_records_its_feature_convention(tmp_path):
+    import json
+
+    from polymodal.tasks.released_vqa import ReleasedModel
+
+    vqa = _checkpoint(tmp_path / "v", visual_dim=128)
+    (vqa / "detector.json").write_text(json.dumps({"feature_dim": 128, "selection": "fixed", "min_boxes": 3,
+                                                    "max_boxes": 5, "nms_thresholds": [0.3, 0.9]}))
+    model = ReleasedModel(vqa, DETECTOR)
+    assert (model.detector.config.min_boxes, model.detector.config.max_boxes) == (3, 5)
+    from polymodal.modalities.image import load_image
+
+    _, regions = model.answer(load_image(PICTURES / "coffee.jpg"), "what is on the sofa?")
+    assert 3 <= len(regions.boxes) <= 5
+    (vqa / "detector.json").write_text(json.dumps({"feature_dim": 2048}))
+    with pytest.raises(ValueError, match="records 2048-d features; the detector"):
+        ReleasedModel(vqa, DETECTOR)
+    (vqa / "detector.json").write_text(json.dumps({"boxes": 36}))
+    with pytest.raises(ValueError, match="expected an object with some of"):
+        ReleasedModel(vqa, DETECTOR)
+
+
+def _visualbert(folder: Path, task: str) -> Path:
+    classes = {"nlvr2": "VisualBertForVisualReasoning", "vcr": "VisualBertForMultipleChoice",
+               "flickr": "VisualBertForRegionToPhraseAlignment"}
+    config = transformers.VisualBertConfig(vocab_size=len(WORDS) + 20, hidden_size=32, num_hidden_layers=2,
+                                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=40,
+                                           visual_embedding_dim=128, num_labels=2)
+    torch.manual_seed(0)
+    getattr(transformers, classes[task])(config).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(WORDS + [f"[unused{i}]" for i in range(20)]) + "\n")
+    return folder
+
+
+def test_nlvr2_vcr_flickr_and_entailment_from_the_command_line(tmp_path):
+    import json
+
+    photo, other = PICTURES / "chelsea.jpg", PICTURES / "coffee.jpg"
+    nlvr2 = _visualbert(tmp_path / "nlvr2", "nlvr2")
+    proc = _run("verify", nlvr2, photo, other, "the cat is on the sofa", "--detector", DETECTOR)
+    assert proc.returncode == 0, proc.stderr
+    said = json.loads(proc.stdout)
+    assert 0 <= said["probability"] <= 1 and said["true"] == (said["probability"] > 0.5)
+    vilbert = _vilbert_checkpoint(tmp_path / "12in1")
+    r = cli_in_process("verify", vilbert, photo, other, "the cat is on the sofa", "--detector", DETECTOR)
+    assert r.returncode == 0, r.stderr
+    vcr = _visualbert(tmp_path / "vcr", "vcr")
+    for model in (vcr, vilbert):
+        r = cli_in_process("choose", model, photo, "cat", "sofa", "two", "--question", "what is on the sofa?",
+                           "--detector", DETECTOR)
+        assert r.returncode == 0, r.stderr
+        rows = [line for line in r.stdout.splitlines() if line.count("│") >= 4]
+        probabilities = [float(line.split("│")[3]) for line in rows if line.split("│")[1].strip().isdigit()]
+        assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 0.01
+    r = cli_in_process("choose", vilbert, photo, "a cat", "a cup", "--question", "", "--task", "7", "--detector", DETECTOR)
+    assert r.returncode == 0, r.stderr
+    r = cli_in_process("entail", vilbert, photo, "an animal is resting", "--detector", DETECTOR)
+    assert r.returncode == 0, r.stderr
+    said = json.loads(r.stdout)
+    assert said["label"] in ("contradiction", "neutral", "entailment")
+    assert abs(said["contradiction"] + said["neutral"] + said["entailment"] - 1) < 1e-3
+    flickr = _visualbert(tmp_path / "flickr", "flickr")
+    r = cli_in_process("refer", flickr, photo, "the cat", "--detector", DETECTOR)
+    assert r.returncode == 0, r.stderr
+    assert 0 < json.loads(r.stdout)["score"] <= 1
+    # A checkpoint for another task is refused by name.
+    r = cli_in_process("verify", vcr, photo, other, "the cat", "--detector", DETECTOR)
+    assert r.returncode != 0 and "this needs visualbert nlvr2" in r.stderr
+    r = cli_in_process("entail", vcr, photo, "the cat", "--detector", DETECTOR)
+    assert r.returncode != 0 and "this needs vilbert" in r.stderr
