@@ -40,27 +40,26 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "makers" / "frcnn_vg"))
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import alternating_medians, peak_rss_growth_mib, _rss_kib  # noqa: E402
 
-VG = {
-    "MODEL": {"DEVICE": "cpu", "MAX_POOL": True, "PIXEL_MEAN": [102.9801, 115.9465, 122.7717],
-              "PIXEL_STD": [57.0, 57.0, 57.0]},  # unit-scale inputs for random weights (the real model: 1, 1, 1)
-    "RESNETS": {"DEPTH": 101, "NORM": "BN", "NUM_GROUPS": 1, "WIDTH_PER_GROUP": 64, "STEM_OUT_CHANNELS": 64,
-                "RES2_OUT_CHANNELS": 256, "STRIDE_IN_1X1": True, "RES5_DILATION": 1, "OUT_FEATURES": ["res4"]},
-    "BACKBONE": {"FREEZE_AT": 2},
-    "ANCHOR_GENERATOR": {"SIZES": [[32, 64, 128, 256, 512]], "ASPECT_RATIOS": [[0.5, 1.0, 2.0]], "OFFSET": 0.0},
-    "PROPOSAL_GENERATOR": {"HIDDEN_CHANNELS": 512, "MIN_SIZE": 0},
-    "RPN": {"IN_FEATURES": ["res4"], "NMS_THRESH": 1.0, "PRE_NMS_TOPK_TEST": 6000, "POST_NMS_TOPK_TEST": 300,
-            "PRE_NMS_TOPK_TRAIN": 12000, "POST_NMS_TOPK_TRAIN": 2000, "BBOX_REG_WEIGHTS": [1.0, 1.0, 1.0, 1.0],
-            "BATCH_SIZE_PER_IMAGE": 256, "POSITIVE_FRACTION": 0.5, "BOUNDARY_THRESH": -1, "SMOOTH_L1_BETA": 0.0,
-            "LOSS_WEIGHT": 1.0, "IOU_THRESHOLDS": [0.3, 0.7], "IOU_LABELS": [0, -1, 1]},
-    "ROI_HEADS": {"NUM_CLASSES": 1600, "IN_FEATURES": ["res4"], "NMS_THRESH_TEST": [0.6, 0.9, 1.0],
-                  "SCORE_THRESH_TEST": 0.2, "POSITIVE_FRACTION": 0.25, "PROPOSAL_APPEND_GT": True,
-                  "IOU_THRESHOLDS": [0.5], "IOU_LABELS": [0, 1]},
-    "ROI_BOX_HEAD": {"POOLER_RESOLUTION": 14, "POOLER_SAMPLING_RATIO": 0, "RES5HALVE": False, "ATTR": True,
-                     "NUM_ATTRS": 400, "BBOX_REG_WEIGHTS": [10.0, 10.0, 5.0, 5.0], "CLS_AGNOSTIC_BBOX_REG": False,
-                     "SMOOTH_L1_BETA": 0.0},
-    "INPUT": {"MIN_SIZE_TEST": 600, "MAX_SIZE_TEST": 1000, "FORMAT": "RGB"},
-    "MIN_DETECTIONS": 36, "MAX_DETECTIONS": 36, "PAD_VALUE": 0.0, "SIZE_DIVISIBILITY": 0,
-}
+def vg_config() -> dict:
+    """The fixture maker's config (every key the reference reads) at the VG detector's sizes."""
+    import copy
+
+    from make_fixture import CONFIG
+
+    c = copy.deepcopy(CONFIG)
+    c["MODEL"]["PIXEL_STD"] = [57.0, 57.0, 57.0]  # unit-scale inputs for random weights (the real model: 1, 1, 1)
+    c["RESNETS"].update(DEPTH=101, WIDTH_PER_GROUP=64, STEM_OUT_CHANNELS=64, RES2_OUT_CHANNELS=256)
+    c["ANCHOR_GENERATOR"]["SIZES"] = [[32, 64, 128, 256, 512]]
+    c["PROPOSAL_GENERATOR"].update(HIDDEN_CHANNELS=512, MIN_SIZE=0)
+    c["RPN"].update(NMS_THRESH=1.0, PRE_NMS_TOPK_TEST=6000, POST_NMS_TOPK_TEST=300)
+    c["ROI_HEADS"].update(NUM_CLASSES=1600, NMS_THRESH_TEST=[0.6, 0.9, 1.0])
+    c["ROI_BOX_HEAD"].update(POOLER_RESOLUTION=14, NUM_ATTRS=400)
+    c["INPUT"].update(MIN_SIZE_TEST=600, MAX_SIZE_TEST=1000)
+    c.update(MIN_DETECTIONS=36, MAX_DETECTIONS=36)
+    return c
+
+
+VG = vg_config()
 
 
 def pictures(n: int) -> list[torch.Tensor]:
