@@ -39,6 +39,7 @@ def test_every_head_matches_the_reference(loaded):
     assert isinstance(model, ViLBertTask) and model.config.trunk.task_tokens == 20
     out = _run(model, i)
     assert sorted(OURS) == sorted(expected)
+    out["pair"] = out["pair"][::2]  # each pair's logits sit on both its rows
     for theirs, ours in OURS.items():
         torch.testing.assert_close(out[ours], expected[theirs], rtol=1e-4, atol=1e-5, msg=lambda m, k=theirs: f"{k}: {m}")
 

@@ -62,7 +62,7 @@ def test_mismatched_features_and_bad_inputs_are_refused_by_name(tmp_path):
     r = cli_in_process("vqa", good, PICTURES / "coffee.jpg", "what?", "--detector", DETECTOR)
     assert r.returncode != 0 and "no vocab.txt or tokenizer.json" in r.stderr
     r = cli_in_process("vqa", DETECTOR, PICTURES / "coffee.jpg", "what?", "--detector", DETECTOR)
-    assert r.returncode != 0 and "not a VQA checkpoint" in r.stderr
+    assert r.returncode != 0 and "not a released VisualBERT or ViLBERT task checkpoint" in r.stderr
 
 
 def _vilbert_checkpoint(folder: Path, visual_dim: int = 128) -> Path:

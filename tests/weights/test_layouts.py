@@ -22,11 +22,14 @@ EXPECTED = {
     "layoutlmv3": ("hf-layoutlmv3", "layoutlmv3", True),
     "videoclip": ("mmpt-videoclip", "videoclip", True),
     "s3d": ("s3d-howto100m", "s3d", True),
+    "frcnn_vg": ("lxmert-frcnn", "frcnn", True),
+    "vilbert_tasks": ("vilbert-tasks", "vilbert-task", True),
 }
+NOT_FIXTURES = {"makers"}  # the scripts that made some of them
 
 
 def test_every_fixture_folder_is_expected(fixtures):
-    assert sorted(p.name for p in fixtures.iterdir() if p.is_dir()) == sorted(EXPECTED)
+    assert sorted(p.name for p in fixtures.iterdir() if p.is_dir() and p.name not in NOT_FIXTURES) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

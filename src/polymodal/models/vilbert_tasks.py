@@ -65,7 +65,8 @@ class ViLBertTask(nn.Module):
                 token_type_ids: torch.Tensor | None = None, task_ids: torch.Tensor | None = None) -> dict:
         """ids [B, L], regions [B, R, D], boxes [B, R, 5] (normalised x0 y0 x1 y1 area), masks 1 = real,
         task_ids [B] → every head: ``vqa`` [B, 3129], ``gqa`` [B, 1533], ``score`` [B, 1], ``entail``
-        [B, 3], ``pair`` [B/2, 2] (rows 2i and 2i+1 are one statement's two pictures; absent for odd B),
+        [B, 3], ``pair`` [B, 2] (rows 2i and 2i+1 are one statement's two pictures
+        and both carry that pair's logits; absent for odd B),
         ``region`` [B, R, 1], ``word`` [B, L(+1), 1], and the pretraining heads' ``mlm_logits``,
         ``region_logits``, ``align_logits``."""
         out = self.trunk(ids, regions, boxes, attention_mask, region_mask, token_type_ids, task_ids=task_ids)
@@ -77,7 +78,7 @@ class ViLBertTask(nn.Module):
                  "region": self.region(out["image"]) + ((1.0 - region_mask.to(pooled.dtype)) * -10000.0)[..., None],
                  "word": self.word(out["text"])}
         if len(pooled) % 2 == 0:
-            heads["pair"] = self.pair(pooled.reshape(-1, 2 * pooled.shape[-1]))
+            heads["pair"] = self.pair(pooled.reshape(-1, 2 * pooled.shape[-1])).repeat_interleave(2, dim=0)
         return {**out, **heads}
 
 
