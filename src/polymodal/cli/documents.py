@@ -51,13 +51,18 @@ REREAD_OPTION = Annotated[str, typer.Option(help="read Tesseract's weak lines (d
 DPI_OPTION = Annotated[float, typer.Option(help="PDF rendering resolution")]
 
 
-def _document_model(folder: Path, task: str):
+BACKEND_OPTION = Annotated[str, typer.Option(help="run the model with torch, or an export of it under onnxruntime "
+                                                  "or openvino (made and verified once, then cached)")]
+
+
+def _document_model(folder: Path, task: str, backend: str = "torch"):
+    from ..export.onnx import ExportError
     from ..tasks.documents import DocumentModel
 
     try:
-        model = DocumentModel.from_folder(folder)
+        model = DocumentModel.from_folder(folder, backend=backend)
         model.require(task)
-    except (FileNotFoundError, TypeError, ValueError) as e:
+    except (FileNotFoundError, TypeError, ValueError, ExportError) as e:
         fail(str(e))
     return model
 
@@ -118,6 +123,7 @@ def doc_extract_cmd(
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
     clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
     dpi: DPI_OPTION = 150,
+    backend: BACKEND_OPTION = "torch",
 ) -> None:
     """Key–value pairs of each page: ``fields`` (key, value, their boxes, confidence), and every
     entity (header / question / answer) with the links the model found. Over several documents or a
@@ -139,7 +145,7 @@ def doc_extract_cmd(
             fail(f"{option} {target}: the folder {target.parent} does not exist")
     if batch and out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
-    doc_model = _document_model(model, "entities")
+    doc_model = _document_model(model, "entities", backend)
     if not batch:
         try:
             several = page_count(files[0]) > 1 if draw is not None else False
@@ -225,13 +231,14 @@ def doc_ask_cmd(
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
     clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
     dpi: DPI_OPTION = 150,
+    backend: BACKEND_OPTION = "torch",
 ) -> None:
     """The answer (words of the page), its score and where it is: page and pixel box (JSON)."""
     from ..documents import DocumentReadError, OCRError
     from ..tasks.documents import DocumentPage
 
     ocr = _ocr(engine, lang, psm, clean, upscale, reread)
-    doc_model = _document_model(model, "qa")
+    doc_model = _document_model(model, "qa", backend)
     if not question.strip():
         fail("the question is empty")
     room = doc_model.processor.max_tokens // 2  # the page's words need the rest of each window
@@ -266,6 +273,7 @@ def doc_classify_cmd(
     engine: OCR_OPTION = "tesseract", lang: LANG_OPTION = "eng", psm: PSM_OPTION = "auto",
     clean: CLEAN_OPTION = "auto", upscale: UPSCALE_OPTION = "auto", reread: REREAD_OPTION = "off",
     dpi: DPI_OPTION = 150,
+    backend: BACKEND_OPTION = "torch",
 ) -> None:
     """One line per file: path, class, score (class probabilities averaged over its pages). A bad
     file gets an error line and the others go on."""
@@ -273,7 +281,7 @@ def doc_classify_cmd(
     from ..tasks.documents import DocumentPage
 
     ocr = _ocr(engine, lang, psm, clean, upscale, reread)
-    doc_model = _document_model(model, "classify")
+    doc_model = _document_model(model, "classify", backend)
     files = _document_files(inputs)
     failed = 0
     for file in files:

@@ -11,6 +11,7 @@ usable on its own elsewhere, verified against the model before the command repor
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -38,6 +39,20 @@ def export_model(source: str | Path, fmt: str, out: str | Path, tolerance: float
     tokenizer_files(folder)  # a link or a FIFO among the files to carry along is refused before any work
     model = fp32_eval(load_checkpoint(source))
     processor = processor_for(model, folder) if hasattr(model, "modalities") else None
+    from ..models.document_tasks import DocumentTaskModel
+
+    if fmt in ("onnx", "openvino") and isinstance(model, DocumentTaskModel):
+        from .documents import export_document_onnx, export_document_openvino
+
+        manifest = (export_document_onnx if fmt == "onnx" else export_document_openvino)(model, out, tolerance)
+        (out / "config.json").write_text(json.dumps(config_to_dict(model.config), indent=1))
+        from ..documents.processor import PROCESSOR_FILE, TOKENIZER_FILE
+        from ..tasks.documents import LABELS_FILE
+
+        for name in (PROCESSOR_FILE, TOKENIZER_FILE, LABELS_FILE):  # what a page needs beside the model
+            if (folder / name).is_file() and not (folder / name).is_symlink():
+                shutil.copyfile(folder / name, out / name)
+        return {manifest["task"]: manifest["max_abs_diff"]}
     if fmt in ("onnx", "openvino"):
         if not hasattr(model, "embed"):
             raise ExportError(f"{source} holds a {type(model).__name__}, which has no embedding towers to export")

@@ -190,6 +190,8 @@ def _dense_bias_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bia
 
 
 def _dense_bias_inference(q: torch.Tensor, mask: torch.Tensor | None, dropout: float) -> bool:
+    if torch.compiler.is_exporting():  # its chunked in-place steps are a CPU speed path, not a graph to export
+        return False
     return (mask is not None and mask.dtype == q.dtype and q.dtype in (torch.bfloat16, torch.float32) and q.device.type == "cpu"
             and not torch.is_grad_enabled() and dropout == 0.0 and mask.dim() == 4
             and mask.shape[:2] == q.shape[:2] and mask.shape[2] == q.shape[2] and mask.is_contiguous())

@@ -100,7 +100,9 @@ class LayoutBias(nn.Module):
         leaves the layout the attention reads to one more pass: no faster in all."""
         tx, ty = self.rel_x.offset_table(scale, dtype), self.rel_y.offset_table(scale, dtype)
         joint = (tx[:, :, None] + ty[:, None, :]).flatten(1)  # [heads, (2dx+1)·(2dy+1)]
-        index = self.rel_x.offsets(boxes[..., 0].int()).mul_(ty.shape[1]).add_(self.rel_y.offsets(boxes[..., 3].int()))
+        # int32 offsets halve the index traffic; an exported graph gathers with int64 (what ONNX's GatherND takes).
+        kind = torch.long if torch.compiler.is_exporting() else torch.int32
+        index = self.rel_x.offsets(boxes[..., 0].to(kind)).mul_(ty.shape[1]).add_(self.rel_y.offsets(boxes[..., 3].to(kind)))
         return joint[:, index].transpose(0, 1)
 
 
@@ -113,6 +115,8 @@ def attention_bias(bias: torch.Tensor | None, keep: torch.Tensor, dtype: torch.d
     if bias is None:
         return pad
     bias = bias.to(dtype)
-    if keep.device.type == "cpu" and bool(keep.all()):  # nothing padded: skip a pass over [B, H, N, N]
-        return bias  # (on CPU only: elsewhere the check would wait for the device)
+    # Nothing padded: skip a pass over [B, H, N, N] (on CPU only: elsewhere the check would wait for the
+    # device; not while exporting, where a branch on the data cannot be traced).
+    if keep.device.type == "cpu" and not torch.compiler.is_exporting() and bool(keep.all()):
+        return bias
     return bias.add_(pad) if not torch.is_grad_enabled() and bias.shape[0] == pad.shape[0] else bias + pad

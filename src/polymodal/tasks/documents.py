@@ -70,19 +70,27 @@ class DocumentPage:
 class DocumentModel:
     """A task model and its processing, ready for pages (``from_folder`` or built by a run)."""
 
-    def __init__(self, model: DocumentTaskModel, processor: DocumentProcessor, labels: list[str]):
+    def __init__(self, model: DocumentTaskModel, processor: DocumentProcessor, labels: list[str], runtime=None):
         self.model, self.processor, self.labels = model.eval(), processor, list(labels)
         self.task = model.config.task
+        self.runtime = runtime  # an exported copy (ONNX Runtime / OpenVINO) that runs instead of the torch model
 
     @classmethod
     def from_folder(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
-                    cpu_path: str | None = None) -> "DocumentModel":
+                    cpu_path: str | None = None, backend: str = "torch") -> "DocumentModel":
         """The model saved in ``folder``, for inference on the CPU: ``dtype=torch.bfloat16`` runs
         weights and activations in bf16; ``cpu_path`` picks how its linears run (``auto``: the
         faster of PyTorch's GEMM and oneDNN with prepacked weights on this machine, measured once;
-        see :mod:`polymodal.layers.cpu_path`)."""
+        see :mod:`polymodal.layers.cpu_path`). ``backend`` ``onnxruntime`` / ``openvino`` runs an export
+        of it instead (made and verified on first use, cached by the weights hash; OpenVINO runs bf16
+        with ``dtype``)."""
+        from ..export.runtime import check_backend
         from ..layers.cpu_path import set_linear_path
         from ..weights import load_checkpoint
+        from ..weights.files import find_weights_file, sha256_of
+
+        precision = "bf16" if dtype == torch.bfloat16 else "f32"
+        check_backend(backend, precision)
 
         folder = Path(folder)
         labels = _labels(folder)
@@ -91,8 +99,14 @@ class DocumentModel:
             raise TypeError(f"{folder} holds a {type(model).__name__}, not a document task model")
         if model.config.task in ("entities", "classify") and len(labels) != model.config.num_labels:
             raise ValueError(f"{folder}: {len(labels)} labels for a head of {model.config.num_labels}")
-        model = model.to(dtype)
-        set_linear_path(model, cpu_path)
+        runtime = None
+        if backend != "torch":
+            from ..export.documents import exported_document
+
+            runtime = exported_document(model, sha256_of(find_weights_file(folder))[:16], backend, precision)
+        else:
+            model = model.to(dtype)
+            set_linear_path(model, cpu_path)
         if (folder / PROCESSOR_FILE).is_file():
             processor = DocumentProcessor.load(folder)
         elif (folder / TOKENIZER_FILE).is_file():  # a Hugging Face folder: the processing its family expects
@@ -103,7 +117,7 @@ class DocumentModel:
         if processor.tokenizer.get_vocab_size() > vocab:  # its ids past the embedding would crash mid-document
             raise ValueError(f"{folder}: the tokenizer has {processor.tokenizer.get_vocab_size()} tokens, the model's "
                              f"vocabulary {vocab}: they do not belong together")
-        return cls(model, processor, labels)
+        return cls(model, processor, labels, runtime)
 
     def _run(self, page: DocumentPage, question: str | None = None):
         grid = normalize_boxes(page.boxes, page.width, page.height)
@@ -114,6 +128,11 @@ class DocumentModel:
         with torch.inference_mode():  # a few windows per forward: memory stays bounded on pages of any length
             for s in range(0, len(windows), WINDOW_BATCH):
                 part = slice(s, s + WINDOW_BATCH)
+                if self.runtime is not None:
+                    outs.append(self.runtime.run(batch["ids"][part], batch["boxes"][part],
+                                                 None if image is None else image[part], batch["attention_mask"][part],
+                                                 None if types is None else types[part]))
+                    continue
                 outs.append(self.model(batch["ids"][part], batch["boxes"][part],
                                        None if image is None else image[part].to(dtype), batch["attention_mask"][part],
                                        None if types is None else types[part]))
