@@ -17,6 +17,7 @@ from .windows import Specials, Window, collate, token_windows
 
 PROCESSOR_FILE = "document_processor.json"
 TOKENIZER_FILE = "tokenizer.json"
+LABELS_FILE = "labels.json"  # a document task model's tags or classes, in head order
 
 
 @dataclass

@@ -46,8 +46,7 @@ def export_model(source: str | Path, fmt: str, out: str | Path, tolerance: float
 
         manifest = (export_document_onnx if fmt == "onnx" else export_document_openvino)(model, out, tolerance)
         (out / "config.json").write_text(json.dumps(config_to_dict(model.config), indent=1))
-        from ..documents.processor import PROCESSOR_FILE, TOKENIZER_FILE
-        from ..tasks.documents import LABELS_FILE
+        from ..documents.processor import LABELS_FILE, PROCESSOR_FILE, TOKENIZER_FILE
 
         for name in (PROCESSOR_FILE, TOKENIZER_FILE, LABELS_FILE):  # what a page needs beside the model
             if (folder / name).is_file() and not (folder / name).is_symlink():

@@ -20,11 +20,10 @@ from tokenizers import Tokenizer
 
 from ..data.documents import BIO, DocEntity
 from ..documents.page import normalize_boxes
-from ..documents.processor import PROCESSOR_FILE, TOKENIZER_FILE, DocumentProcessor
+from ..documents.processor import LABELS_FILE, PROCESSOR_FILE, TOKENIZER_FILE, DocumentProcessor
 from ..documents.windows import best_token_per_word, merge_word_logits
 from ..models.document_tasks import DocumentTaskModel
 
-LABELS_FILE = "labels.json"
 WINDOW_BATCH = 8  # token windows of one page per forward
 MAX_ANSWER_TOKENS = 30
 
