@@ -183,24 +183,10 @@ class DocumentRuntime:
 def exported_document(model: nn.Module, model_id: str, backend: str, precision: str = "f32") -> DocumentRuntime:
     """``model`` under ``backend``, exported and verified on first use and cached by ``model_id`` (its
     weights hash) under the export cache, as the embedding towers are."""
-    import shutil
-    import tempfile
-
-    from .runtime import cache_root, check_backend
+    from .runtime import cached_export, check_backend
 
     check_backend(backend, precision)
     fmt = "onnx" if backend == "onnxruntime" else "openvino"
-    folder = cache_root() / "exports" / f"{model_id}-document-{fmt}-torch{torch.__version__}"
-    if not (folder / MANIFEST).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
-        try:
-            (export_document_onnx if fmt == "onnx" else export_document_openvino)(model, tmp)
-            try:
-                tmp.rename(folder)  # atomic: a half-written export is never found
-            except OSError:
-                if not (folder / MANIFEST).is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    export = export_document_onnx if fmt == "onnx" else export_document_openvino
+    folder = cached_export(f"{model_id}-document-{fmt}-torch{torch.__version__}", lambda tmp: export(model, tmp))
     return DocumentRuntime(folder, backend, precision)

@@ -108,30 +108,42 @@ class ExportedTowers:
         return out.reshape(b, -1, out.shape[-1]).mean(1) if clips else out
 
 
+def cached_export(name: str, export) -> Path:
+    """The export folder ``name`` under :func:`cache_root`, made by ``export(tmp_folder)`` on first use: written
+    beside it and renamed into place, so a half-written export is never found (two processes may race; the
+    first rename wins)."""
+    folder = cache_root() / "exports" / name
+    if not (folder / MANIFEST).is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
+        try:
+            export(tmp)
+            try:
+                tmp.rename(folder)
+            except OSError:
+                if not (folder / MANIFEST).is_file():  # not another process that got there first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def exported_towers(model: nn.Module, model_id: str, backend: str, precision: str = "f32",
                     threads: int = 0) -> ExportedTowers:
     """``model``'s towers under ``backend`` (``onnxruntime`` or ``openvino``), exported and verified
     on first use and cached under :func:`cache_root` by ``model_id`` (its weights hash)."""
     check_backend(backend, precision)
     fmt = "onnx" if backend == "onnxruntime" else "openvino"
-    folder = cache_root() / "exports" / f"{model_id}-{fmt}-torch{torch.__version__}"
-    if not (folder / MANIFEST).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
-        try:
-            if fmt == "onnx":
-                from .onnx import export_onnx
 
-                export_onnx(model, tmp)
-            else:
-                from .openvino import export_openvino
+    def export(tmp: Path) -> None:
+        if fmt == "onnx":
+            from .onnx import export_onnx
 
-                export_openvino(model, tmp)
-            try:
-                tmp.rename(folder)  # atomic: a half-written export is never found
-            except OSError:
-                if not (folder / MANIFEST).is_file():  # not another process that got there first
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            export_onnx(model, tmp)
+        else:
+            from .openvino import export_openvino
+
+            export_openvino(model, tmp)
+
+    folder = cached_export(f"{model_id}-{fmt}-torch{torch.__version__}", export)
     return ExportedTowers(folder, backend, precision, threads)
