@@ -54,6 +54,8 @@ def apply_convention(folder: Path, config, detector) -> object:
     file = folder / CONVENTION_FILE
     if not file.is_file():
         return config
+    if file.stat().st_size > MAX_ANSWER_FILE:
+        raise CheckpointError(f"{file} is larger than {MAX_ANSWER_FILE} bytes; not a feature convention")
     try:
         record = json.loads(file.read_text())
     except ValueError as e:
@@ -85,7 +87,11 @@ def read_answers(folder: Path, n: int) -> list[str]:
         if file.stat().st_size > MAX_ANSWER_FILE:
             raise CheckpointError(f"{file} is larger than {MAX_ANSWER_FILE} bytes; not an answer list")
         try:
-            answers = json.loads(file.read_text()) if file.suffix == ".json" else _StringsOnly(open(file, "rb")).load()
+            if file.suffix == ".json":
+                answers = json.loads(file.read_text())
+            else:
+                with open(file, "rb") as f:
+                    answers = _StringsOnly(f).load()
         except (ValueError, pickle.UnpicklingError, EOFError) as e:
             raise CheckpointError(f"{file}: {e}") from e
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers) or len(answers) != n:
